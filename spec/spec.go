@@ -1,0 +1,335 @@
+package spec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+)
+
+// Spec is one pipeline run's description. It is the workflow's input, so it
+// is plain data that round-trips through JSON.
+type Spec struct {
+	// Name is the registered model name the run publishes to.
+	Name       string     `yaml:"name" json:"name"`
+	BaseModel  string     `yaml:"base_model" json:"base_model"`
+	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
+	LoRA       LoRA       `yaml:"lora" json:"lora"`
+	Training   Training   `yaml:"training" json:"training"`
+	Evaluation Evaluation `yaml:"evaluation" json:"evaluation"`
+	Merge      bool       `yaml:"merge" json:"merge"`
+	Signing    Signing    `yaml:"signing" json:"signing"`
+	Registry   Registry   `yaml:"registry" json:"registry"`
+	Carbon     Carbon     `yaml:"carbon" json:"carbon"`
+	// SkipIfUnchanged ends the run early, publishing nothing, when the
+	// dataset snapshot and base model equal the current champion's
+	// (scheduled retraining sets it).
+	SkipIfUnchanged bool `yaml:"skip_if_unchanged" json:"skip_if_unchanged"`
+	// Timeouts tunes the activities' Temporal timeouts (Go duration strings).
+	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
+}
+
+// Dataset names the data files and how to read them.
+type Dataset struct {
+	Files []string `yaml:"files" json:"files"`
+	// Format is text, alpaca, chat or classification.
+	Format string `yaml:"format" json:"format"`
+	// ValidationFraction of the deduplicated examples goes to the held-out split.
+	ValidationFraction float64 `yaml:"validation_fraction" json:"validation_fraction"`
+	// MaxBadRows is how many invalid rows are skipped (and reported) before
+	// the data is rejected as a whole; 0 makes every bad row fatal.
+	MaxBadRows int   `yaml:"max_bad_rows" json:"max_bad_rows"`
+	Seed       int64 `yaml:"seed" json:"seed"`
+}
+
+// LoRA carries PEFT's LoraConfig fields under PEFT's names.
+type LoRA struct {
+	R                 int                `yaml:"r" json:"r"`
+	LoraAlpha         float64            `yaml:"lora_alpha" json:"lora_alpha"`
+	LoraDropout       float64            `yaml:"lora_dropout" json:"lora_dropout"`
+	TargetModules     any                `yaml:"target_modules" json:"target_modules"`
+	Bias              string             `yaml:"bias" json:"bias"`
+	UseRSLoRA         bool               `yaml:"use_rslora" json:"use_rslora"`
+	UseDoRA           bool               `yaml:"use_dora" json:"use_dora"`
+	InitLoraWeights   any                `yaml:"init_lora_weights" json:"init_lora_weights"`
+	RankPattern       map[string]int     `yaml:"rank_pattern" json:"rank_pattern,omitempty"`
+	AlphaPattern      map[string]float64 `yaml:"alpha_pattern" json:"alpha_pattern,omitempty"`
+	LayersToTransform []int              `yaml:"layers_to_transform" json:"layers_to_transform,omitempty"`
+	ModulesToSave     []string           `yaml:"modules_to_save" json:"modules_to_save,omitempty"`
+	LoraPlusLRRatio   float64            `yaml:"loraplus_lr_ratio" json:"loraplus_lr_ratio,omitempty"`
+}
+
+// Training holds the optimisation settings.
+type Training struct {
+	Steps           int     `yaml:"steps" json:"steps"`
+	Epochs          int     `yaml:"epochs" json:"epochs"`
+	BatchSize       int     `yaml:"batch_size" json:"batch_size"`
+	SeqLen          int     `yaml:"seq_len" json:"seq_len"`
+	GradAccumSteps  int     `yaml:"grad_accum_steps" json:"grad_accum_steps"`
+	LearningRate    float64 `yaml:"learning_rate" json:"learning_rate"`
+	Schedule        string  `yaml:"schedule" json:"schedule"`
+	WarmupSteps     int     `yaml:"warmup_steps" json:"warmup_steps"`
+	WeightDecay     float64 `yaml:"weight_decay" json:"weight_decay"`
+	MaxGradNorm     float64 `yaml:"max_grad_norm" json:"max_grad_norm"`
+	Seed            int64   `yaml:"seed" json:"seed"`
+	CheckpointEvery int     `yaml:"checkpoint_every" json:"checkpoint_every"`
+}
+
+// Evaluation holds the gate's thresholds. Zero values disable a threshold.
+type Evaluation struct {
+	// MaxValLoss rejects an adapter whose held-out loss is above it.
+	MaxValLoss float64 `yaml:"max_val_loss" json:"max_val_loss,omitempty"`
+	// MinImprovement is the least relative drop in held-out loss versus the
+	// base model (0.02 = 2%).
+	MinImprovement float64 `yaml:"min_improvement" json:"min_improvement"`
+	// MinAccuracy applies to classification data.
+	MinAccuracy float64 `yaml:"min_accuracy" json:"min_accuracy,omitempty"`
+	// ChampionMargin is by how much (relative held-out loss) the new adapter
+	// must beat the current champion to take the champion alias.
+	ChampionMargin float64 `yaml:"champion_margin" json:"champion_margin"`
+	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+}
+
+// Signing names the key that signs attestations and the keys trusted when
+// verifying them.
+type Signing struct {
+	// Key is a PEM file path, "env:VAR", or a mounted secret folder.
+	Key         string   `yaml:"key" json:"key"`
+	TrustedKeys []string `yaml:"trusted_keys" json:"trusted_keys,omitempty"`
+}
+
+// Registry is where the run publishes.
+type Registry struct {
+	// URI is file:///path (the embedded local registry) or http(s):// (MLflow).
+	URI string `yaml:"uri" json:"uri"`
+}
+
+// Carbon sets the emissions context.
+type Carbon struct {
+	// Region is an ISO country code (FRA) or a cloud region (aws:eu-west-3).
+	Region string `yaml:"region" json:"region"`
+	PUE    float64 `yaml:"pue" json:"pue"`
+	// IntensityGCO2PerKWh overrides the grid intensity table.
+	IntensityGCO2PerKWh float64 `yaml:"intensity_gco2_per_kwh" json:"intensity_gco2_per_kwh,omitempty"`
+}
+
+// Timeouts are Go duration strings ("30s", "2h").
+type Timeouts struct {
+	Heartbeat string `yaml:"heartbeat" json:"heartbeat,omitempty"`
+	Train     string `yaml:"train" json:"train,omitempty"`
+}
+
+//go:embed schema.json
+var schemaJSON []byte
+
+// SchemaJSON returns the JSON Schema of the spec file.
+func SchemaJSON() []byte { return bytes.Clone(schemaJSON) }
+
+var compiledSchema = func() *jsonschema.Schema {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+	if err != nil {
+		panic("spec: embedded schema.json: " + err.Error())
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("loraflow-spec.json", doc); err != nil {
+		panic("spec: embedded schema.json: " + err.Error())
+	}
+	return c.MustCompile("loraflow-spec.json")
+}()
+
+// Load reads, validates and strictly decodes the spec file at path, fills in
+// defaults and resolves relative paths against the file's folder.
+func Load(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %w", err)
+	}
+	s, err := Parse(data, abs)
+	if err != nil {
+		return nil, err
+	}
+	s.resolvePaths(filepath.Dir(abs))
+	return s, nil
+}
+
+// Parse validates and strictly decodes spec YAML; name is used in messages.
+// Paths are left as written.
+func Parse(data []byte, name string) (*Spec, error) {
+	var generic any
+	if err := yaml.Unmarshal(data, &generic); err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	jsonable, err := toJSONValue(generic)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	if err := compiledSchema.Validate(jsonable); err != nil {
+		var ve *jsonschema.ValidationError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("spec: %s does not match the spec schema:\n%s", name, indent(ve.Error()))
+		}
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	return &s, nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n  ")
+}
+
+// toJSONValue turns YAML's decoded values into the types a JSON decoder
+// would produce, so that the JSON Schema validator sees JSON.
+func toJSONValue(v any) (any, error) {
+	b, err := json.Marshal(normalize(v))
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+}
+
+func normalize(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[k] = normalize(e)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[fmt.Sprint(k)] = normalize(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = normalize(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+func (s *Spec) applyDefaults() {
+	d := &s.Dataset
+	if d.ValidationFraction == 0 {
+		d.ValidationFraction = 0.1
+	}
+	l := &s.LoRA
+	if l.R == 0 {
+		l.R = 8
+	}
+	if l.LoraAlpha == 0 {
+		l.LoraAlpha = float64(2 * l.R)
+	}
+	if l.TargetModules == nil {
+		l.TargetModules = []any{"q_proj", "v_proj"}
+	}
+	if l.Bias == "" {
+		l.Bias = "none"
+	}
+	if l.InitLoraWeights == nil {
+		l.InitLoraWeights = true
+	}
+	t := &s.Training
+	if t.BatchSize == 0 {
+		t.BatchSize = 8
+	}
+	if t.SeqLen == 0 {
+		t.SeqLen = 128
+	}
+	if t.GradAccumSteps == 0 {
+		t.GradAccumSteps = 1
+	}
+	if t.LearningRate == 0 {
+		t.LearningRate = 1e-3
+	}
+	if t.Schedule == "" {
+		t.Schedule = "cosine"
+	}
+	if t.MaxGradNorm == 0 {
+		t.MaxGradNorm = 1.0
+	}
+	if t.CheckpointEvery == 0 {
+		t.CheckpointEvery = 25
+	}
+	if t.Steps == 0 && t.Epochs == 0 {
+		t.Epochs = 1
+	}
+	if s.Evaluation.BatchSize == 0 {
+		s.Evaluation.BatchSize = t.BatchSize
+	}
+	if s.Carbon.PUE == 0 {
+		s.Carbon.PUE = 1.0
+	}
+	if s.Timeouts.Heartbeat == "" {
+		s.Timeouts.Heartbeat = "60s"
+	}
+	if s.Timeouts.Train == "" {
+		s.Timeouts.Train = "6h"
+	}
+}
+
+// Validate checks what the schema cannot express.
+func (s *Spec) Validate() error {
+	if s.Training.WarmupSteps > 0 && s.Training.Steps > 0 && s.Training.WarmupSteps > s.Training.Steps {
+		return fmt.Errorf("training.warmup_steps (%d) exceeds training.steps (%d)", s.Training.WarmupSteps, s.Training.Steps)
+	}
+	return nil
+}
+
+func (s *Spec) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") || strings.HasPrefix(p, "env:") {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	s.BaseModel = abs(s.BaseModel)
+	for i, f := range s.Dataset.Files {
+		s.Dataset.Files[i] = abs(f)
+	}
+	s.Signing.Key = abs(s.Signing.Key)
+	for i, k := range s.Signing.TrustedKeys {
+		s.Signing.TrustedKeys[i] = abs(k)
+	}
+	if strings.HasPrefix(s.Registry.URI, "file://") {
+		p := strings.TrimPrefix(s.Registry.URI, "file://")
+		if !filepath.IsAbs(p) {
+			s.Registry.URI = "file://" + filepath.Join(dir, p)
+		}
+	}
+}
+
+// Digest is the sha256 of the spec's canonical JSON, recorded in provenance
+// and registry tags.
+func (s *Spec) Digest() string {
+	b, _ := json.Marshal(s)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
