@@ -1,0 +1,33 @@
+package artifact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os/exec"
+	"testing"
+)
+
+// The folder digest is the sha256 of what `sha256sum` prints for the sorted
+// files, so anyone can recompute it with coreutils.
+func TestDigestMatchesSha256sum(t *testing.T) {
+	if _, err := exec.LookPath("sha256sum"); err != nil {
+		t.Skip("sha256sum not installed")
+	}
+	dir := t.TempDir()
+	fill(t, dir, map[string]string{"b.bin": "two", "a.txt": "one", "sub/c": "three"})
+	cmd := exec.Command("sh", "-c", "find . -type f | sed 's|^\\./||' | LC_ALL=C sort | xargs sha256sum")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(out)
+	got, err := DigestDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("digest %s, sha256sum manifest digest %x\n%s", got, sum, out)
+	}
+}

@@ -1,0 +1,237 @@
+package artifact
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Ref names a committed artifact.
+type Ref struct {
+	URI    string `json:"uri"`
+	SHA256 string `json:"sha256"`
+}
+
+// Store is a file-system artifact store.
+type Store struct {
+	root string
+}
+
+// Open opens (creating if needed) the store rooted at root, which may be a
+// path or a file:// URI.
+func Open(root string) (*Store, error) {
+	root = strings.TrimPrefix(root, "file://")
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("artifact store: %w", err)
+	}
+	for _, d := range []string{"objects", "index", "work", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("artifact store: %w", err)
+		}
+	}
+	return &Store{root: abs}, nil
+}
+
+// Root is the store's folder.
+func (s *Store) Root() string { return s.root }
+
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Path is the local folder of a committed artifact.
+func (s *Store) Path(ref Ref) (string, error) {
+	if !digestRE.MatchString(ref.SHA256) {
+		return "", fmt.Errorf("artifact store: malformed digest %q", ref.SHA256)
+	}
+	p := filepath.Join(s.root, "objects", ref.SHA256)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("artifact store: artifact %s: %w", ref.SHA256, err)
+	}
+	return p, nil
+}
+
+// ScratchDir returns a fresh folder to build an artifact in; Commit moves it
+// into the store.
+func (s *Store) ScratchDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), prefix+"-")
+	if err != nil {
+		return "", fmt.Errorf("artifact store: %w", err)
+	}
+	return d, nil
+}
+
+// WorkDir is a stable folder for a step's input key, kept across retries and
+// worker crashes (for checkpoints).
+func (s *Store) WorkDir(step, key string) (string, error) {
+	d := filepath.Join(s.root, "work", safeName(step), safeName(key))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", fmt.Errorf("artifact store: %w", err)
+	}
+	return d, nil
+}
+
+// Commit hashes the folder dir and moves it into the store. If an equal
+// artifact is already there, dir is removed and the existing one returned.
+func (s *Store) Commit(ctx context.Context, dir string) (Ref, error) {
+	digest, err := DigestDir(ctx, dir)
+	if err != nil {
+		return Ref{}, err
+	}
+	dst := filepath.Join(s.root, "objects", digest)
+	ref := Ref{URI: "file://" + dst, SHA256: digest}
+	if _, err := os.Stat(dst); err == nil {
+		return ref, os.RemoveAll(dir)
+	}
+	if err := os.Rename(dir, dst); err != nil {
+		if _, statErr := os.Stat(dst); statErr == nil { // a concurrent commit won
+			return ref, os.RemoveAll(dir)
+		}
+		return Ref{}, fmt.Errorf("artifact store: commit %s: %w", dir, err)
+	}
+	return ref, nil
+}
+
+// Lookup finds the artifact that step produced for key, if any; an entry
+// whose artifact is gone or altered counts as absent.
+func (s *Store) Lookup(ctx context.Context, step, key string) (Ref, bool, error) {
+	b, err := os.ReadFile(s.indexPath(step, key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Ref{}, false, nil
+	}
+	if err != nil {
+		return Ref{}, false, fmt.Errorf("artifact store: %w", err)
+	}
+	var ref Ref
+	if err := json.Unmarshal(b, &ref); err != nil {
+		return Ref{}, false, nil
+	}
+	p, err := s.Path(ref)
+	if err != nil {
+		return Ref{}, false, nil
+	}
+	if d, err := DigestDir(ctx, p); err != nil || d != ref.SHA256 {
+		return Ref{}, false, nil
+	}
+	return ref, true, nil
+}
+
+// Record notes that step produced ref for key (atomically).
+func (s *Store) Record(step, key string, ref Ref) error {
+	p := s.indexPath(step, key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("artifact store: %w", err)
+	}
+	b, _ := json.Marshal(ref)
+	return WriteFileAtomic(p, b)
+}
+
+func (s *Store) indexPath(step, key string) string {
+	return filepath.Join(s.root, "index", safeName(step), safeName(key)+".json")
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 || r == '.' && s == ".." {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// WriteFileAtomic writes data to path through a temporary file and a rename.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// KeyOf is a digest of any JSON-encodable input, used as an index key.
+func KeyOf(parts ...any) string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, p := range parts {
+		_ = enc.Encode(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// DigestDir returns the folder digest: sha256 over the lines
+// "<file sha256>  <relative path>\n" sorted by path (the sha256sum format).
+// Symlinks and special files are refused.
+func DigestDir(ctx context.Context, dir string) (string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("artifact store: digest %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		d, err := FileDigest(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s  %s\n", d, f)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// FileDigest streams a file through sha256.
+func FileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("artifact store: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
+		return "", fmt.Errorf("artifact store: %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
