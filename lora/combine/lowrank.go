@@ -27,7 +27,7 @@ func SVDOfProduct(b, a mat.Matrix) (ProductSVD, error) {
 	if rb != ra {
 		return ProductSVD{}, fmt.Errorf("combine: B is %d×%d but A is %d×%d: inner dimensions differ", out, rb, ra, in)
 	}
-	qb, rB := thinQR(b)                   // qb [out, kb], rB [kb, r]
+	qb, rB := thinQR(b)                      // qb [out, kb], rB [kb, r]
 	qa, rA := thinQR(mat.DenseCopyOf(a.T())) // qa [in, ka], rA [ka, r]
 	var core mat.Dense
 	core.Mul(rB, rA.T()) // [kb, ka]
