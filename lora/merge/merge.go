@@ -1,0 +1,443 @@
+package merge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/loraflow/loraflow/lora/safetensors"
+)
+
+// Options control a merge.
+type Options struct {
+	// Adapters to merge, each with its weight.
+	Adapters []Weighted
+	// SafeMerge refuses (ErrNonFinite) a result holding NaN or Inf.
+	SafeMerge bool
+	// Overwrite replaces an existing output folder; otherwise its existence is an error.
+	Overwrite bool
+	// BlockElements bounds the elements processed at once (default 1<<20).
+	BlockElements int
+	// Logger receives progress (default slog.Default()).
+	Logger *slog.Logger
+	// Progress, when set, is called after each merged tensor (for heartbeats).
+	Progress func(done, total int)
+}
+
+// TensorReport describes one rewritten tensor.
+type TensorReport struct {
+	Name        string   `json:"name"`
+	File        string   `json:"file"`
+	DType       string   `json:"dtype"`
+	Shape       []int    `json:"shape"`
+	Adapters    []string `json:"adapters,omitempty"`
+	ReplacedBy  string   `json:"replaced_by,omitempty"`
+	MaxAbsDelta float64  `json:"max_abs_delta"` // max |W' − W0| before rounding to the dtype
+}
+
+// FileReport describes one file of the output folder.
+type FileReport struct {
+	Name     string `json:"name"`
+	Bytes    int64  `json:"bytes"`
+	Modified bool   `json:"modified"` // some tensor of it was rewritten
+}
+
+// Report is the record of a merge or unmerge.
+type Report struct {
+	Operation        string             `json:"operation"` // "merge" or "unmerge"
+	BaseDir          string             `json:"base_dir"`
+	OutputDir        string             `json:"output_dir"`
+	Adapters         []AdapterRef       `json:"adapters"`
+	SafeMerge        bool               `json:"safe_merge"`
+	Tensors          []TensorReport     `json:"tensors"`
+	UntouchedTensors int                `json:"untouched_tensors"`
+	Files            []FileReport       `json:"files"`
+	BytesCopied      int64              `json:"bytes_copied"`
+	BytesRewritten   int64              `json:"bytes_rewritten"`
+	CopySeconds      float64            `json:"copy_seconds"`
+	UpdateSeconds    float64            `json:"update_seconds"`
+	TotalSeconds     float64            `json:"total_seconds"`
+	PeakRSSBytes     int64              `json:"peak_rss_bytes,omitempty"` // the process's high-water mark (VmHWM) at the end
+	Equivalence      *EquivalenceReport `json:"equivalence,omitempty"`
+}
+
+// AdapterRef names a merged adapter.
+type AdapterRef struct {
+	Name   string  `json:"name"`
+	Weight float64 `json:"weight"`
+	R      int     `json:"r"`
+	Alpha  float64 `json:"lora_alpha"`
+}
+
+// Merge writes to outDir the checkpoint in baseDir with the adapters merged
+// in: W' = W0 + Σ wᵢ·sᵢ·Bᵢ·Aᵢ.
+func Merge(ctx context.Context, baseDir, outDir string, opts Options) (*Report, error) {
+	return run(ctx, "merge", baseDir, outDir, opts, 1)
+}
+
+// Unmerge writes to outDir the checkpoint in mergedDir with the adapters
+// taken out: W0 = W' − Σ wᵢ·sᵢ·Bᵢ·Aᵢ. For F16/BF16 checkpoints the result
+// equals the original base up to rounding (a unit in the last place or two).
+func Unmerge(ctx context.Context, mergedDir, outDir string, opts Options) (*Report, error) {
+	return run(ctx, "unmerge", mergedDir, outDir, opts, -1)
+}
+
+func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign float64) (rep *Report, err error) {
+	start := time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(opts.Adapters) == 0 {
+		return nil, fmt.Errorf("%s: no adapters given", op)
+	}
+	if opts.BlockElements <= 0 {
+		opts.BlockElements = 1 << 20
+	}
+	absBase, _ := filepath.Abs(baseDir)
+	absOut, _ := filepath.Abs(outDir)
+	if absBase == absOut {
+		return nil, fmt.Errorf("%s: output folder %s is the base folder; write elsewhere", op, outDir)
+	}
+	if _, err := os.Stat(outDir); err == nil && !opts.Overwrite {
+		return nil, fmt.Errorf("%s: output folder %s already exists (use overwrite to replace it)", op, outDir)
+	}
+	ckpt, err := safetensors.OpenDir(baseDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: base checkpoint %s: %w", op, baseDir, err)
+	}
+	defer ckpt.Close()
+	plans, err := plan(ckpt, baseDir, opts.Adapters, sign)
+	if err != nil {
+		return nil, err
+	}
+
+	rep = &Report{Operation: op, BaseDir: baseDir, OutputDir: outDir, SafeMerge: opts.SafeMerge}
+	for i, w := range opts.Adapters {
+		name := w.Name
+		if name == "" {
+			name = fmt.Sprintf("adapter %d", i)
+		}
+		rep.Adapters = append(rep.Adapters, AdapterRef{Name: name, Weight: w.Weight, R: w.Adapter.Config.R, Alpha: w.Adapter.Config.LoraAlpha})
+	}
+
+	parent := filepath.Dir(absOut)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(absOut)+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+
+	// 1. Copy the folder as is.
+	t0 := time.Now()
+	copied, err := copyTree(ctx, baseDir, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: copy %s: %w", op, baseDir, err)
+	}
+	rep.BytesCopied = copied
+	rep.CopySeconds = time.Since(t0).Seconds()
+
+	// 2. Rewrite the adapted tensors in place, file by file.
+	t1 := time.Now()
+	byFile := map[string][]*tensorPlan{}
+	for _, p := range plans {
+		f := ckpt.ShardOf(p.name)
+		byFile[f] = append(byFile[f], p)
+	}
+	done := 0
+	for _, file := range slices.Sorted(mapsKeys(byFile)) {
+		ps := byFile[file]
+		slices.SortFunc(ps, func(a, b *tensorPlan) int { return int(a.info.DataOffsets[0] - b.info.DataOffsets[0]) })
+		trs, n, err := rewriteFile(ctx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, func() {
+			done++
+			if opts.Progress != nil {
+				opts.Progress(done, len(plans))
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		rep.Tensors = append(rep.Tensors, trs...)
+		rep.BytesRewritten += n
+		log.Debug("merged file", "file", file, "tensors", len(ps))
+	}
+	rep.UpdateSeconds = time.Since(t1).Seconds()
+	rep.UntouchedTensors = len(ckpt.Names()) - len(plans)
+	slices.SortFunc(rep.Tensors, func(a, b TensorReport) int { return compareStrings(a.Name, b.Name) })
+
+	rep.Files, err = listFiles(tmp, byFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	// 3. Move the result into place.
+	if _, statErr := os.Stat(absOut); statErr == nil {
+		old := tmp + ".old"
+		if err := os.Rename(absOut, old); err != nil {
+			return nil, fmt.Errorf("%s: replace %s: %w", op, outDir, err)
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, absOut); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	_ = syncDir(parent)
+	rep.TotalSeconds = time.Since(start).Seconds()
+	rep.PeakRSSBytes = PeakRSS()
+	log.Info(op+" done", "base", baseDir, "out", outDir, "tensors", len(rep.Tensors), "seconds", rep.TotalSeconds)
+	return rep, nil
+}
+
+// rewriteFile updates the planned tensors of one safetensors file: reads
+// from src (the base), writes to dst (the copy) at the same offsets.
+func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, opts Options, tick func()) ([]TensorReport, int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer in.Close()
+	var hdr [8]byte
+	if _, err := in.ReadAt(hdr[:], 0); err != nil {
+		return nil, 0, fmt.Errorf("%s: read header length: %w", src, err)
+	}
+	dataStart := 8 + int64(binary.LittleEndian.Uint64(hdr[:]))
+	out, err := os.OpenFile(dst, os.O_RDWR, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer out.Close()
+	var reports []TensorReport
+	var written int64
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		tr, n, err := rewriteTensor(in, out, dataStart, p, opts)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
+		}
+		tr.File = file
+		reports = append(reports, tr)
+		written += n
+		tick()
+	}
+	if err := out.Sync(); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", dst, err)
+	}
+	return reports, written, out.Close()
+}
+
+func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options) (TensorReport, int64, error) {
+	info := p.info
+	tr := TensorReport{Name: p.name, DType: string(info.DType), Shape: slices.Clone(info.Shape), ReplacedBy: p.replacedBy}
+	for _, c := range p.contributions {
+		tr.Adapters = append(tr.Adapters, c.adapter)
+	}
+	rows, cols := 1, 1
+	switch len(info.Shape) {
+	case 0:
+	case 1:
+		cols = info.Shape[0]
+	default:
+		rows = info.Shape[0]
+		for _, d := range info.Shape[1:] {
+			cols *= d
+		}
+	}
+	esize := int64(info.DType.Size())
+	blockRows := max(1, opts.BlockElements/max(cols, 1))
+	buf := make([]byte, int64(min(blockRows, rows)*cols)*esize)
+	var maxDelta float64
+	for r0 := 0; r0 < rows; r0 += blockRows {
+		r1 := min(rows, r0+blockRows)
+		n := (r1 - r0) * cols
+		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*esize
+		b := buf[:int64(n)*esize]
+		if _, err := in.ReadAt(b, off); err != nil {
+			return tr, 0, fmt.Errorf("read: %w", err)
+		}
+		w, err := safetensors.DecodeFloat32(info.DType, b)
+		if err != nil {
+			return tr, 0, err
+		}
+		var delta []float32
+		if p.replacement != nil {
+			delta = make([]float32, n)
+			for i := range delta {
+				delta[i] = p.replacement[r0*cols+i] - w[i]
+			}
+		} else {
+			delta = make([]float32, n)
+			for _, c := range p.contributions {
+				addDelta(delta, c, r0, r1, cols)
+			}
+		}
+		for i, d := range delta {
+			maxDelta = math.Max(maxDelta, math.Abs(float64(d)))
+			w[i] += d
+		}
+		if p.replacement != nil {
+			copy(w, p.replacement[r0*cols:r1*cols])
+		}
+		if opts.SafeMerge {
+			for i, x := range w {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					row, col := r0+i/cols, i%cols
+					return tr, 0, fmt.Errorf("element [%d, %d] would become %v: %w", row, col, x, ErrNonFinite)
+				}
+			}
+		}
+		enc, err := safetensors.EncodeFloat32(info.DType, w)
+		if err != nil {
+			return tr, 0, err
+		}
+		if _, err := out.WriteAt(enc, off); err != nil {
+			return tr, 0, fmt.Errorf("write: %w", err)
+		}
+	}
+	tr.MaxAbsDelta = maxDelta
+	return tr, int64(rows*cols) * esize, nil
+}
+
+// addDelta adds rows [r0, r1) of c's ΔW (in the base tensor's layout, with
+// cols columns) to delta.
+func addDelta(delta []float32, c contribution, r0, r1, cols int) {
+	dst := blas32.General{Rows: r1 - r0, Cols: cols, Stride: cols, Data: delta}
+	if !c.fanInFanOut {
+		// W is [out, in]: rows of B·A.
+		b := blas32.General{Rows: r1 - r0, Cols: c.r, Stride: c.r, Data: c.b[r0*c.r:]}
+		a := blas32.General{Rows: c.r, Cols: c.in, Stride: c.in, Data: c.a}
+		blas32.Gemm(blas.NoTrans, blas.NoTrans, c.alpha, b, a, 1, dst)
+		return
+	}
+	// W is [in, out]: rows of (B·A)ᵀ = Aᵀ·Bᵀ; Aᵀ rows r0..r1 are A's columns.
+	a := blas32.General{Rows: c.r, Cols: r1 - r0, Stride: c.in, Data: c.a[r0:]}
+	b := blas32.General{Rows: c.out, Cols: c.r, Stride: c.r, Data: c.b}
+	blas32.Gemm(blas.Trans, blas.Trans, c.alpha, a, b, 1, dst)
+}
+
+// copyTree copies the regular files and folders of src into dst (which
+// exists), returning the bytes copied. Symbolic links are followed.
+func copyTree(ctx context.Context, src, dst string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if rel == "." {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		st, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case st.Mode().IsRegular():
+			n, err := copyFile(path, target)
+			total += n
+			return err
+		}
+		return nil
+	})
+	return total, err
+}
+
+func copyFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in) // copy_file_range on Linux
+	if err != nil {
+		out.Close()
+		return n, fmt.Errorf("%s: %w", src, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return n, err
+	}
+	return n, out.Close()
+}
+
+func listFiles(dir string, modified map[string][]*tensorPlan) ([]FileReport, error) {
+	var out []FileReport
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		_, mod := modified[rel]
+		out = append(out, FileReport{Name: filepath.ToSlash(rel), Bytes: st.Size(), Modified: mod})
+		return nil
+	})
+	return out, err
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

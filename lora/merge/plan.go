@@ -1,0 +1,189 @@
+package merge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/lora/safetensors"
+)
+
+// ErrMismatch is matched (errors.Is) by errors about adapters that do not
+// fit the base checkpoint: unknown modules, wrong shapes, non-float tensors.
+var ErrMismatch = errors.New("adapter does not match the base model")
+
+// ErrNonFinite is matched by the error of a safe merge whose result holds a
+// NaN or an infinity.
+var ErrNonFinite = errors.New("merged weights are not finite")
+
+// Weighted is one adapter to merge and its weight (1 merges it as trained;
+// negative weights subtract).
+type Weighted struct {
+	Name    string // for reports and errors, e.g. the adapter folder
+	Adapter *peft.Adapter
+	Weight  float64
+}
+
+// contribution is one adapter's low-rank update of one base tensor:
+// ΔW = alpha·B·A ([out, in]), or its transpose when fanInFanOut.
+type contribution struct {
+	adapter     string
+	module      string
+	a, b        []float32 // A [r, in], B [out, r]
+	r, in, out  int
+	alpha       float32 // weight·scale
+	fanInFanOut bool
+}
+
+// tensorPlan is the work on one base tensor.
+type tensorPlan struct {
+	name          string
+	info          safetensors.TensorInfo
+	contributions []contribution
+	replacement   []float32 // a modules_to_save or bias parameter that replaces the base tensor
+	replacedBy    string
+}
+
+// BaseTensorName finds the base tensor that a PEFT parameter (module +
+// ".weight", or a plain parameter name) refers to among names: the name
+// itself, or the name with a leading "transformer." or "model." removed or
+// added. It reports false when none or more than one candidate exists.
+func BaseTensorName(has func(string) bool, param string) (string, bool) {
+	if has(param) {
+		return param, true
+	}
+	var found []string
+	for _, p := range []string{"transformer.", "model."} {
+		if rest, ok := strings.CutPrefix(param, p); ok && has(rest) {
+			found = append(found, rest)
+		}
+		if has(p + param) {
+			found = append(found, p+param)
+		}
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0], true
+}
+
+// modelType reads model_type from dir/config.json ("" when absent).
+func modelType(dir string) string {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		ModelType string `json:"model_type"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	return c.ModelType
+}
+
+// plan matches every adapter tensor to a base tensor and checks shapes and
+// dtypes. sign is +1 to merge and -1 to unmerge.
+func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sign float64) (map[string]*tensorPlan, error) {
+	names := ckpt.Names()
+	has := func(n string) bool { _, ok := slices.BinarySearch(names, n); return ok }
+	gpt2 := modelType(baseDir) == "gpt2"
+	plans := map[string]*tensorPlan{}
+	get := func(name string) (*tensorPlan, error) {
+		if p, ok := plans[name]; ok {
+			return p, nil
+		}
+		info, _ := ckpt.Info(name)
+		switch info.DType {
+		case safetensors.F32, safetensors.F16, safetensors.BF16:
+		default:
+			return nil, fmt.Errorf("merge: base tensor %q is %s; only F32, F16 and BF16 tensors can be merged into: %w", name, info.DType, ErrMismatch)
+		}
+		p := &tensorPlan{name: name, info: info}
+		plans[name] = p
+		return p, nil
+	}
+	for i, w := range adapters {
+		a := w.Adapter
+		label := w.Name
+		if label == "" {
+			label = fmt.Sprintf("adapter %d", i)
+		}
+		if a == nil {
+			return nil, fmt.Errorf("merge: %s: no adapter", label)
+		}
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("merge: %s: %w: %w", label, err, ErrMismatch)
+		}
+		if a.Config.UseDoRA {
+			return nil, fmt.Errorf("merge: %s: DoRA adapters (use_dora) are not supported by this merge: %w", label, ErrMismatch)
+		}
+		for _, key := range a.Names() {
+			module, kind, _ := peft.ParseKey(key)
+			switch kind {
+			case "lora_B":
+				continue
+			case "lora_magnitude_vector":
+				return nil, fmt.Errorf("merge: %s: tensor %q: DoRA magnitude vectors are not supported: %w", label, key, ErrMismatch)
+			case "":
+				// A parameter saved whole (modules_to_save, trained bias): it replaces the base tensor.
+				name, ok := BaseTensorName(has, module)
+				if !ok {
+					return nil, fmt.Errorf("merge: %s: tensor %q: the base checkpoint has no tensor %q: %w", label, key, module, ErrMismatch)
+				}
+				p, err := get(name)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", label, err)
+				}
+				if !slices.Equal(p.info.Shape, a.Shapes[key]) {
+					return nil, fmt.Errorf("merge: %s: tensor %q has shape %v but base tensor %q has shape %v: %w", label, key, a.Shapes[key], name, p.info.Shape, ErrMismatch)
+				}
+				if p.replacement != nil {
+					return nil, fmt.Errorf("merge: base tensor %q is replaced by both %s and %s: %w", name, p.replacedBy, label, ErrMismatch)
+				}
+				if len(p.contributions) > 0 {
+					return nil, fmt.Errorf("merge: base tensor %q is both replaced by %s and adapted: %w", name, label, ErrMismatch)
+				}
+				p.replacement, p.replacedBy = a.Tensors[key], label
+				continue
+			}
+			name, ok := BaseTensorName(has, module+".weight")
+			if !ok {
+				return nil, fmt.Errorf("merge: %s: module %q: the base checkpoint has no tensor %q: %w", label, module, module+".weight", ErrMismatch)
+			}
+			p, err := get(name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", label, err)
+			}
+			if p.replacement != nil {
+				return nil, fmt.Errorf("merge: base tensor %q is both replaced by %s and adapted by %s: %w", name, p.replacedBy, label, ErrMismatch)
+			}
+			sa, sb := a.Shapes[key], a.Shapes[peft.KeyB(module)]
+			c := contribution{
+				adapter: label, module: module,
+				a: a.Tensors[key], b: a.Tensors[peft.KeyB(module)],
+				r: sa[0], in: sa[1], out: sb[0],
+				alpha:       float32(sign * w.Weight * a.Config.Scale(module)),
+				fanInFanOut: a.Config.FanInFanOut || gpt2,
+			}
+			shape := p.info.Shape
+			want := []int{c.out, c.in}
+			if c.fanInFanOut {
+				want = []int{c.in, c.out}
+			}
+			if !slices.Equal(shape, want) {
+				layout := "[out, in]"
+				if c.fanInFanOut {
+					layout = "[in, out] (fan_in_fan_out)"
+				}
+				return nil, fmt.Errorf("merge: %s: module %q: lora_A %v and lora_B %v need base tensor %q of shape %v %s, but it is %v: %w",
+					label, module, sa, sb, name, want, layout, shape, ErrMismatch)
+			}
+			p.contributions = append(p.contributions, c)
+		}
+	}
+	return plans, nil
+}
