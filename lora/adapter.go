@@ -1,0 +1,216 @@
+package lora
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/loraflow/loraflow/lora/peft"
+)
+
+// trainable is a parameter the optimizer updates.
+type trainable[T Float] struct {
+	p       *param[T]
+	key     string  // name in the adapter / checkpoint
+	lrScale float64 // LoRA+: B gets loraplus_lr_ratio
+	decay   bool
+}
+
+func moduleOf(paramName string) string {
+	if i := strings.LastIndexByte(paramName, '.'); i >= 0 {
+		return paramName[:i]
+	}
+	return paramName
+}
+
+// moduleList renders the linear layers for error messages.
+func moduleList[T Float](n *net[T]) string {
+	var names []string
+	for _, l := range n.linears() {
+		names = append(names, fmt.Sprintf("%s [%d→%d]", l.module, l.in, l.out))
+	}
+	return strings.Join(names, ", ")
+}
+
+// initLoRA attaches fresh LoRA branches to the layers cfg selects and marks
+// the parameters that bias and modules_to_save make trainable. It returns the
+// trainable parameters in a fixed order.
+func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio float64) ([]trainable[T], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, &InputError{Kind: KindBadConfig, Msg: "adapter config", Err: err}
+	}
+	if cfg.TargetModules.IsEmpty() {
+		return nil, inputErr(KindTargetModuleNotFound, "target_modules is empty; linear layers: %s", moduleList(n))
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x1a7a))
+	var out []trainable[T]
+	matched := 0
+	for _, l := range n.linears() {
+		if !cfg.Targets(l.module, l.isHead) {
+			continue
+		}
+		matched++
+		r := cfg.Rank(l.module)
+		if r > min(l.in, l.out) {
+			return nil, inputErr(KindRankTooLarge, "r = %d is larger than min(in, out) = %d of %s [%d→%d]", r, min(l.in, l.out), l.module, l.in, l.out)
+		}
+		lb := &loraBranch[T]{r: r, scale: T(cfg.Scale(l.module)), dropout: cfg.LoraDropout,
+			a: newParam[T](peft.KeyA(l.module), []int{r, l.in}), b: newParam[T](peft.KeyB(l.module), []int{l.out, r})}
+		switch cfg.InitLoraWeights {
+		case "gaussian":
+			std := 1 / float64(r)
+			for i := range lb.a.w {
+				lb.a.w[i] = T(rng.NormFloat64() * std)
+			}
+		default: // Kaiming-uniform with a=√5, as nn.Linear and PEFT: U(±1/√in)
+			bound := 1 / math.Sqrt(float64(l.in))
+			for i := range lb.a.w {
+				lb.a.w[i] = T((rng.Float64()*2 - 1) * bound)
+			}
+			if cfg.InitLoraWeights == "false" {
+				bound := 1 / math.Sqrt(float64(r))
+				for i := range lb.b.w {
+					lb.b.w[i] = T((rng.Float64()*2 - 1) * bound)
+				}
+			}
+		}
+		l.lora = lb
+		out = append(out, trainable[T]{p: lb.a, key: lb.a.name, lrScale: 1, decay: true})
+		ratio := loraPlusRatio
+		if ratio <= 0 {
+			ratio = 1
+		}
+		out = append(out, trainable[T]{p: lb.b, key: lb.b.name, lrScale: ratio, decay: true})
+	}
+	if matched == 0 {
+		return nil, inputErr(KindTargetModuleNotFound, "target_modules %s matches no linear layer; linear layers: %s", cfg.TargetModules, moduleList(n))
+	}
+	// modules_to_save: a saved head that is tied gets its own copy.
+	if cfg.SavesModule("lm_head") && n.head.w == n.embed {
+		w := newParam[T]("lm_head.weight", n.embed.shape)
+		copy(w.w, n.embed.w)
+		n.head.w = w
+		n.params = append(n.params, w)
+	}
+	seen := map[*param[T]]bool{}
+	for _, t := range out {
+		seen[t.p] = true
+	}
+	for _, p := range n.params {
+		mod := moduleOf(p.name)
+		isBias := strings.HasSuffix(p.name, ".bias")
+		keep := cfg.SavesModule(mod)
+		if isBias {
+			switch cfg.Bias {
+			case "all":
+				keep = true
+			case "lora_only":
+				if l := n.findLinear(mod); l != nil && l.lora != nil {
+					keep = true
+				}
+			}
+		}
+		if keep && !seen[p] {
+			seen[p] = true
+			out = append(out, trainable[T]{p: p, key: peft.KeyParam(p.name), lrScale: 1, decay: len(p.shape) >= 2})
+		}
+	}
+	return out, nil
+}
+
+// fullTrainables makes every base parameter trainable.
+func fullTrainables[T Float](n *net[T]) []trainable[T] {
+	var out []trainable[T]
+	for _, p := range n.params {
+		out = append(out, trainable[T]{p: p, key: p.name, lrScale: 1, decay: len(p.shape) >= 2})
+	}
+	return out
+}
+
+// applyAdapter attaches a saved adapter's LoRA branches and replaces the
+// parameters it carries (biases, modules_to_save), checking every shape.
+func applyAdapter[T Float](n *net[T], a *peft.Adapter) error {
+	if a == nil {
+		return nil
+	}
+	if err := a.Check(); err != nil {
+		return &InputError{Kind: KindAdapterMismatch, Msg: "adapter", Err: err}
+	}
+	names := a.Names()
+	sort.Strings(names)
+	for _, key := range names {
+		mod, kind, ok := peft.ParseKey(key)
+		if !ok {
+			return inputErr(KindAdapterMismatch, "adapter tensor %q does not start with base_model.model.", key)
+		}
+		shape := a.Shapes[key]
+		switch kind {
+		case "lora_A":
+			l := n.findLinear(mod)
+			if l == nil {
+				return inputErr(KindAdapterMismatch, "adapter module %q is not a linear layer of this %s model; linear layers: %s", mod, n.cfg.ModelType, moduleList(n))
+			}
+			sb := a.Shapes[peft.KeyB(mod)]
+			if len(shape) != 2 || shape[1] != l.in || len(sb) != 2 || sb[0] != l.out {
+				return inputErr(KindAdapterMismatch, "adapter module %q: lora_A %v and lora_B %v do not fit a layer [%d→%d] (A must be [r,%d], B [%d,r])", mod, shape, sb, l.in, l.out, l.in, l.out)
+			}
+			r := shape[0]
+			lb := &loraBranch[T]{r: r, scale: T(a.Config.Scale(mod)),
+				a: &param[T]{name: key, shape: shape, w: fromFloat32[T](a.Tensors[key])},
+				b: &param[T]{name: peft.KeyB(mod), shape: sb, w: fromFloat32[T](a.Tensors[peft.KeyB(mod)])}}
+			if a.Config.Rank(mod) != r {
+				// The tensors decide the rank; the scale still follows the config's alpha.
+				lb.scale = T(scaleFor(a.Config, mod, r))
+			}
+			l.lora = lb
+		case "lora_B":
+		case "":
+			name := mod
+			var p *param[T]
+			if name == "lm_head.weight" && n.head.w == n.embed {
+				p = &param[T]{name: name, shape: n.embed.shape}
+				n.head.w = p
+			} else {
+				p = n.findParam(name)
+			}
+			if p == nil {
+				return inputErr(KindAdapterMismatch, "adapter tensor %q names no parameter of the model", key)
+			}
+			if !equalShape(p.shape, shape) {
+				return inputErr(KindAdapterMismatch, "adapter tensor %q has shape %v, the model's is %v", key, shape, p.shape)
+			}
+			p.w = fromFloat32[T](a.Tensors[key])
+		default:
+			return inputErr(KindAdapterMismatch, "adapter tensor %q (%s) is not supported", key, kind)
+		}
+	}
+	return nil
+}
+
+func scaleFor(c peft.Config, module string, r int) float64 {
+	alpha := c.Alpha(module)
+	if c.UseRSLoRA {
+		return alpha / math.Sqrt(float64(r))
+	}
+	return alpha / float64(r)
+}
+
+// exportAdapter collects the trained tensors as a PEFT adapter.
+func exportAdapter[T Float](cfg peft.Config, tr []trainable[T], isGPT2 bool) *peft.Adapter {
+	c := cfg
+	c.Normalize()
+	if c.TaskType == "" {
+		c.TaskType = "CAUSAL_LM"
+	}
+	if isGPT2 {
+		c.FanInFanOut = true
+	}
+	a := &peft.Adapter{Config: c, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
+	for _, t := range tr {
+		a.Tensors[t.key] = toFloat32(t.p.w)
+		a.Shapes[t.key] = append([]int(nil), t.p.shape...)
+	}
+	return a
+}

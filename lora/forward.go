@@ -1,0 +1,343 @@
+package lora
+
+import (
+	"math/rand/v2"
+)
+
+// workspace holds the buffers of a batch forward/backward pass; they are
+// grown on demand and reused across steps.
+type workspace[T Float] struct {
+	xs                 [][]T // residual stream before each block and after the last
+	hf, rsF, muF       []T
+	dres, dtmp, dh     []T
+	dq, dk, dv, dqkv   []T
+	datt, dg, du, ds   []T
+	rows, tg           []int
+	hc, dhc, logits    []T
+	dhf                []T
+	chunkLoss, rowLoss []float64
+	chunkOK            []bool
+	rowOK              []bool
+}
+
+// batch is a padded batch of B sequences of S positions, row r = b·S+s.
+type batch struct {
+	B, S    int
+	tokens  []int // [B·S], padding is token 0
+	targets []int // [B·S], −1 where no loss is taken
+	lengths []int // [B] real lengths
+}
+
+// makeBatch pads seqs (truncated to maxLen when > 0) into a batch.
+func makeBatch(seqs []Sequence, maxLen int) batch {
+	S := 1
+	for _, s := range seqs {
+		n := len(s.Tokens)
+		if maxLen > 0 && n > maxLen {
+			n = maxLen
+		}
+		S = max(S, n)
+	}
+	bt := batch{B: len(seqs), S: S, tokens: make([]int, len(seqs)*S), targets: make([]int, len(seqs)*S), lengths: make([]int, len(seqs))}
+	for b, s := range seqs {
+		n := min(len(s.Tokens), S)
+		bt.lengths[b] = n
+		start := max(s.PromptLen, 1)
+		for i := 0; i < S; i++ {
+			r := b*S + i
+			bt.targets[r] = -1
+			if i < n {
+				bt.tokens[r] = s.Tokens[i]
+			}
+			if i+1 < n && i+1 >= start {
+				bt.targets[r] = s.Tokens[i+1]
+			}
+		}
+	}
+	return bt
+}
+
+// countTargets returns the number of positions that contribute to the loss.
+func (bt batch) countTargets() int {
+	c := 0
+	for _, t := range bt.targets {
+		if t >= 0 {
+			c++
+		}
+	}
+	return c
+}
+
+// stepResult sums the loss over a batch's targets.
+type stepResult struct {
+	lossSum float64
+	count   int
+	correct int // targets predicted by argmax
+}
+
+// run does the forward pass of bt, and with train the backward pass, adding
+// the gradients of lossSum·gscale to the trainable parameters. rng drives
+// dropout (nil: none). lowest is the lowest block index that has trainable
+// parameters (−1: the embeddings are trainable).
+func (n *net[T]) run(bt batch, train bool, gscale float64, rng *rand.Rand, lowest int) stepResult {
+	cfg := n.cfg
+	H, S, N := cfg.Hidden, bt.S, bt.B*bt.S
+	ws := &n.ws
+	if len(ws.xs) != cfg.Layers+1 {
+		ws.xs = make([][]T, cfg.Layers+1)
+	}
+	for i := range ws.xs {
+		ws.xs[i] = grow(ws.xs[i], N*H)
+	}
+	// embeddings
+	x0 := ws.xs[0]
+	parallelFor(N, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(x0[r*H:(r+1)*H], n.embed.w[bt.tokens[r]*H:(bt.tokens[r]+1)*H])
+			if n.pos != nil {
+				p := n.pos.w[(r%S)*H : (r%S+1)*H]
+				xr := x0[r*H : (r+1)*H]
+				for j := range xr {
+					xr[j] += p[j]
+				}
+			}
+		}
+	})
+	for _, b := range n.blocks {
+		n.blockForward(b, bt, ws.xs[b.idx], ws.xs[b.idx+1], rng)
+	}
+	xl := ws.xs[cfg.Layers]
+	ws.hf = grow(ws.hf, N*H)
+	ws.rsF = grow(ws.rsF, N)
+	if n.normF.b != nil {
+		ws.muF = grow(ws.muF, N)
+		layerNormForward(xl, n.normF.w.w, n.normF.b.w, N, H, cfg.NormEps, ws.hf, ws.muF, ws.rsF)
+	} else {
+		rmsNormForward(xl, n.normF.w.w, N, H, cfg.NormEps, ws.hf, ws.rsF)
+	}
+	res := n.headLoss(bt, train, gscale, rng)
+	if !train {
+		return res
+	}
+	// backward
+	ws.dres = grow(ws.dres, N*H)
+	ws.dtmp = grow(ws.dtmp, N*H)
+	if n.normF.b != nil {
+		layerNormBackward(ws.dhf, xl, n.normF.w.w, ws.muF, ws.rsF, N, H, ws.dres, n.normF.w.g, n.normF.b.g)
+	} else {
+		rmsNormBackward(ws.dhf, xl, n.normF.w.w, ws.rsF, N, H, ws.dres, n.normF.w.g)
+	}
+	for i := len(n.blocks) - 1; i >= 0 && i >= lowest; i-- {
+		n.blockBackward(n.blocks[i], bt, ws.xs[i])
+	}
+	if lowest < 0 {
+		if g := n.embed.g; g != nil {
+			for r := 0; r < N; r++ {
+				gr, dr := g[bt.tokens[r]*H:(bt.tokens[r]+1)*H], ws.dres[r*H:(r+1)*H]
+				for j := range gr {
+					gr[j] += dr[j]
+				}
+			}
+		}
+		if n.pos != nil && n.pos.g != nil {
+			for r := 0; r < N; r++ {
+				gr, dr := n.pos.g[(r%S)*H:(r%S+1)*H], ws.dres[r*H:(r+1)*H]
+				for j := range gr {
+					gr[j] += dr[j]
+				}
+			}
+		}
+	}
+	return res
+}
+
+// headLoss applies the output head to the rows that have targets, in chunks,
+// and computes the cross-entropy; with train it also back-propagates each
+// chunk at once into ws.dhf (the logits are never all in memory).
+func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) stepResult {
+	ws := &n.ws
+	H, V := n.cfg.Hidden, n.cfg.VocabSize
+	N := bt.B * bt.S
+	ws.rows = ws.rows[:0]
+	ws.tg = ws.tg[:0]
+	for r, t := range bt.targets {
+		if t >= 0 {
+			ws.rows = append(ws.rows, r)
+			ws.tg = append(ws.tg, t)
+		}
+	}
+	M := len(ws.rows)
+	ws.rowLoss = ws.rowLoss[:0]
+	ws.rowOK = ws.rowOK[:0]
+	for range N {
+		ws.rowLoss = append(ws.rowLoss, 0)
+		ws.rowOK = append(ws.rowOK, false)
+	}
+	if train {
+		ws.dhf = grow(ws.dhf, N*H)
+		zero(ws.dhf)
+	}
+	if M == 0 {
+		return stepResult{}
+	}
+	ws.hc = grow(ws.hc, M*H)
+	for i, r := range ws.rows {
+		copy(ws.hc[i*H:(i+1)*H], ws.hf[r*H:(r+1)*H])
+	}
+	C := min(max(16, (1<<22)/V), 512, M)
+	ws.logits = grow(ws.logits, C*V)
+	if train {
+		ws.dhc = grow(ws.dhc, C*H)
+	}
+	if cap(ws.chunkLoss) < C {
+		ws.chunkLoss = make([]float64, C)
+		ws.chunkOK = make([]bool, C)
+	}
+	var res stepResult
+	res.count = M
+	for c0 := 0; c0 < M; c0 += C {
+		c := min(C, M-c0)
+		lg := ws.logits[:c*V]
+		n.head.forward(ws.hc[c0*H:(c0+c)*H], c, lg, rng)
+		crossEntropyRows(lg, c, V, ws.tg[c0:c0+c], gscale, train, ws.chunkLoss[:c], ws.chunkOK[:c])
+		for i := 0; i < c; i++ {
+			res.lossSum += ws.chunkLoss[i]
+			ws.rowLoss[ws.rows[c0+i]] = ws.chunkLoss[i]
+			ws.rowOK[ws.rows[c0+i]] = ws.chunkOK[i]
+			if ws.chunkOK[i] {
+				res.correct++
+			}
+		}
+		if train {
+			n.head.backward(lg, ws.dhc[:c*H], false)
+			for i := 0; i < c; i++ {
+				r := ws.rows[c0+i]
+				copy(ws.dhf[r*H:(r+1)*H], ws.dhc[i*H:(i+1)*H])
+			}
+		}
+	}
+	return res
+}
+
+func (n *net[T]) attnShape(bt batch) attnShape {
+	cfg := n.cfg
+	sh := attnShape{B: bt.B, S: bt.S, heads: cfg.Heads, kvHeads: cfg.KVHeads, hd: cfg.HeadDim, ldo: cfg.qDim()}
+	if cfg.isGPT2() {
+		sh.ldq, sh.ldk, sh.ldv = 3*cfg.Hidden, 3*cfg.Hidden, 3*cfg.Hidden
+	} else {
+		sh.ldq, sh.ldk, sh.ldv = cfg.qDim(), cfg.kvDim(), cfg.kvDim()
+	}
+	return sh
+}
+
+func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand) {
+	cfg := n.cfg
+	H, I, S, N := cfg.Hidden, cfg.Intermediate, bt.S, bt.B*bt.S
+	qd, kd := cfg.qDim(), cfg.kvDim()
+	b.h1 = grow(b.h1, N*H)
+	b.rs1 = grow(b.rs1, N)
+	b.x2 = grow(b.x2, N*H)
+	b.h2 = grow(b.h2, N*H)
+	b.rs2 = grow(b.rs2, N)
+	b.att = grow(b.att, N*qd)
+	b.P = grow(b.P, bt.B*cfg.Heads*S*S)
+	b.g = grow(b.g, N*I)
+	b.s = grow(b.s, N*I)
+	sh := n.attnShape(bt)
+	if cfg.isGPT2() {
+		b.mu1 = grow(b.mu1, N)
+		b.mu2 = grow(b.mu2, N)
+		b.qkvb = grow(b.qkvb, N*3*H)
+		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, b.h1, b.mu1, b.rs1)
+		b.qkv.forward(b.h1, N, b.qkvb, rng)
+		attentionForward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.att, b.P)
+	} else {
+		b.qb = grow(b.qb, N*qd)
+		b.kb = grow(b.kb, N*kd)
+		b.vb = grow(b.vb, N*kd)
+		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, b.h1, b.rs1)
+		b.q.forward(b.h1, N, b.qb, rng)
+		b.k.forward(b.h1, N, b.kb, rng)
+		b.v.forward(b.h1, N, b.vb, rng)
+		pos := func(r int) int { return r % S }
+		n.rope.apply(b.qb, N, qd, cfg.Heads, pos, false)
+		n.rope.apply(b.kb, N, kd, cfg.KVHeads, pos, false)
+		attentionForward(sh, b.qb, b.kb, b.vb, b.att, b.P)
+	}
+	b.o.forward(b.att, N, b.x2, rng)
+	addInto(b.x2, x[:N*H])
+	if cfg.isGPT2() {
+		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, b.h2, b.mu2, b.rs2)
+		b.fc.forward(b.h2, N, b.g, rng)
+		geluForward(b.g[:N*I], b.s)
+		b.mlpProj.forward(b.s, N, out, rng)
+	} else {
+		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, b.h2, b.rs2)
+		b.u = grow(b.u, N*I)
+		b.gate.forward(b.h2, N, b.g, rng)
+		b.up.forward(b.h2, N, b.u, rng)
+		swigluForward(b.g[:N*I], b.u, b.s)
+		b.down.forward(b.s, N, out, rng)
+	}
+	addInto(out[:N*H], b.x2[:N*H])
+}
+
+func addInto[T Float](dst, src []T) {
+	parallelFor(len(dst), 8192, func(lo, hi int) {
+		d, s := dst[lo:hi], src[lo:hi]
+		for i := range d {
+			d[i] += s[i]
+		}
+	})
+}
+
+// blockBackward turns ws.dres (gradient at the block's output) into the
+// gradient at its input x, adding parameter gradients on the way.
+func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
+	cfg := n.cfg
+	ws := &n.ws
+	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
+	qd, kd := cfg.qDim(), cfg.kvDim()
+	ws.dh = grow(ws.dh, N*H)
+	ws.ds = grow(ws.ds, N*I)
+	ws.dg = grow(ws.dg, N*I)
+	ws.datt = grow(ws.datt, N*qd)
+	// MLP
+	if cfg.isGPT2() {
+		b.mlpProj.backward(ws.dres, ws.ds, false)
+		geluBackward(ws.ds, b.g[:N*I], ws.dg)
+		b.fc.backward(ws.dg, ws.dh, false)
+		layerNormBackward(ws.dh, b.x2, b.ln2.w.w, b.mu2, b.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
+	} else {
+		ws.du = grow(ws.du, N*I)
+		b.down.backward(ws.dres, ws.ds, false)
+		swigluBackward(ws.ds, b.g[:N*I], b.u, ws.dg, ws.du)
+		b.gate.backward(ws.dg, ws.dh, false)
+		b.up.backward(ws.du, ws.dh, true)
+		rmsNormBackward(ws.dh, b.x2, b.ln2.w.w, b.rs2, N, H, ws.dtmp, b.ln2.w.g)
+	}
+	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
+	// attention
+	b.o.backward(ws.dres, ws.datt, false)
+	sh := n.attnShape(bt)
+	if cfg.isGPT2() {
+		ws.dqkv = grow(ws.dqkv, N*3*H)
+		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.P, ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:])
+		b.qkv.backward(ws.dqkv, ws.dh, false)
+		layerNormBackward(ws.dh, x, b.ln1.w.w, b.mu1, b.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
+	} else {
+		ws.dq = grow(ws.dq, N*qd)
+		ws.dk = grow(ws.dk, N*kd)
+		ws.dv = grow(ws.dv, N*kd)
+		attentionBackward(sh, b.qb, b.kb, b.vb, b.P, ws.datt, ws.dq, ws.dk, ws.dv)
+		S := bt.S
+		pos := func(r int) int { return r % S }
+		n.rope.apply(ws.dq, N, qd, cfg.Heads, pos, true)
+		n.rope.apply(ws.dk, N, kd, cfg.KVHeads, pos, true)
+		b.q.backward(ws.dq, ws.dh, false)
+		b.k.backward(ws.dk, ws.dh, true)
+		b.v.backward(ws.dv, ws.dh, true)
+		rmsNormBackward(ws.dh, x, b.ln1.w.w, b.rs1, N, H, ws.dtmp, b.ln1.w.g)
+	}
+	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
+}

@@ -1,0 +1,150 @@
+package lora
+
+import (
+	"math/rand/v2"
+)
+
+// linear is a linear layer y = x·Wᵀ + b (W stored [out, in]) or, for GPT-2's
+// Conv1D, y = x·W + b (W stored [in, out]), with an optional LoRA branch
+// scale·((dropout(x)·Aᵀ)·Bᵀ).
+type linear[T Float] struct {
+	module  string // e.g. "model.layers.0.self_attn.q_proj"
+	in, out int
+	w       *param[T]
+	conv1d  bool
+	b       *param[T] // nil without bias
+	lora    *loraBranch[T]
+	isHead  bool
+
+	// saved by forward for backward
+	x []T
+	n int
+}
+
+type loraBranch[T Float] struct {
+	r       int
+	scale   T
+	dropout float64
+	a, b    *param[T] // a [r, in], b [out, r]
+	// saved by forward
+	xd   []T     // dropped-out input (only with dropout)
+	keep []uint8 // dropout mask
+	u    []T     // xd·Aᵀ  [n, r]
+	du   []T
+	dxd  []T
+}
+
+// forward computes y[:n·out] from x[:n·in]. rng drives dropout; nil means
+// evaluation (no dropout).
+func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
+	l.x, l.n = x, n
+	if l.conv1d {
+		gemm(false, false, n, l.out, l.in, 1, x, l.in, l.w.w, l.out, 0, y, l.out)
+	} else {
+		gemm(false, true, n, l.out, l.in, 1, x, l.in, l.w.w, l.in, 0, y, l.out)
+	}
+	if l.b != nil {
+		bw := l.b.w
+		parallelFor(n, 64, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				yr := y[r*l.out : (r+1)*l.out]
+				for j := range yr {
+					yr[j] += bw[j]
+				}
+			}
+		})
+	}
+	lb := l.lora
+	if lb == nil {
+		return
+	}
+	xd := x
+	if lb.dropout > 0 && rng != nil {
+		lb.xd = grow(lb.xd, n*l.in)
+		if cap(lb.keep) < n*l.in {
+			lb.keep = make([]uint8, n*l.in)
+		}
+		lb.keep = lb.keep[:n*l.in]
+		inv := T(1 / (1 - lb.dropout))
+		for i := range lb.keep {
+			if rng.Float64() >= lb.dropout {
+				lb.keep[i] = 1
+				lb.xd[i] = x[i] * inv
+			} else {
+				lb.keep[i] = 0
+				lb.xd[i] = 0
+			}
+		}
+		xd = lb.xd[:n*l.in]
+	} else {
+		lb.keep = lb.keep[:0]
+	}
+	lb.u = grow(lb.u, n*lb.r)
+	gemm(false, true, n, lb.r, l.in, 1, xd, l.in, lb.a.w, l.in, 0, lb.u, lb.r)
+	gemm(false, true, n, l.out, lb.r, lb.scale, lb.u, lb.r, lb.b.w, lb.r, 1, y, l.out)
+}
+
+// backward takes dy[:n·out]; it adds weight gradients to the trainable
+// parameters and, when dx is not nil, writes (accumulate=false) or adds
+// (accumulate=true) the input gradient.
+func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
+	n, x := l.n, l.x
+	if l.w.g != nil {
+		if l.conv1d { // dW[in,out] += xᵀ·dy
+			gemm(true, false, l.in, l.out, n, 1, x, l.in, dy, l.out, 1, l.w.g, l.out)
+		} else { // dW[out,in] += dyᵀ·x
+			gemm(true, false, l.out, l.in, n, 1, dy, l.out, x, l.in, 1, l.w.g, l.in)
+		}
+	}
+	if l.b != nil && l.b.g != nil {
+		reduceRows(n, l.out, l.b.g, func(r int, acc []T) {
+			dr := dy[r*l.out : (r+1)*l.out]
+			for j := range acc {
+				acc[j] += dr[j]
+			}
+		})
+	}
+	beta := T(0)
+	if accumulate {
+		beta = 1
+	}
+	if dx != nil {
+		if l.conv1d {
+			gemm(false, true, n, l.in, l.out, 1, dy, l.out, l.w.w, l.out, beta, dx, l.in)
+		} else {
+			gemm(false, false, n, l.in, l.out, 1, dy, l.out, l.w.w, l.in, beta, dx, l.in)
+		}
+	}
+	lb := l.lora
+	if lb == nil {
+		return
+	}
+	xd := x
+	if len(lb.keep) > 0 {
+		xd = lb.xd
+	}
+	// du = scale·dy·B  [n, r]
+	lb.du = grow(lb.du, n*lb.r)
+	gemm(false, false, n, lb.r, l.out, lb.scale, dy, l.out, lb.b.w, lb.r, 0, lb.du, lb.r)
+	if lb.b.g != nil { // dB += scale·dyᵀ·u
+		gemm(true, false, l.out, lb.r, n, lb.scale, dy, l.out, lb.u, lb.r, 1, lb.b.g, lb.r)
+	}
+	if lb.a.g != nil { // dA += duᵀ·xd
+		gemm(true, false, lb.r, l.in, n, 1, lb.du, lb.r, xd, l.in, 1, lb.a.g, l.in)
+	}
+	if dx == nil {
+		return
+	}
+	if len(lb.keep) == 0 {
+		gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 1, dx, l.in)
+		return
+	}
+	lb.dxd = grow(lb.dxd, n*l.in)
+	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 0, lb.dxd, l.in)
+	inv := T(1 / (1 - lb.dropout))
+	for i, k := range lb.keep {
+		if k != 0 {
+			dx[i] += lb.dxd[i] * inv
+		}
+	}
+}

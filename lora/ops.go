@@ -1,0 +1,367 @@
+package lora
+
+import (
+	"math"
+)
+
+// rowGrain is the number of rows a goroutine handles at once in row-wise ops.
+const rowGrain = 16
+
+// reduceRows computes out[j] += Σ_rows f(row, j) with per-chunk partial sums
+// added in chunk order, so the result does not depend on the thread count.
+func reduceRows[T Float](n, d int, out []T, f func(r int, acc []T)) {
+	if out == nil {
+		return
+	}
+	chunks := (n + rowGrain - 1) / rowGrain
+	part := make([]T, chunks*d)
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		acc := part[(lo/rowGrain)*d : (lo/rowGrain+1)*d]
+		for r := lo; r < hi; r++ {
+			f(r, acc)
+		}
+	})
+	for c := 0; c < chunks; c++ {
+		p := part[c*d : (c+1)*d]
+		for j := range out {
+			out[j] += p[j]
+		}
+	}
+}
+
+// rmsNormForward: y = x · rstd · w with rstd = 1/√(mean(x²)+eps), per row of d.
+// rstd may be nil (inference).
+func rmsNormForward[T Float](x, w []T, n, d int, eps float64, y, rstd []T) {
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := x[r*d : (r+1)*d]
+			var ss float64
+			for _, v := range xr {
+				ss += float64(v) * float64(v)
+			}
+			rs := T(1 / math.Sqrt(ss/float64(d)+eps))
+			if rstd != nil {
+				rstd[r] = rs
+			}
+			yr := y[r*d : (r+1)*d]
+			for j, v := range xr {
+				yr[j] = v * rs * w[j]
+			}
+		}
+	})
+}
+
+// rmsNormBackward writes dx and adds to dw (when not nil).
+func rmsNormBackward[T Float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			rs := float64(rstd[r])
+			var dot float64
+			for j := range xr {
+				dot += float64(dyr[j]) * float64(w[j]) * float64(xr[j]) * rs
+			}
+			dot /= float64(d)
+			for j := range xr {
+				xh := float64(xr[j]) * rs
+				dxr[j] = T(rs * (float64(dyr[j])*float64(w[j]) - xh*dot))
+			}
+		}
+	})
+	reduceRows(n, d, dw, func(r int, acc []T) {
+		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
+		rs := rstd[r]
+		for j := range acc {
+			acc[j] += dyr[j] * xr[j] * rs
+		}
+	})
+}
+
+// layerNormForward: y = (x-mean)·rstd·g + b. mean and rstd may be nil.
+func layerNormForward[T Float](x, g, b []T, n, d int, eps float64, y, mean, rstd []T) {
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := x[r*d : (r+1)*d]
+			var s float64
+			for _, v := range xr {
+				s += float64(v)
+			}
+			mu := s / float64(d)
+			var vs float64
+			for _, v := range xr {
+				dv := float64(v) - mu
+				vs += dv * dv
+			}
+			rs := 1 / math.Sqrt(vs/float64(d)+eps)
+			if mean != nil {
+				mean[r], rstd[r] = T(mu), T(rs)
+			}
+			yr := y[r*d : (r+1)*d]
+			for j, v := range xr {
+				yr[j] = T((float64(v)-mu)*rs)*g[j] + b[j]
+			}
+		}
+	})
+}
+
+// layerNormBackward writes dx and adds to dg, db (when not nil).
+func layerNormBackward[T Float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db []T) {
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			mu, rs := float64(mean[r]), float64(rstd[r])
+			var s1, s2 float64
+			for j := range xr {
+				dg := float64(dyr[j]) * float64(g[j])
+				s1 += dg
+				s2 += dg * (float64(xr[j]) - mu) * rs
+			}
+			s1 /= float64(d)
+			s2 /= float64(d)
+			for j := range xr {
+				xh := (float64(xr[j]) - mu) * rs
+				dxr[j] = T(rs * (float64(dyr[j])*float64(g[j]) - s1 - xh*s2))
+			}
+		}
+	})
+	reduceRows(n, d, dg, func(r int, acc []T) {
+		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
+		mu, rs := mean[r], rstd[r]
+		for j := range acc {
+			acc[j] += dyr[j] * (xr[j] - mu) * rs
+		}
+	})
+	reduceRows(n, d, db, func(r int, acc []T) {
+		dyr := dy[r*d : (r+1)*d]
+		for j := range acc {
+			acc[j] += dyr[j]
+		}
+	})
+}
+
+// ropeTable holds cos and sin of position·θ^(-2i/hd) for i < hd/2.
+type ropeTable[T Float] struct {
+	half     int
+	cos, sin []T // [positions × half]
+}
+
+func newRopeTable[T Float](positions, headDim int, theta float64) *ropeTable[T] {
+	half := headDim / 2
+	t := &ropeTable[T]{half: half, cos: make([]T, positions*half), sin: make([]T, positions*half)}
+	for i := 0; i < half; i++ {
+		inv := float64(float32(1 / math.Pow(theta, float64(2*i)/float64(headDim))))
+		for p := 0; p < positions; p++ {
+			a := float64(p) * inv
+			t.cos[p*half+i] = T(math.Cos(a))
+			t.sin[p*half+i] = T(math.Sin(a))
+		}
+	}
+	return t
+}
+
+// apply rotates the heads of rows of x in place (Hugging Face rotate_half
+// convention: dimension i pairs with i+hd/2). Row r has position pos(r) and
+// heads at offsets h·hd for h < heads within a row of stride ld. inverse
+// applies the transposed rotation (for the backward pass).
+func (t *ropeTable[T]) apply(x []T, rows, ld, heads int, pos func(r int) int, inverse bool) {
+	half := t.half
+	parallelFor(rows, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			p := pos(r)
+			c, s := t.cos[p*half:(p+1)*half], t.sin[p*half:(p+1)*half]
+			for h := 0; h < heads; h++ {
+				v := x[r*ld+h*2*half : r*ld+(h+1)*2*half]
+				a, b := v[:half], v[half:]
+				for i := 0; i < half; i++ {
+					si := s[i]
+					if inverse {
+						si = -si
+					}
+					ai, bi := a[i], b[i]
+					a[i] = ai*c[i] - bi*si
+					b[i] = bi*c[i] + ai*si
+				}
+			}
+		}
+	})
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// swigluForward: s = silu(g)·u.
+func swigluForward[T Float](g, u, s []T) {
+	parallelFor(len(g), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(g[i])
+			s[i] = T(x*sigmoid(x)) * u[i]
+		}
+	})
+}
+
+// swigluBackward writes dg and du from ds.
+func swigluBackward[T Float](ds, g, u, dg, du []T) {
+	parallelFor(len(g), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(g[i])
+			sg := sigmoid(x)
+			d := float64(ds[i])
+			du[i] = T(d * x * sg)
+			dg[i] = T(d * float64(u[i]) * sg * (1 + x*(1-sg)))
+		}
+	})
+}
+
+const geluC = 0.7978845608028654 // √(2/π)
+
+// geluForward: GELU with the tanh approximation (GPT-2's gelu_new).
+func geluForward[T Float](x, y []T) {
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			y[i] = T(0.5 * v * (1 + math.Tanh(geluC*(v+0.044715*v*v*v))))
+		}
+	})
+}
+
+// geluBackward writes dx from dy.
+func geluBackward[T Float](dy, x, dx []T) {
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			t := math.Tanh(geluC * (v + 0.044715*v*v*v))
+			d := 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v)
+			dx[i] = T(float64(dy[i]) * d)
+		}
+	})
+}
+
+// attnShape describes causal multi-head attention over a batch of B
+// sequences of S positions; rows are b·S+s. Q has row stride ldq with head h
+// at column h·hd; K and V have strides ldk, ldv with kv head j at j·hd; query
+// head h reads kv head h/(heads/kvHeads).
+type attnShape struct {
+	B, S, heads, kvHeads, hd int
+	ldq, ldk, ldv, ldo       int
+}
+
+// attentionForward computes O = softmax(QKᵀ/√hd + causal mask)·V per head
+// and keeps the probabilities in P ([B·heads·S·S]).
+func attentionForward[T Float](sh attnShape, q, k, v, o, P []T) {
+	rep := sh.heads / sh.kvHeads
+	S, hd := sh.S, sh.hd
+	scale := T(1 / math.Sqrt(float64(hd)))
+	parallelFor(sh.B*sh.heads, 1, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/sh.heads, bh%sh.heads
+			kv := h / rep
+			p := P[bh*S*S : (bh+1)*S*S]
+			qo := b*S*sh.ldq + h*hd
+			ko := b*S*sh.ldk + kv*hd
+			vo := b*S*sh.ldv + kv*hd
+			gemm(false, true, S, S, hd, scale, q[qo:], sh.ldq, k[ko:], sh.ldk, 0, p, S)
+			for i := 0; i < S; i++ {
+				row := p[i*S : (i+1)*S]
+				mx := row[0]
+				for j := 1; j <= i; j++ {
+					if row[j] > mx {
+						mx = row[j]
+					}
+				}
+				var sum float64
+				for j := 0; j <= i; j++ {
+					e := math.Exp(float64(row[j] - mx))
+					row[j] = T(e)
+					sum += e
+				}
+				inv := T(1 / sum)
+				for j := 0; j <= i; j++ {
+					row[j] *= inv
+				}
+				for j := i + 1; j < S; j++ {
+					row[j] = 0
+				}
+			}
+			gemm(false, false, S, hd, S, 1, p, S, v[vo:], sh.ldv, 0, o[b*S*sh.ldo+h*hd:], sh.ldo)
+		}
+	})
+}
+
+// attentionBackward writes dq, dk, dv (same layouts as q, k, v) from dO.
+// scratch must hold GOMAXPROCS·S·S values... it is sized per call.
+func attentionBackward[T Float](sh attnShape, q, k, v, P, dO, dq, dk, dv []T) {
+	rep := sh.heads / sh.kvHeads
+	S, hd := sh.S, sh.hd
+	scale := T(1 / math.Sqrt(float64(hd)))
+	parallelFor(sh.B*sh.kvHeads, 1, func(lo, hi int) {
+		dp := make([]T, S*S)
+		for bk := lo; bk < hi; bk++ {
+			b, kv := bk/sh.kvHeads, bk%sh.kvHeads
+			ko := b*S*sh.ldk + kv*hd
+			vo := b*S*sh.ldv + kv*hd
+			for r := 0; r < rep; r++ {
+				h := kv*rep + r
+				p := P[(b*sh.heads+h)*S*S : (b*sh.heads+h+1)*S*S]
+				qo := b*S*sh.ldq + h*hd
+				oo := b*S*sh.ldo + h*hd
+				beta := T(1)
+				if r == 0 {
+					beta = 0
+				}
+				// dP = dO·Vᵀ; dV += Pᵀ·dO
+				gemm(false, true, S, S, hd, 1, dO[oo:], sh.ldo, v[vo:], sh.ldv, 0, dp, S)
+				gemm(true, false, S, hd, S, 1, p, S, dO[oo:], sh.ldo, beta, dv[vo:], sh.ldv)
+				// dS = P ⊙ (dP − rowsum(dP⊙P)) · scale
+				for i := 0; i < S; i++ {
+					pr, dr := p[i*S:(i+1)*S], dp[i*S:(i+1)*S]
+					var dot float64
+					for j := 0; j <= i; j++ {
+						dot += float64(pr[j]) * float64(dr[j])
+					}
+					for j := 0; j <= i; j++ {
+						dr[j] = pr[j] * (dr[j] - T(dot)) * scale
+					}
+					for j := i + 1; j < S; j++ {
+						dr[j] = 0
+					}
+				}
+				// dQ = dS·K; dK += dSᵀ·Q
+				gemm(false, false, S, hd, S, 1, dp, S, k[ko:], sh.ldk, 0, dq[qo:], sh.ldq)
+				gemm(true, false, S, hd, S, 1, dp, S, q[qo:], sh.ldq, beta, dk[ko:], sh.ldk)
+			}
+		}
+	})
+}
+
+// crossEntropyRows turns logits rows (V wide) into softmax − onehot(target),
+// scaled by gscale, in place, and returns each row's loss (−log p[target])
+// in loss. With grad false the logits are left as they are.
+func crossEntropyRows[T Float](logits []T, rows, V int, targets []int, gscale float64, grad bool, loss []float64, argmaxOK []bool) {
+	parallelFor(rows, 4, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := logits[r*V : (r+1)*V]
+			mx := row[0]
+			am := 0
+			for j, v := range row {
+				if v > mx {
+					mx, am = v, j
+				}
+			}
+			var sum float64
+			for _, v := range row {
+				sum += math.Exp(float64(v - mx))
+			}
+			lse := float64(mx) + math.Log(sum)
+			t := targets[r]
+			loss[r] = lse - float64(row[t])
+			if argmaxOK != nil {
+				argmaxOK[r] = am == t
+			}
+			if grad {
+				for j, v := range row {
+					row[j] = T(math.Exp(float64(v)-lse) * gscale)
+				}
+				row[t] -= T(gscale)
+			}
+		}
+	})
+}

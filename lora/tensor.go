@@ -1,0 +1,128 @@
+package lora
+
+import (
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Float is the element type of the numerics: float32 for models, float64 for
+// the gradient checks.
+type Float interface{ float32 | float64 }
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with
+// op(A) m×k and op(B) k×n, through blas32 or blas64.
+func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	switch av := any(a).(type) {
+	case []float32:
+		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), av, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, float64(alpha), av, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// parallelFor runs fn over [0,n) in chunks of at least grain items on up to
+// GOMAXPROCS goroutines. Chunk boundaries depend only on n and grain, so
+// per-chunk reductions are deterministic whatever the thread count.
+func parallelFor(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if grain < 1 {
+		grain = 1
+	}
+	chunks := (n + grain - 1) / grain
+	workers := runtime.GOMAXPROCS(0)
+	if chunks == 1 || workers == 1 {
+		for c := 0; c < chunks; c++ {
+			lo := c * grain
+			fn(lo, min(n, lo+grain))
+		}
+		return
+	}
+	if workers > chunks {
+		workers = chunks
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				c := next
+				next++
+				mu.Unlock()
+				if c >= chunks {
+					return
+				}
+				lo := c * grain
+				fn(lo, min(n, lo+grain))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// param is one named tensor of the network. w holds the values; g is the
+// gradient buffer, nil for frozen tensors.
+type param[T Float] struct {
+	name  string // Hugging Face name, e.g. "model.layers.0.mlp.up_proj.weight"
+	shape []int
+	w     []T
+	g     []T
+}
+
+func (p *param[T]) size() int { return len(p.w) }
+
+func newParam[T Float](name string, shape []int) *param[T] {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return &param[T]{name: name, shape: append([]int(nil), shape...), w: make([]T, n)}
+}
+
+func grow[T Float](buf []T, n int) []T {
+	if cap(buf) < n {
+		return make([]T, n)
+	}
+	return buf[:n]
+}
+
+func zero[T Float](x []T) {
+	for i := range x {
+		x[i] = 0
+	}
+}
+
+func toFloat32[T Float](x []T) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+func fromFloat32[T Float](x []float32) []T {
+	out := make([]T, len(x))
+	for i, v := range x {
+		out[i] = T(v)
+	}
+	return out
+}
