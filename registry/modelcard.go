@@ -23,8 +23,8 @@ type CO2Emissions struct {
 
 // CardMetric is one evaluation result for the card's model-index.
 type CardMetric struct {
-	Type  string  // e.g. "perplexity", "loss", "accuracy"
-	Name  string  // display name; defaults to Type
+	Type  string // e.g. "perplexity", "loss", "accuracy"
+	Name  string // display name; defaults to Type
 	Value float64
 }
 
@@ -54,15 +54,15 @@ type CardInfo struct {
 }
 
 type cardFrontMatter struct {
-	BaseModel      string        `yaml:"base_model,omitempty"`
-	LibraryName    string        `yaml:"library_name"`
-	License        string        `yaml:"license,omitempty"`
-	Language       []string      `yaml:"language,omitempty"`
-	Tags           []string      `yaml:"tags"`
-	Datasets       []string      `yaml:"datasets,omitempty"`
-	PipelineTag    string        `yaml:"pipeline_tag,omitempty"`
-	CO2            *CO2Emissions `yaml:"co2_eq_emissions,omitempty"`
-	ModelIndex     []cardModel   `yaml:"model-index,omitempty"`
+	BaseModel   string        `yaml:"base_model,omitempty"`
+	LibraryName string        `yaml:"library_name"`
+	License     string        `yaml:"license,omitempty"`
+	Language    []string      `yaml:"language,omitempty"`
+	Tags        []string      `yaml:"tags"`
+	Datasets    []string      `yaml:"datasets,omitempty"`
+	PipelineTag string        `yaml:"pipeline_tag,omitempty"`
+	CO2         *CO2Emissions `yaml:"co2_eq_emissions,omitempty"`
+	ModelIndex  []cardModel   `yaml:"model-index,omitempty"`
 }
 
 type cardModel struct {
