@@ -1,6 +1,9 @@
 package carbon
 
-import "errors"
+import (
+	"errors"
+	"sync"
+)
 
 // GPUReading is one reading of every GPU a GPUSource watches, summed.
 type GPUReading struct {
@@ -26,5 +29,44 @@ type GPUSource interface {
 // errNoGPULibrary is what the default build reports for the GPU term.
 var errNoGPULibrary = errors.New("no GPU library: no GPU term")
 
-// openDefaultGPU returns the GPU source of the default build: none.
-func openDefaultGPU() (GPUSource, error) { return nil, errNoGPULibrary }
+// ErrNoGPU is returned by a GPUOpener that loaded its library but found no
+// device.
+var ErrNoGPU = errors.New("no GPU")
+
+// GPUOpener opens a GPU source. Packages such as carbon/nvml register one in
+// their init function, so a binary opts in with a blank import:
+//
+//	import _ "github.com/loraflow/loraflow/carbon/nvml"
+type GPUOpener func() (GPUSource, error)
+
+var (
+	gpuMu      sync.Mutex
+	gpuOpeners []GPUOpener
+)
+
+// RegisterGPUOpener adds an opener tried by NewMeter when Options.GPU is nil.
+func RegisterGPUOpener(o GPUOpener) {
+	gpuMu.Lock()
+	defer gpuMu.Unlock()
+	gpuOpeners = append(gpuOpeners, o)
+}
+
+// openDefaultGPU tries the registered openers in order. With none registered
+// (the default build), the GPU term is absent for want of a library.
+func openDefaultGPU() (GPUSource, error) {
+	gpuMu.Lock()
+	openers := append([]GPUOpener(nil), gpuOpeners...)
+	gpuMu.Unlock()
+	if len(openers) == 0 {
+		return nil, errNoGPULibrary
+	}
+	var errs []error
+	for _, o := range openers {
+		s, err := o()
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}

@@ -22,6 +22,7 @@ const (
 	MethodRAMEstimate      = "ram-estimate"          // 0.3725 W per GiB of this process's resident memory
 	MethodNone             = "none"                  // not measured; the term is zero
 	MethodNoGPULibrary     = "none (no GPU library: no GPU term)"
+	MethodNoGPU            = "none (no GPU)"
 )
 
 // Estimation constants (DESIGN.md §4).
@@ -219,9 +220,13 @@ func NewMeter(opts Options) (*Meter, error) {
 	if m.gpu == nil {
 		var err error
 		if m.gpu, err = openDefaultGPU(); err != nil {
-			m.gpuMethod = MethodNoGPULibrary
-			if !errors.Is(err, errNoGPULibrary) {
-				m.gpuMethod = MethodNone
+			switch {
+			case errors.Is(err, errNoGPULibrary):
+				m.gpuMethod = MethodNoGPULibrary
+			case errors.Is(err, ErrNoGPU):
+				m.gpuMethod = MethodNoGPU
+			default: // e.g. libnvidia-ml.so.1 not installed
+				m.gpuMethod = MethodNoGPULibrary
 				m.note("gpu: %v", err)
 			}
 		}
