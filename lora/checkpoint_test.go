@@ -1,0 +1,133 @@
+package lora
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loraflow/loraflow/lora/peft"
+)
+
+func adapterBytes(t *testing.T, a *peft.Adapter) []byte {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "a")
+	if err := a.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.ReadFile(filepath.Join(dir, peft.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := os.ReadFile(filepath.Join(dir, peft.ConfigFile))
+	return append(w, c...)
+}
+
+func resumeSetup() (peft.Config, TrainConfig, []Sequence) {
+	pc := llamaLoRAConfig("q_proj", "v_proj", "down_proj")
+	pc.LoraDropout = 0.1
+	tc := TrainConfig{Steps: 10, BatchSize: 3, GradAccumSteps: 2, LearningRate: 5e-3, WarmupSteps: 2,
+		Schedule: "cosine", WeightDecay: 0.01, LoraPlusLRRatio: 4, Seed: 42, CheckpointEvery: 3}
+	return pc, tc, patternData(32, 13, 12, 5)
+}
+
+// TestResumeGivesSameAdapter interrupts a run after step 5 (its last
+// checkpoint is step 3), resumes it, and compares the final adapter bytes
+// with an uninterrupted run's and with a second uninterrupted run's.
+func TestResumeGivesSameAdapter(t *testing.T) {
+	ctx := context.Background()
+	m := newTiny(t, tinyLlamaConfig(), 8)
+	pc, tc, data := resumeSetup()
+
+	straight := tc
+	straight.CheckpointDir = t.TempDir()
+	a1, r1, err := Train(ctx, m, pc, straight, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _, err := Train(ctx, m, pc, tc, data, nil) // no checkpoints at all
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(adapterBytes(t, a1), adapterBytes(t, a2)) {
+		t.Fatal("same seed gave different adapters")
+	}
+
+	interrupted := tc
+	interrupted.CheckpointDir = t.TempDir()
+	cctx, cancel := context.WithCancel(ctx)
+	var ckpts []string
+	_, _, err = Train(cctx, m, pc, interrupted, data, func(p Progress) {
+		if p.Checkpoint != "" {
+			ckpts = append(ckpts, filepath.Base(p.Checkpoint))
+		}
+		if p.Step == 5 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if len(ckpts) != 1 || ckpts[0] != "step-000003" {
+		t.Fatalf("checkpoints %v", ckpts)
+	}
+	if latest, _ := LatestCheckpoint(interrupted.CheckpointDir); filepath.Base(latest) != "step-000003" {
+		t.Fatalf("latest %q", latest)
+	}
+	if _, err := peft.Load(filepath.Join(interrupted.CheckpointDir, "step-000003", "adapter")); err != nil {
+		t.Fatalf("checkpoint adapter: %v", err)
+	}
+	a3, r3, err := Train(ctx, m, pc, interrupted, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3.ResumedFromStep != 3 || r3.Steps != 10 || len(r3.Losses) != 10 || r3.Tokens != r1.Tokens {
+		t.Fatalf("resumed result %+v vs %+v", r3, r1)
+	}
+	for i := range r1.Losses {
+		if r1.Losses[i] != r3.Losses[i] {
+			t.Fatalf("loss %d: %v vs %v", i, r1.Losses[i], r3.Losses[i])
+		}
+	}
+	if !bytes.Equal(adapterBytes(t, a1), adapterBytes(t, a3)) {
+		t.Fatal("resumed run's adapter differs from the uninterrupted run's")
+	}
+	// A different seed is a different run: its checkpoint is refused.
+	other := interrupted
+	other.Seed = 7
+	var ie *InputError
+	if _, _, err := Train(ctx, m, pc, other, data, nil); !errors.As(err, &ie) || ie.Kind != KindCorruptCheckpoint {
+		t.Fatalf("foreign checkpoint: %v", err)
+	}
+}
+
+func TestNonFiniteLossKeepsLastCheckpoint(t *testing.T) {
+	m := newTiny(t, tinyLlamaConfig(), 8)
+	dir := t.TempDir()
+	tc := TrainConfig{Steps: 6, BatchSize: 4, LearningRate: 1e36, Schedule: "constant", MaxGradNorm: -1, CheckpointDir: dir, CheckpointEvery: 1}
+	_, _, err := Train(context.Background(), m, llamaLoRAConfig("q_proj", "v_proj", "up_proj", "down_proj"), tc, patternData(32, 8, 8, 1), nil)
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Kind != KindNonFiniteLoss {
+		t.Fatalf("want NonFiniteLoss, got %v", err)
+	}
+	latest, _ := LatestCheckpoint(dir)
+	if latest == "" || !strings.Contains(err.Error(), latest) {
+		t.Fatalf("error %q does not name the last good checkpoint %q", err, latest)
+	}
+	t.Log(err)
+	// the kept checkpoint is complete and finite
+	a, err := peft.Load(filepath.Join(latest, "adapter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range a.Tensors {
+		for _, x := range v {
+			if x != x || x > 1e38 || x < -1e38 {
+				t.Fatalf("%s holds %v", k, x)
+			}
+		}
+	}
+}
