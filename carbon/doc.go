@@ -43,7 +43,9 @@
 //
 // Unreadable sources never fail a measurement: NewMeter and Stop record what
 // they fell back to in Notes. Sampling runs every Options.SampleInterval
-// (default 2 s, never under 100 ms) and reads a handful of small files.
+// (default 2 s, never under 100 ms) and reads a handful of small files: about
+// 0.1 ms a sample on the 2-core development machine (BenchmarkSample), so
+// under 0.01 % of one core at the default interval.
 //
 // # Emissions
 //

@@ -614,3 +614,18 @@ func RegionFromEnv(lookup func(string) (string, bool)) (provider, region string)
 	}
 	return "", ""
 }
+
+// Describe says in one line what this Meter measures with on this machine,
+// for logs: methods, CPU, intensity and PUE.
+func (m *Meter) Describe() string {
+	ram := MethodRAMEstimate
+	if m.rapl != nil && len(m.rapl.DRAM) > 0 {
+		ram = MethodRAPLDRAM
+	}
+	gpu := m.gpuMethod
+	if m.gpuCount > 0 {
+		gpu = fmt.Sprintf("%s (%d x %s)", gpu, m.gpuCount, m.gpuModel)
+	}
+	return fmt.Sprintf("cpu=%s (%d x %s) gpu=%s ram=%s; intensity %g gCO2e/kWh (%s); PUE %g",
+		m.CPUMethod(), m.cpuThreads, m.cpuModel, gpu, ram, m.intensity.GramsPerKWh, m.intensity.Source, m.pue)
+}
