@@ -46,8 +46,8 @@ type MLflowOptions struct {
 	// Username and Password are sent as basic auth when no token is set.
 	Username, Password string
 	InsecureSkipVerify bool
-	// HTTPClient overrides the default client (which has a 5 minute timeout
-	// per request, long enough for large artifact uploads).
+	// HTTPClient overrides the default client (no overall timeout, so large
+	// artifacts can stream; 5 minutes to wait for an answer once a request is sent).
 	HTTPClient *http.Client
 	// MaxAttempts per request for 5xx, 429 and connection errors (default 6).
 	MaxAttempts int
@@ -183,7 +183,11 @@ func newHTTPClient(opts MLflowOptions) (*httpClient, error) {
 		if opts.InsecureSkipVerify {
 			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by MLFLOW_TRACKING_INSECURE_TLS
 		}
-		hc = &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+		// No overall timeout: a large merged model may take long to upload;
+		// the caller's context bounds the whole publish, and a server that
+		// takes the bytes but never answers is cut off here.
+		tr.ResponseHeaderTimeout = 5 * time.Minute
+		hc = &http.Client{Transport: tr}
 	}
 	log := opts.Logger
 	if log == nil {

@@ -161,12 +161,14 @@ func TestMLflowFaults(t *testing.T) {
 			{"POST", pathRMCreate, mlflowtest.FailBefore, 500, 1},
 			{"POST", pathMVCreate, mlflowtest.FailBefore, 500, 2},
 			{"GET", apiBase + "model-versions/search", mlflowtest.FailBefore, 500, 1},
+			{"PUT", "/api/2.0/mlflow-artifacts/artifacts/*", mlflowtest.FailBefore, 500, 2},
 		}},
 		{name: "connection reset", faults: []faultSpec{
 			{"GET", apiBase + "experiments/get-by-name", mlflowtest.ResetBefore, 0, 1},
 			{"POST", pathRunsNew, mlflowtest.ResetBefore, 0, 1},
 			{"POST", pathLogBatch, mlflowtest.ResetAfter, 0, 1},
 			{"POST", pathMVCreate, mlflowtest.ResetBefore, 0, 1},
+			{"PUT", "/api/2.0/mlflow-artifacts/artifacts/*", mlflowtest.ResetAfter, 0, 1},
 		}},
 		{name: "answers lost after the write happened", faults: []faultSpec{
 			{"POST", apiBase + "experiments/create", mlflowtest.FailAfter, 500, 1},
@@ -210,6 +212,14 @@ func TestMLflowFaults(t *testing.T) {
 			}
 			if v.Status != "READY" {
 				t.Errorf("status %s", v.Status)
+			}
+			if left := srv.PendingFaults(); len(left) > 0 {
+				t.Errorf("faults never triggered: %v", left)
+			}
+			for _, p := range srv.ArtifactPaths() {
+				if b, _ := srv.Artifact(p); len(b) == 0 {
+					t.Errorf("artifact %s is empty", p)
+				}
 			}
 			if tc.precreateModel && srv.Count("POST", pathRMCreate) != 2 {
 				t.Errorf("registered-models/create sent %d times", srv.Count("POST", pathRMCreate))

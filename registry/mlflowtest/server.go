@@ -135,12 +135,26 @@ func NewServer(tb testing.TB) *Server {
 }
 
 // Fault makes the next n requests to method and path (e.g. "POST",
-// "/api/2.0/mlflow/model-versions/create") fail as kind says; status is
-// used by FailBefore and FailAfter.
+// "/api/2.0/mlflow/model-versions/create"; a path ending in "*" matches
+// every path with that prefix) fail as kind says; status is used by
+// FailBefore and FailAfter.
 func (s *Server) Fault(method, path string, kind FaultKind, status, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &fault{method: method, path: path, kind: kind, status: status, remaining: n})
+}
+
+// PendingFaults returns the faults not yet delivered, as "METHOD path (n left)".
+func (s *Server) PendingFaults() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.faults {
+		if f.remaining > 0 {
+			out = append(out, fmt.Sprintf("%s %s (%d left)", f.method, f.path, f.remaining))
+		}
+	}
+	return out
 }
 
 // Requests returns "METHOD path" of every request received, in order.
@@ -273,7 +287,11 @@ func (s *Server) violation(format string, args ...any) *apiError {
 
 func (s *Server) takeFault(method, path string) *fault {
 	for _, f := range s.faults {
-		if f.remaining > 0 && f.method == method && f.path == path {
+		pathOK := f.path == path
+		if prefix, ok := strings.CutSuffix(f.path, "*"); ok {
+			pathOK = strings.HasPrefix(path, prefix)
+		}
+		if f.remaining > 0 && f.method == method && pathOK {
 			f.remaining--
 			return f
 		}
