@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
@@ -34,6 +35,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, is called after each merged tensor (for heartbeats).
 	Progress func(done, total int)
+	// NoSync skips the fsync of the output before it is renamed into place
+	// (faster; a crash may then leave a folder with unwritten pages).
+	NoSync bool
 }
 
 // TensorReport describes one rewritten tensor.
@@ -68,6 +72,7 @@ type Report struct {
 	BytesRewritten   int64              `json:"bytes_rewritten"`
 	CopySeconds      float64            `json:"copy_seconds"`
 	UpdateSeconds    float64            `json:"update_seconds"`
+	SyncSeconds      float64            `json:"sync_seconds"`
 	TotalSeconds     float64            `json:"total_seconds"`
 	PeakRSSBytes     int64              `json:"peak_rss_bytes,omitempty"` // the process's high-water mark (VmHWM) at the end
 	Equivalence      *EquivalenceReport `json:"equivalence,omitempty"`
@@ -147,27 +152,29 @@ func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign flo
 		}
 	}()
 
-	// 1. Copy the folder as is.
+	byFile := map[string][]*tensorPlan{}
+	for _, p := range plans {
+		f := ckpt.ShardOf(p.name)
+		byFile[f] = append(byFile[f], p)
+	}
+
+	// 1. Copy every file that no adapter touches as is.
 	t0 := time.Now()
-	copied, err := copyTree(ctx, baseDir, tmp)
+	copied, err := copyTree(ctx, baseDir, tmp, func(rel string) bool { _, ok := byFile[filepath.ToSlash(rel)]; return ok })
 	if err != nil {
 		return nil, fmt.Errorf("%s: copy %s: %w", op, baseDir, err)
 	}
 	rep.BytesCopied = copied
 	rep.CopySeconds = time.Since(t0).Seconds()
 
-	// 2. Rewrite the adapted tensors in place, file by file.
+	// 2. Write each touched file in one pass: untouched byte ranges copied,
+	// adapted tensors computed block by block.
 	t1 := time.Now()
-	byFile := map[string][]*tensorPlan{}
-	for _, p := range plans {
-		f := ckpt.ShardOf(p.name)
-		byFile[f] = append(byFile[f], p)
-	}
 	done := 0
 	for _, file := range slices.Sorted(mapsKeys(byFile)) {
 		ps := byFile[file]
 		slices.SortFunc(ps, func(a, b *tensorPlan) int { return int(a.info.DataOffsets[0] - b.info.DataOffsets[0]) })
-		trs, n, err := rewriteFile(ctx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, func() {
+		trs, n, c, err := rewriteFile(ctx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, func() {
 			done++
 			if opts.Progress != nil {
 				opts.Progress(done, len(plans))
@@ -178,6 +185,7 @@ func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign flo
 		}
 		rep.Tensors = append(rep.Tensors, trs...)
 		rep.BytesRewritten += n
+		rep.BytesCopied += c
 		log.Debug("merged file", "file", file, "tensors", len(ps))
 	}
 	rep.UpdateSeconds = time.Since(t1).Seconds()
@@ -188,8 +196,12 @@ func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign flo
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := syncDir(tmp); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	if !opts.NoSync {
+		t2 := time.Now()
+		if err := syncTree(tmp); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		rep.SyncSeconds = time.Since(t2).Seconds()
 	}
 	// 3. Move the result into place.
 	if _, statErr := os.Stat(absOut); statErr == nil {
@@ -209,43 +221,72 @@ func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign flo
 	return rep, nil
 }
 
-// rewriteFile updates the planned tensors of one safetensors file: reads
-// from src (the base), writes to dst (the copy) at the same offsets.
-func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, opts Options, tick func()) ([]TensorReport, int64, error) {
+// rewriteFile writes dst as a copy of the safetensors file src in which
+// the planned tensors (sorted by offset) are updated. It returns the reports,
+// the bytes computed and the bytes copied.
+func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, opts Options, tick func()) ([]TensorReport, int64, int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	var hdr [8]byte
 	if _, err := in.ReadAt(hdr[:], 0); err != nil {
-		return nil, 0, fmt.Errorf("%s: read header length: %w", src, err)
+		return nil, 0, 0, fmt.Errorf("%s: read header length: %w", src, err)
 	}
 	dataStart := 8 + int64(binary.LittleEndian.Uint64(hdr[:]))
-	out, err := os.OpenFile(dst, os.O_RDWR, 0)
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer out.Close()
 	var reports []TensorReport
-	var written int64
+	var written, copied, pos int64
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
+		begin := dataStart + p.info.DataOffsets[0]
+		if err := copyRange(out, in, pos, begin-pos); err != nil {
+			return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, begin, err)
+		}
+		copied += begin - pos
 		tr, n, err := rewriteTensor(in, out, dataStart, p, opts)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
+			return nil, 0, 0, fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
 		}
+		pos = dataStart + p.info.DataOffsets[1]
 		tr.File = file
 		reports = append(reports, tr)
 		written += n
 		tick()
 	}
-	if err := out.Sync(); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", dst, err)
+	if err := copyRange(out, in, pos, st.Size()-pos); err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, st.Size(), err)
 	}
-	return reports, written, out.Close()
+	copied += st.Size() - pos
+	return reports, written, copied, out.Close()
+}
+
+// copyRange copies n bytes at offset off of src to the same offset of dst,
+// in the kernel (copy_file_range) when it can.
+func copyRange(dst, src *os.File, off, n int64) error {
+	for n > 0 {
+		roff, woff := off, off
+		c, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(min(n, 1<<30)), 0)
+		if err != nil || c == 0 {
+			// Not supported here (cross-device, old kernel, ...): copy through memory.
+			_, err := io.Copy(io.NewOffsetWriter(dst, off), io.NewSectionReader(src, off, n))
+			return err
+		}
+		off += int64(c)
+		n -= int64(c)
+	}
+	return nil
 }
 
 func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options) (TensorReport, int64, error) {
@@ -338,8 +379,9 @@ func addDelta(delta []float32, c contribution, r0, r1, cols int) {
 }
 
 // copyTree copies the regular files and folders of src into dst (which
-// exists), returning the bytes copied. Symbolic links are followed.
-func copyTree(ctx context.Context, src, dst string) (int64, error) {
+// exists), except the files skip reports, returning the bytes copied.
+// Symbolic links are followed.
+func copyTree(ctx context.Context, src, dst string, skip func(rel string) bool) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -361,6 +403,9 @@ func copyTree(ctx context.Context, src, dst string) (int64, error) {
 		case st.IsDir():
 			return os.MkdirAll(target, 0o755)
 		case st.Mode().IsRegular():
+			if skip != nil && skip(rel) {
+				return nil
+			}
 			n, err := copyFile(path, target)
 			total += n
 			return err
@@ -385,10 +430,6 @@ func copyFile(src, dst string) (int64, error) {
 		out.Close()
 		return n, fmt.Errorf("%s: %w", src, err)
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return n, err
-	}
 	return n, out.Close()
 }
 
@@ -408,6 +449,27 @@ func listFiles(dir string, modified map[string][]*tensorPlan) ([]FileReport, err
 		return nil
 	})
 	return out, err
+}
+
+// syncTree fsyncs every file and folder under dir.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return syncDir(path)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 func syncDir(dir string) error {
