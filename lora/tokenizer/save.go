@@ -1,0 +1,198 @@
+package tokenizer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// FromGPT2Files builds the GPT-2 tokenizer from OpenAI's encoder.json (token
+// -> id, byte-level spelling) and vocab.bpe (one merge "a b" a line after a
+// "#version" line). "<|endoftext|>" becomes a special added token when the
+// vocabulary has it.
+func FromGPT2Files(encoderJSON, vocabBPE []byte) (*Tokenizer, error) {
+	var vocab map[string]int
+	if err := json.Unmarshal(encoderJSON, &vocab); err != nil {
+		return nil, fmt.Errorf("tokenizer: encoder.json: %w", err)
+	}
+	var merges [][2]string
+	sc := bufio.NewScanner(bytes.NewReader(vocabBPE))
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimRight(sc.Text(), "\r")
+		if s == "" || (line == 1 && strings.HasPrefix(s, "#")) {
+			continue
+		}
+		a, b, ok := strings.Cut(s, " ")
+		if !ok || a == "" || b == "" || strings.Contains(b, " ") {
+			return nil, fmt.Errorf("tokenizer: vocab.bpe line %d %q: want two tokens separated by one space", line, s)
+		}
+		merges = append(merges, [2]string{a, b})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("tokenizer: vocab.bpe: %w", err)
+	}
+	var added []AddedToken
+	if id, ok := vocab["<|endoftext|>"]; ok {
+		added = append(added, AddedToken{ID: id, Content: "<|endoftext|>", Normalized: true, Special: true})
+	}
+	t, err := build(vocab, merges, false, added, PreTokenizerGPT2, false)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: GPT-2 files: %w", err)
+	}
+	return t, nil
+}
+
+type orderedVocab map[int]string // id -> token, written in id order
+
+func (v orderedVocab) MarshalJSON() ([]byte, error) {
+	ids := make([]int, 0, len(v))
+	for id := range v {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		k, err := marshalNoEscape(v[id])
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(k)
+		fmt.Fprintf(&buf, ":%d", id)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+type modelOut struct {
+	Type                    string       `json:"type"`
+	Dropout                 *float64     `json:"dropout"`
+	UnkToken                *string      `json:"unk_token"`
+	ContinuingSubwordPrefix *string      `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string      `json:"end_of_word_suffix"`
+	FuseUnk                 bool         `json:"fuse_unk"`
+	ByteFallback            bool         `json:"byte_fallback"`
+	IgnoreMerges            bool         `json:"ignore_merges"`
+	Vocab                   orderedVocab `json:"vocab"`
+	Merges                  []string     `json:"merges"`
+}
+
+type fileOut struct {
+	Version       string          `json:"version"`
+	Truncation    json.RawMessage `json:"truncation"`
+	Padding       json.RawMessage `json:"padding"`
+	AddedTokens   []AddedToken    `json:"added_tokens"`
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	Decoder       json.RawMessage `json:"decoder"`
+	Model         modelOut        `json:"model"`
+}
+
+const (
+	byteLevelDecoder = `{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}`
+	byteLevelPost    = `{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true}`
+)
+
+func (t *Tokenizer) preTokenizerJSON() (json.RawMessage, error) {
+	switch t.pre {
+	case PreTokenizerGPT2:
+		return marshalNoEscape(map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpace, "trim_offsets": true, "use_regex": true})
+	case PreTokenizerLlama3:
+		return marshalNoEscape(map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]string{"Regex": Llama3Pattern}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpace, "trim_offsets": true, "use_regex": false},
+		}})
+	}
+	return nil, fmt.Errorf("pre-tokenizer %q: %w", t.pre, ErrUnsupported)
+}
+
+// MarshalJSON returns the tokenizer.json content that Save writes.
+func (t *Tokenizer) MarshalJSON() ([]byte, error) {
+	pre, err := t.preTokenizerJSON()
+	if err != nil {
+		return nil, err
+	}
+	null := json.RawMessage("null")
+	orNull := func(r json.RawMessage, def string) json.RawMessage {
+		if len(bytes.TrimSpace(r)) == 0 {
+			return json.RawMessage(def)
+		}
+		return r
+	}
+	merges := make([]string, len(t.model.mergeList))
+	for i, m := range t.model.mergeList {
+		merges[i] = m[0] + " " + m[1]
+	}
+	added := t.added
+	if added == nil {
+		added = []AddedToken{}
+	}
+	out := fileOut{
+		Version: "1.0", Truncation: null, Padding: null, AddedTokens: added, Normalizer: null,
+		PreTokenizer:  pre,
+		PostProcessor: orNull(t.postProcessor, byteLevelPost),
+		Decoder:       orNull(t.decoder, byteLevelDecoder),
+		Model:         modelOut{Type: "BPE", IgnoreMerges: t.model.ignoreMerges, Vocab: orderedVocab(t.idToToken), Merges: merges},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Save writes the tokenizer as a Hugging Face tokenizer.json, atomically
+// (temporary file, fsync, rename). Merges are written in the "a b" string
+// form, which every tokenizers version reads.
+func (t *Tokenizer) Save(path string) error {
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	name := tmp.Name()
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(name, path)
+	}
+	if err != nil {
+		_ = os.Remove(name)
+		return fmt.Errorf("tokenizer: %s: %w", path, err)
+	}
+	return nil
+}
