@@ -62,7 +62,8 @@
 // # Outputs
 //
 // CSVColumns is CodeCarbon's emissions.csv header (2.x layout, units as
-// CodeCarbon: duration s, emissions kg, power W, energy kWh). JSONSummary and
+// CodeCarbon: duration s, emissions kg, power W, energy kWh; as CodeCarbon
+// does, the CSV's per-device energies include PUE, while Report's do not). JSONSummary and
 // Summary.Tags give the provenance and registry forms; ModelCardBlock the
 // Hugging Face model-card co2_eq_emissions block (emissions in grams).
 //

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -180,7 +181,9 @@ var CSVColumns = []string{
 
 // CSVRecord returns the report as one emissions.csv record in CSVColumns
 // order. Timestamps are UTC in CodeCarbon's "2006-01-02T15:04:05" form;
-// python_version is empty and codecarbon_version names this package.
+// python_version is empty and codecarbon_version names this package. As in
+// CodeCarbon, cpu_energy, gpu_energy and ram_energy include PUE (so they add up
+// to energy_consumed) while the power columns are device power.
 func CSVRecord(r Report, run RunInfo) []string {
 	ts := run.Timestamp
 	if ts.IsZero() {
@@ -204,13 +207,15 @@ func CSVRecord(r Report, run RunInfo) []string {
 		ts.UTC().Format("2006-01-02T15:04:05"), project, run.RunID, exp,
 		f(r.DurationS), f(r.EmissionsKg), f(r.EmissionsRateKgPerS),
 		f(r.CPUPowerW), f(r.GPUPowerW), f(r.RAMPowerW),
-		f(r.CPUEnergyKWh), f(r.GPUEnergyKWh), f(r.RAMEnergyKWh), f(r.EnergyKWh),
+		f(r.CPUEnergyKWh * r.PUE), f(r.GPUEnergyKWh * r.PUE), f(r.RAMEnergyKWh * r.PUE), f(r.EnergyKWh),
 		r.CountryName, r.CountryISO, r.Region, r.CloudProvider, r.CloudRegion,
 		runtime.GOOS + "-" + runtime.GOARCH, "", "loraflow-carbon " + Version,
 		strconv.Itoa(r.CPUThreads), r.CPUModel, strconv.Itoa(r.GPUCount), gpuModel,
 		"", "", f(r.RAMTotalGiB), r.TrackingMode, onCloud, f(r.PUE),
 	}
 }
+
+var appendMu sync.Mutex
 
 // Version is this package's version, written to the codecarbon_version column.
 const Version = "0.1.0"
@@ -242,6 +247,8 @@ func WriteCSVRow(w io.Writer, r Report, run RunInfo) error { return WriteCSV(w, 
 // first when the file is new or empty. An existing file whose header differs
 // is an error (CodeCarbon would move it aside; here the caller decides).
 func AppendCSV(path string, run RunInfo, reports ...Report) error {
+	appendMu.Lock() // one header even when activities of one worker finish together
+	defer appendMu.Unlock()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("carbon: %w", err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -87,7 +88,10 @@ func TestCSVRowValuesAndUnits(t *testing.T) {
 	// 8.5 W × 600 s = 5100 J = 1.41667e-3 kWh; × 1.2 = 1.7e-3 kWh; × 56 g = 0.0952 g = 9.52e-5 kg.
 	assertNear(t, "duration [s]", num("duration"), 600)
 	assertNear(t, "cpu_power [W]", num("cpu_power"), 8)
-	assertNear(t, "ram_energy [kWh]", num("ram_energy"), 300/3.6e6)
+	// Component energies include PUE, as CodeCarbon's do, and add up to energy_consumed.
+	assertNear(t, "ram_energy [kWh]", num("ram_energy"), 300/3.6e6*1.2)
+	assertNear(t, "cpu_energy [kWh]", num("cpu_energy"), 4800/3.6e6*1.2)
+	assertNear(t, "sum of energies", num("cpu_energy")+num("gpu_energy")+num("ram_energy"), num("energy_consumed"))
 	assertNear(t, "energy_consumed [kWh]", num("energy_consumed"), 1.7e-3)
 	assertNear(t, "emissions [kg]", num("emissions"), 9.52e-5)
 	assertNear(t, "pue", num("pue"), 1.2)
@@ -112,6 +116,18 @@ func TestAppendCSV(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) != 3 || lines[0] != codeCarbonHeader {
 		t.Fatalf("file:\n%s", b)
+	}
+	// Concurrent appends to a new file write one header.
+	conc := filepath.Join(t.TempDir(), "emissions.csv")
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); AppendCSV(conc, RunInfo{RunID: "r"}, r) }()
+	}
+	wg.Wait()
+	b, _ = os.ReadFile(conc)
+	if n := strings.Count(string(b), "timestamp,"); n != 1 || strings.Count(string(b), "\n") != 9 {
+		t.Errorf("concurrent appends: %d headers, %d lines", n, strings.Count(string(b), "\n"))
 	}
 	bad := filepath.Join(t.TempDir(), "other.csv")
 	os.WriteFile(bad, []byte("a,b\n1,2\n"), 0o644)
