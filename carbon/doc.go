@@ -32,10 +32,12 @@
 //     slice of a 64-core part is charged for its share, not the whole package.
 //   - CPU, "default-4w-per-thread": the same with w = 4 W for a model not in
 //     the table (DESIGN.md §4).
-//   - GPU, "nvml" or "nvml-power-samples": a GPUSource passed in Options.GPU
-//     (energy counter difference, else trapezoidal integration of power
-//     samples). The default build links no GPU library (no cgo), and then says
-//     "none (no GPU library: no GPU term)".
+//   - GPU, "nvml" or "nvml-power-samples": a GPUSource passed in Options.GPU,
+//     or opened by a registered GPUOpener (a blank import of carbon/nvml
+//     registers NVML, loaded with dlopen, no cgo): energy counter difference,
+//     else trapezoidal integration of power samples. Without either, or where
+//     libnvidia-ml.so.1 is absent, the report says "none (no GPU library: no
+//     GPU term)"; NVML with no device says "none (no GPU)".
 //   - RAM, "rapl-dram" where RAPL has DRAM zones, else "ram-estimate":
 //     0.3725 W per GiB (Green Algorithms' per-GB figure) × the process's
 //     resident set (VmRSS of /proc/self/status), integrated over time by the
