@@ -150,18 +150,18 @@ func (s *Signer) PublicKey() crypto.PublicKey { return s.key.Public() }
 func (s *Signer) PublicKeyPEM() ([]byte, error) { return publicKeyPEM(s.key.Public()) }
 
 // String describes the signer without its key material.
-func (s *Signer) String() string {
-	if s == nil {
-		return "provenance.Signer(nil)"
-	}
+func (s Signer) String() string {
 	return fmt.Sprintf("provenance.Signer{%s keyid=%s source=%s}", s.keyType, s.keyID, s.source)
 }
 
 // GoString is String, so that %#v does not print the private key.
-func (s *Signer) GoString() string { return s.String() }
+func (s Signer) GoString() string { return s.String() }
+
+// Format prints String for every verb, so that no verb reaches the key.
+func (s Signer) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
 // LogValue makes slog print the algorithm and key ID only.
-func (s *Signer) LogValue() slog.Value {
+func (s Signer) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("type", string(s.keyType)), slog.String("keyid", s.keyID))
 }
 
