@@ -242,8 +242,8 @@ func (l *Local) Publish(ctx context.Context, req PublishRequest) (Version, error
 	var out Version
 	err := l.update(ctx, req.ModelName, true, func(doc *localModelDoc) (bool, error) {
 		changed := false
-		v, ok := doc.findDigest(req.ArtifactDigest)
-		if !ok {
+		v, existed := doc.findDigest(req.ArtifactDigest)
+		if !existed {
 			next := 1
 			for _, e := range doc.Versions {
 				if n, err := strconv.Atoi(e.Version); err == nil && n >= next {
@@ -279,6 +279,7 @@ func (l *Local) Publish(ctx context.Context, req PublishRequest) (Version, error
 		}
 		v, _ = doc.find(version)
 		out = l.toVersion(doc, v)
+		out.Existed = existed
 		return changed, nil
 	})
 	if err != nil {

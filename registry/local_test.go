@@ -85,6 +85,9 @@ func TestLocalPublishIsIdempotentAndCopiesArtifacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v1.Existed || !v1again.Existed {
+		t.Errorf("Existed: first %v, retry %v", v1.Existed, v1again.Existed)
+	}
 	if v1again.Version != "1" {
 		t.Fatalf("retried publish made version %s, want 1", v1again.Version)
 	}

@@ -216,10 +216,14 @@ func (m *MLflow) Publish(ctx context.Context, req PublishRequest) (Version, erro
 			return Version{}, err
 		}
 	}
+	out := mv.toVersion()
 	if req.Alias != "" {
-		return m.GetVersion(ctx, req.ModelName, mv.Version)
+		if out, err = m.GetVersion(ctx, req.ModelName, mv.Version); err != nil {
+			return Version{}, err
+		}
 	}
-	return mv.toVersion(), nil
+	out.Existed = found
+	return out, nil
 }
 
 // findByDigest searches the model's versions for the digest tag. Servers

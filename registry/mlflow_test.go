@@ -129,6 +129,9 @@ func TestMLflowPublishPerformsTheDocumentedCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v.Existed || !again.Existed {
+		t.Errorf("Existed: first %v, retry %v", v.Existed, again.Existed)
+	}
 	if again.Version != "1" || len(srv.Versions("tiny-lora")) != 1 || len(srv.Runs()) != 1 {
 		t.Fatalf("retry made version %s; %d versions, %d runs", again.Version, len(srv.Versions("tiny-lora")), len(srv.Runs()))
 	}

@@ -105,6 +105,9 @@ type Version struct {
 	RunID     string            `json:"run_id,omitempty"`
 	Status    string            `json:"status,omitempty"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Existed is true when Publish found this version already registered
+	// for the request's digest (a retried publish) instead of making it.
+	Existed bool `json:"existed,omitempty"`
 }
 
 // HasAlias reports whether v carries alias.
