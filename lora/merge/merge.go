@@ -99,7 +99,12 @@ func Unmerge(ctx context.Context, mergedDir, outDir string, opts Options) (*Repo
 	return run(ctx, "unmerge", mergedDir, outDir, opts, -1)
 }
 
-func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign float64) (rep *Report, err error) {
+func run(ctx context.Context, op, baseDir, outDir string, opts Options, sign float64) (*Report, error) {
+	rep, err := runMerge(ctx, op, baseDir, outDir, opts, sign)
+	return rep, asInputError(err)
+}
+
+func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sign float64) (rep *Report, err error) {
 	start := time.Now()
 	log := opts.Logger
 	if log == nil {

@@ -76,6 +76,41 @@ func numel(shape []int) int {
 func writeCheckpoint(t testing.TB, dir string, l layout, dt safetensors.DType, shards int, seed uint64) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
+	values := map[string][]float32{}
+	for n, shape := range l.tensors {
+		values[n] = nil
+		_ = shape
+	}
+	names := make([]string, 0, len(l.tensors))
+	for n := range l.tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := make([]float32, numel(l.tensors[n]))
+		for j := range v {
+			v[j] = float32(rng.NormFloat64() * 0.5)
+		}
+		values[n] = v
+	}
+	writeCheckpointValues(t, dir, l, dt, shards, values)
+	mustWrite(t, filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"model_type": %q}`, l.modelType)))
+	mustWrite(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "BPE"}}`))
+}
+
+func copyConfig(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(from, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(to, "config.json"), b)
+}
+
+// writeCheckpointValues writes the given values in dtype into dir, in
+// shards files (1 = model.safetensors).
+func writeCheckpointValues(t testing.TB, dir string, l layout, dt safetensors.DType, shards int, values map[string][]float32) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +122,7 @@ func writeCheckpoint(t testing.TB, dir string, l layout, dt safetensors.DType, s
 	files := make([][]safetensors.Tensor, shards)
 	weightMap := map[string]string{}
 	for i, n := range names {
-		v := make([]float32, numel(l.tensors[n]))
-		for j := range v {
-			v[j] = float32(rng.NormFloat64() * 0.5)
-		}
-		data, err := safetensors.EncodeFloat32(dt, v)
+		data, err := safetensors.EncodeFloat32(dt, values[n])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,8 +139,6 @@ func writeCheckpoint(t testing.TB, dir string, l layout, dt safetensors.DType, s
 		idx, _ := json.Marshal(safetensors.Index{Metadata: map[string]any{"total_size": 0}, WeightMap: weightMap})
 		mustWrite(t, filepath.Join(dir, safetensors.IndexFileName), idx)
 	}
-	mustWrite(t, filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"model_type": %q}`, l.modelType)))
-	mustWrite(t, filepath.Join(dir, "tokenizer.json"), []byte(`{"model": {"type": "BPE"}}`))
 }
 
 func shardName(s, n int) string {
