@@ -1,0 +1,130 @@
+// Command worker is a Temporal worker with the loraflow plugin: it runs the
+// LoRA pipeline workflow and its activities for one task queue. Every flag
+// has a LORAFLOW_* environment variable (the Helm chart sets those).
+//
+//	worker                 run until SIGTERM/SIGINT, then drain and stop
+//	worker check           exit 0 when Temporal is reachable (probes, helm test)
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/loraflow/loraflow"
+	"github.com/loraflow/loraflow/internal/temporalx"
+)
+
+type options struct {
+	conn        temporalx.ConnOptions
+	taskQueue   string
+	trainQueue  string
+	role        string
+	plugin      loraflow.Config
+	trustedKeys string
+	metricsAddr string
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var o options
+	pue, _ := strconv.ParseFloat(env("LORAFLOW_PUE", "1.0"), 64)
+	root := &cobra.Command{
+		Use:           "worker",
+		Short:         "Run a loraflow Temporal worker",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o, logger)
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&o.conn.Address, "address", env("LORAFLOW_TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port")
+	f.StringVar(&o.conn.Namespace, "namespace", env("LORAFLOW_NAMESPACE", "default"), "Temporal namespace")
+	f.StringVar(&o.conn.TLSCert, "tls-cert", os.Getenv("LORAFLOW_TLS_CERT"), "client certificate PEM (mTLS)")
+	f.StringVar(&o.conn.TLSKey, "tls-key", os.Getenv("LORAFLOW_TLS_KEY"), "client key PEM (mTLS)")
+	f.StringVar(&o.conn.TLSCA, "tls-ca", os.Getenv("LORAFLOW_TLS_CA"), "server CA PEM")
+	rf := root.Flags()
+	rf.StringVar(&o.taskQueue, "task-queue", env("LORAFLOW_TASK_QUEUE", "loraflow"), "task queue to poll")
+	rf.StringVar(&o.trainQueue, "train-task-queue", os.Getenv("LORAFLOW_TRAIN_TASK_QUEUE"), "task queue that TrainLoRA is sent to (GPU workers)")
+	rf.StringVar(&o.role, "role", env("LORAFLOW_WORKER_ROLE", loraflow.RoleAll), "all, or train (TrainLoRA only)")
+	rf.StringVar(&o.plugin.ArtifactRoot, "artifact-root", env("LORAFLOW_ARTIFACT_ROOT", "/var/lib/loraflow/artifacts"), "artifact store folder (shared by all workers)")
+	rf.StringVar(&o.plugin.RegistryURI, "registry", os.Getenv("LORAFLOW_REGISTRY_URI"), "registry URI: file:///path or http(s):// MLflow")
+	rf.StringVar(&o.plugin.SigningKey, "signing-key", os.Getenv("LORAFLOW_SIGNING_KEY"), "signing key: PEM path, env:VAR or secret folder")
+	rf.StringVar(&o.trustedKeys, "trusted-keys", os.Getenv("LORAFLOW_TRUSTED_KEYS"), "comma-separated public key PEM paths trusted for verification")
+	rf.StringVar(&o.plugin.Region, "region", os.Getenv("LORAFLOW_REGION"), "carbon region: ISO country code or provider:region")
+	rf.Float64Var(&o.plugin.PUE, "pue", pue, "data centre power usage effectiveness")
+	rf.StringVar(&o.metricsAddr, "metrics-addr", os.Getenv("LORAFLOW_METRICS_ADDR"), "Prometheus /metrics listen address (empty: off)")
+
+	root.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Exit 0 when Temporal is reachable",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			if err := temporalx.Check(ctx, o.conn, logger); err != nil {
+				return err
+			}
+			fmt.Println("temporal reachable at", o.conn.Address)
+			return nil
+		},
+	})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, logger *slog.Logger) error {
+	o.plugin.Role, o.plugin.TrainTaskQueue, o.plugin.Logger = o.role, o.trainQueue, logger
+	for _, k := range strings.Split(o.trustedKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			o.plugin.TrustedKeys = append(o.plugin.TrustedKeys, k)
+		}
+	}
+	plugin, err := loraflow.Plugin(o.plugin)
+	if err != nil {
+		return err
+	}
+	copts, err := o.conn.ClientOptions(logger)
+	if err != nil {
+		return err
+	}
+	if o.metricsAddr != "" {
+		stop, handler, err := serveMetrics(o.metricsAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		copts.MetricsHandler = handler
+	}
+	c, err := client.DialContext(ctx, copts)
+	if err != nil {
+		return fmt.Errorf("dialing temporal at %s: %w", o.conn.Address, err)
+	}
+	defer c.Close()
+	queue := o.taskQueue
+	if o.role == loraflow.RoleTrain && o.trainQueue != "" {
+		queue = o.trainQueue
+	}
+	w := worker.New(c, queue, worker.Options{Plugins: []worker.Plugin{plugin}, WorkerStopTimeout: 30 * time.Second})
+	logger.Info("loraflow worker starting", "address", o.conn.Address, "namespace", o.conn.Namespace, "task_queue", queue, "role", o.role)
+	// worker.InterruptCh closes on SIGINT and SIGTERM; Run then stops
+	// polling and waits for running activities up to WorkerStopTimeout.
+	return w.Run(worker.InterruptCh())
+}

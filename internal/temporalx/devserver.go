@@ -1,0 +1,125 @@
+package temporalx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// TemporalCLIVersion is the Temporal CLI the embedded default expects
+// (later versions cannot be `go install`ed here, see DESIGN.md §2).
+const TemporalCLIVersion = "v1.5.1"
+
+// DevServer is a Temporal CLI dev server started by loraflow.
+type DevServer struct {
+	Address string
+	UIPort  int
+	cmd     *exec.Cmd
+	done    chan error
+}
+
+// FindTemporalCLI locates the `temporal` binary: $LORAFLOW_TEMPORAL_CLI,
+// then PATH, then $GOPATH/bin.
+func FindTemporalCLI() (string, error) {
+	if p := os.Getenv("LORAFLOW_TEMPORAL_CLI"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	p := filepath.Join(gopath, "bin", "temporal")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the Temporal CLI is not installed: run `go install github.com/temporalio/cli/cmd/temporal@%s` (the README's setup command does)", TemporalCLIVersion)
+}
+
+// DataDir is loraflow's per-user data folder ($XDG_DATA_HOME/loraflow or
+// ~/.local/share/loraflow).
+func DataDir() (string, error) {
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	d := filepath.Join(base, "loraflow")
+	return d, os.MkdirAll(d, 0o755)
+}
+
+// StartDevServer starts `temporal server start-dev` on 127.0.0.1:port with
+// a SQLite database file, and waits until it accepts connections. With
+// ui false the Web UI is off.
+func StartDevServer(ctx context.Context, dbFile string, port int, ui bool, logFile string) (*DevServer, error) {
+	bin, err := FindTemporalCLI()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--db-filename", dbFile, "--log-level", "warn"}
+	uiPort := 0
+	if ui {
+		uiPort = port + 1000
+		args = append(args, "--ui-port", strconv.Itoa(uiPort))
+	} else {
+		args = append(args, "--headless")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the Temporal dev server: %w", err)
+	}
+	s := &DevServer{Address: fmt.Sprintf("127.0.0.1:%d", port), UIPort: uiPort, cmd: cmd, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !Reachable(s.Address, 200*time.Millisecond) {
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("the Temporal dev server exited at start (%v); see %s", err, logFile)
+		case <-ctx.Done():
+			s.Stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			return nil, errors.New("the Temporal dev server did not start within 60s")
+		}
+	}
+	return s, nil
+}
+
+// Stop ends the dev server.
+func (s *DevServer) Stop() {
+	if s == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+}

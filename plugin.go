@@ -1,0 +1,113 @@
+// Package loraflow is a Temporal plugin that adds durable, auditable LoRA
+// fine-tuning pipelines to any Temporal worker:
+//
+//	p, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: "/data/artifacts"})
+//	w := worker.New(c, "loraflow", worker.Options{Plugins: []worker.Plugin{p}})
+//
+// The plugin registers the LoRAPipeline workflow and its activities (see
+// packages workflows and activities) and a worker interceptor that measures
+// every activity's energy and emissions.
+package loraflow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/loraflow/loraflow/activities"
+	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/workflows"
+)
+
+// Version is the plugin's version, reported in worker heartbeats.
+var Version = "0.1.0"
+
+// Worker roles.
+const (
+	RoleAll   = "all"   // the pipeline workflow and every activity
+	RoleTrain = "train" // TrainLoRA only (GPU workers on their own task queue)
+)
+
+// Config is the plugin's configuration: where artifacts live, which key
+// signs, which registry receives versions, and the carbon context.
+type Config struct {
+	// ArtifactRoot is the artifact store's folder (or file:// URI); shared
+	// by all workers of a deployment.
+	ArtifactRoot string
+	// SigningKey signs attestations: a PEM file, env:VAR, or a mounted
+	// Kubernetes secret folder. A spec may name its own.
+	SigningKey string
+	// TrustedKeys are public key PEM files trusted when verifying provenance.
+	TrustedKeys []string
+	// RegistryURI is the default registry: file:///path or http(s):// (MLflow).
+	RegistryURI string
+	// Region (ISO country code or provider:region) and PUE are the carbon
+	// defaults; a spec may override them.
+	Region string
+	PUE    float64
+	// TrainTaskQueue, when set, routes TrainLoRA to that queue.
+	TrainTaskQueue string
+	// Role is RoleAll (default) or RoleTrain.
+	Role   string
+	Logger *slog.Logger
+}
+
+// Plugin returns the loraflow plugin for client.Options.Plugins or
+// worker.Options.Plugins.
+func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
+	acts, err := NewActivities(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return temporal.NewSimplePlugin(temporal.SimplePluginOptions{
+		Name:               "loraflow",
+		Version:            Version,
+		WorkerInterceptors: []interceptor.WorkerInterceptor{newEnergyInterceptor(acts)},
+		RunContextBefore: func(ctx context.Context, o temporal.SimplePluginRunContextBeforeOptions) error {
+			Register(o.Registry, acts, cfg)
+			return nil
+		},
+	})
+}
+
+// NewActivities builds the activities' dependencies from cfg.
+func NewActivities(cfg Config) (*activities.Activities, error) {
+	if cfg.ArtifactRoot == "" {
+		return nil, fmt.Errorf("loraflow: Config.ArtifactRoot is required")
+	}
+	store, err := artifact.Open(cfg.ArtifactRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &activities.Activities{
+		Store:       store,
+		SigningKey:  cfg.SigningKey,
+		TrustedKeys: cfg.TrustedKeys,
+		RegistryURI: cfg.RegistryURI,
+		Region:      cfg.Region,
+		PUE:         cfg.PUE,
+		Logger:      cfg.Logger,
+	}, nil
+}
+
+// registry is the part of a worker's registry the plugin uses.
+type registry interface {
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}
+
+// Register adds the pipeline workflow and the activities for cfg.Role.
+func Register(r registry, acts *activities.Activities, cfg Config) {
+	if cfg.Role == RoleTrain {
+		r.RegisterActivityWithOptions(acts.TrainLoRA, activity.RegisterOptions{Name: "TrainLoRA"})
+		return
+	}
+	r.RegisterWorkflowWithOptions(workflows.NewPipeline(workflows.Options{TrainTaskQueue: cfg.TrainTaskQueue}),
+		workflow.RegisterOptions{Name: workflows.PipelineName})
+	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
