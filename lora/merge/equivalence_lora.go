@@ -65,3 +65,12 @@ func EquivalenceAdapters(ctx context.Context, baseDir string, adapters []Weighte
 	rep, err := EquivalenceWith(ctx, LoadEngineModel, baseDir, adapters, mergedDir, probes, tol)
 	return rep, asInputError(err)
 }
+
+// EngineVerifier returns an Options.Verify that checks the merged folder
+// against base + adapters with the loraflow engine (probes nil: the default
+// probes; tol ≤ 0: the dtype's default tolerance).
+func EngineVerifier(baseDir string, adapters []Weighted, probes [][]int, tol float64) func(ctx context.Context, dir string) (*EquivalenceReport, error) {
+	return func(ctx context.Context, dir string) (*EquivalenceReport, error) {
+		return EquivalenceAdapters(ctx, baseDir, adapters, dir, probes, tol)
+	}
+}

@@ -2,9 +2,11 @@ package merge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -110,5 +112,40 @@ func TestProbeDigest(t *testing.T) {
 	a := ProbeDigest([][]int{{1, 2}, {3}})
 	if a != ProbeDigest([][]int{{1, 2}, {3}}) || a == ProbeDigest([][]int{{1}, {2, 3}}) {
 		t.Fatal("digest must depend on the sequence boundaries and be deterministic")
+	}
+}
+
+func TestMergeWithVerifyAndReportFile(t *testing.T) {
+	dir := t.TempDir()
+	a := engineCheckpoint(t, dir, "llama", safetensors.BF16, 1)
+	base := filepath.Join(dir, "base")
+	ws := []Weighted{{Name: "a", Adapter: a, Weight: 1}}
+	out := filepath.Join(dir, "merged")
+	rep, err := Merge(context.Background(), base, out, Options{Adapters: ws, SafeMerge: true, Logger: quiet,
+		Verify: EngineVerifier(base, ws, nil, 0), ReportFile: "merge_report.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Equivalence == nil || !rep.Equivalence.Passed {
+		t.Fatalf("equivalence %+v", rep.Equivalence)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "merge_report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil || back.Equivalence == nil || back.Equivalence.ProbeDigest != rep.Equivalence.ProbeDigest {
+		t.Fatalf("report file: %v %+v", err, back.Equivalence)
+	}
+
+	// A verification that fails leaves nothing at the destination.
+	wrong := []Weighted{{Name: "a", Adapter: a, Weight: -1}}
+	out2 := filepath.Join(dir, "merged2")
+	_, err = Merge(context.Background(), base, out2, Options{Adapters: ws, Logger: quiet, Verify: EngineVerifier(base, wrong, nil, 0)})
+	if !errors.Is(err, ErrNotEquivalent) {
+		t.Fatalf("err = %v, want ErrNotEquivalent", err)
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Fatalf("failed verification left %s: %v", out2, err)
 	}
 }

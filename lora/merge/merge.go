@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,13 @@ type Options struct {
 	// NoSync skips the fsync of the output before it is renamed into place
 	// (faster; a crash may then leave a folder with unwritten pages).
 	NoSync bool
+	// Verify, when set, runs on the finished folder before it is moved into
+	// place (see EngineVerifier); its error fails the merge and its report
+	// goes into Report.Equivalence.
+	Verify func(ctx context.Context, dir string) (*EquivalenceReport, error)
+	// ReportFile, when set, is the name of a file written inside the output
+	// folder with the report as JSON (e.g. "merge_report.json").
+	ReportFile string
 }
 
 // TensorReport describes one rewritten tensor.
@@ -73,6 +81,7 @@ type Report struct {
 	CopySeconds      float64            `json:"copy_seconds"`
 	UpdateSeconds    float64            `json:"update_seconds"`
 	SyncSeconds      float64            `json:"sync_seconds"`
+	VerifySeconds    float64            `json:"verify_seconds,omitempty"`
 	TotalSeconds     float64            `json:"total_seconds"`
 	PeakRSSBytes     int64              `json:"peak_rss_bytes,omitempty"` // the process's high-water mark (VmHWM) at the end
 	Equivalence      *EquivalenceReport `json:"equivalence,omitempty"`
@@ -207,6 +216,35 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		rep.SyncSeconds = time.Since(t2).Seconds()
+	}
+	if opts.Verify != nil {
+		t3 := time.Now()
+		eq, err := opts.Verify(ctx, tmp)
+		rep.Equivalence = eq
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", op, err)
+		}
+		rep.VerifySeconds = time.Since(t3).Seconds()
+	}
+	if opts.ReportFile != "" {
+		if opts.ReportFile != filepath.Base(opts.ReportFile) {
+			return nil, fmt.Errorf("%s: report file %q must be a plain file name", op, opts.ReportFile)
+		}
+		rep.TotalSeconds = time.Since(start).Seconds()
+		raw, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(tmp, opts.ReportFile)
+		if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if !opts.NoSync {
+			if err := syncTree(tmp); err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		rep.Files = append(rep.Files, FileReport{Name: opts.ReportFile, Bytes: int64(len(raw) + 1)})
 	}
 	// 3. Move the result into place.
 	if _, statErr := os.Stat(absOut); statErr == nil {
