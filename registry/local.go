@@ -78,7 +78,22 @@ func OpenLocal(root string) (*Local, error) {
 			return nil, fmt.Errorf("registry: create %s: %w", d, err)
 		}
 	}
+	removeStaleStaging(filepath.Join(abs, "tmp"))
 	return &Local{root: abs}, nil
+}
+
+// removeStaleStaging deletes staging folders left by publishers that died
+// more than a day ago (live ones finish in far less).
+func removeStaleStaging(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > 24*time.Hour {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // Root is the registry's folder.

@@ -3,7 +3,9 @@ package registry
 // Tag keys the pipeline puts on every version (through PublishRequest.Tags),
 // so that a version can be traced and compared from the registry alone.
 // Use them rather than ad-hoc names, so that local and MLflow registries,
-// the CLI and the gate agree.
+// the CLI and the gate agree. Energy and emissions come as the carbon.*
+// tags of carbon.Summary.Tags; eval metrics go in PublishRequest.Metrics
+// (stored as TagMetricPrefix tags).
 const (
 	TagAdapterDigest     = "loraflow.adapter_digest"     // sha256 of the adapter folder
 	TagMergedDigest      = "loraflow.merged_digest"      // sha256 of the merged model, when made
@@ -12,8 +14,6 @@ const (
 	TagBaseModelDigest   = "loraflow.base_model_digest"
 	TagDatasetDigest     = "loraflow.dataset_digest" // dataset snapshot digest
 	TagSpecDigest        = "loraflow.spec_digest"
-	TagEnergyKWh         = "loraflow.energy_kwh"
-	TagEmissionsGrams    = "loraflow.co2eq_grams"
 	TagWorkflowID        = "loraflow.workflow_id"
 	TagRunID             = "loraflow.run_id"
 	TagGateDecision      = "loraflow.gate" // "champion" or "challenger" and why
