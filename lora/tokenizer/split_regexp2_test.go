@@ -1,0 +1,85 @@
+package tokenizer
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/dlclark/regexp2/v2"
+)
+
+// The hand-written splitters are checked against a backtracking regex
+// engine that supports the lookahead of the original patterns.
+var (
+	gpt2Regexp   = regexp2.MustCompile(GPT2Pattern)
+	llama3Regexp = regexp2.MustCompile(Llama3Pattern)
+)
+
+func regexpPieces(t testing.TB, re *regexp2.Regexp, s string) []string {
+	var out []string
+	m, err := re.FindStringMatch(s)
+	for ; m != nil && err == nil; m, err = re.FindNextMatch(m) {
+		out = append(out, m.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func checkAgainstRegexp(t testing.TB, s string) {
+	if !utf8.ValidString(s) {
+		return // the regex engine sees U+FFFD where the splitter keeps raw bytes
+	}
+	for _, c := range []struct {
+		name  string
+		split splitter
+		re    *regexp2.Regexp
+	}{{"GPT-2", splitGPT2, gpt2Regexp}, {"Llama 3", splitLlama3, llama3Regexp}} {
+		want := regexpPieces(t, c.re, s)
+		if got := pieces(c.split, s); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s split of %q:\n got %q\nwant %q", c.name, s, got, want)
+		}
+	}
+}
+
+func TestSplittersMatchRegexp(t *testing.T) {
+	inputs := []string{
+		"Hello world", "I'm here, they'll go. We'VE 'S 'ſ", "a  \n  b\r\n\r\n c", "x   ", "   y",
+		"12345 678 3.14 ½ ²³", "hi!!!\n\nok ?? (x) [y]\t\tz", "\u00a0nbsp\u3000ideo\u2028sep",
+		"naïve café 日本語 🙂🙃 e\u0301", " \n", "\n", "'", "''s", "'ll've", "a'B'c", "\t\v\f\r",
+	}
+	for _, in := range inputs {
+		checkAgainstRegexp(t, in)
+	}
+	// The llama.cpp inputs too.
+	for _, vocab := range []string{"gpt-2", "llama-bpe"} {
+		in, _ := llamaCppVectors(t, vocab)
+		for _, s := range in {
+			checkAgainstRegexp(t, s)
+		}
+	}
+}
+
+func FuzzSplittersMatchRegexp(f *testing.F) {
+	for _, s := range []string{"Hello world", "a \n\n b  c\t", "I'm 12345!!", "'S x\r\n ", "🙂 ½\u00a0x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkAgainstRegexp(t, s) })
+}
+
+// Random strings over an alphabet of the characters the patterns treat
+// specially (letters, digits, apostrophes and contraction letters in both
+// cases, newlines, Unicode spaces, symbols, emoji).
+func TestSplittersMatchRegexpRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []rune("ab A1½ \t\n\r'sSlLvVeEdDmMtT!?.,🙂\u00a0\u2028é日\u0301")
+	for i := 0; i < 20000; i++ {
+		rs := make([]rune, rng.IntN(30))
+		for j := range rs {
+			rs[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		checkAgainstRegexp(t, string(rs))
+	}
+}
