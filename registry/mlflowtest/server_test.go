@@ -48,16 +48,16 @@ func TestServerRefusesWhatMLflowWouldNotDocument(t *testing.T) {
 	s := NewServer(rec)
 	api := s.URL + "/api/2.0/mlflow/"
 	bad := []struct{ method, path, body string }{
-		{"POST", "experiments/create", `{"name":"e","colour":"blue"}`},                // unknown field
-		{"POST", "experiments/create", `{}`},                                          // name required
-		{"POST", "runs/create", `{"experiment_id":"0","tags":[{"value":"v"}]}`},       // tag without key
-		{"POST", "model-versions/create", `{"name":"m"}`},                             // source required
-		{"POST", "registered-models/alias", `{"name":"m","alias":"champion"}`},        // version required
-		{"GET", "registered-models/alias?name=m", ``},                                 // alias required
-		{"GET", "model-versions/search?filter=name%3D%27m%27&limit=3", ``},            // unknown parameter
-		{"GET", "model-versions/search?filter=source_path%3D%27x%27", ``},             // unsupported filter
-		{"POST", "model-versions/get", `{"name":"m","version":"1"}`},                  // wrong method
-		{"POST", "runs/log-inputs", `{"datasets":[]}`},                                // run_id required
+		{"POST", "experiments/create", `{"name":"e","colour":"blue"}`},          // unknown field
+		{"POST", "experiments/create", `{}`},                                    // name required
+		{"POST", "runs/create", `{"experiment_id":"0","tags":[{"value":"v"}]}`}, // tag without key
+		{"POST", "model-versions/create", `{"name":"m"}`},                       // source required
+		{"POST", "registered-models/alias", `{"name":"m","alias":"champion"}`},  // version required
+		{"GET", "registered-models/alias?name=m", ``},                           // alias required
+		{"GET", "model-versions/search?filter=name%3D%27m%27&limit=3", ``},      // unknown parameter
+		{"GET", "model-versions/search?filter=source_path%3D%27x%27", ``},       // unsupported filter
+		{"POST", "model-versions/get", `{"name":"m","version":"1"}`},            // wrong method
+		{"POST", "runs/log-inputs", `{"datasets":[]}`},                          // run_id required
 	}
 	for i, b := range bad {
 		status, out := send(t, b.method, api+b.path, b.body)
