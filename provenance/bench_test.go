@@ -164,3 +164,38 @@ func BenchmarkAttestVerify(b *testing.B) {
 	}
 	b.ReportMetric((total-2*hashing).Seconds()/float64(b.N), "overhead-s/op")
 }
+
+// BenchmarkHashVsSha256sum alternates HashTree and sha256sum on the same
+// folder within each iteration, so that load from other processes hits
+// both alike, and reports both throughputs and their ratio (the target is
+// ratio >= 0.8).
+func BenchmarkHashVsSha256sum(b *testing.B) {
+	tool, err := exec.LookPath("sha256sum")
+	if err != nil {
+		b.Skip("sha256sum not installed")
+	}
+	mb := benchFolderMB()
+	for _, shape := range benchShapes {
+		b.Run(fmt.Sprintf("%s/%dMB", shape.name, mb), func(b *testing.B) {
+			dir, files := makeBenchFolder(b, mb, shape.files)
+			var ours, theirs time.Duration
+			b.ResetTimer()
+			for range b.N {
+				t0 := time.Now()
+				if _, err := HashTree(context.Background(), dir); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if out, err := exec.Command(tool, files...).CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
+				}
+				ours += t1.Sub(t0)
+				theirs += time.Since(t1)
+			}
+			bytes := float64(int64(mb)<<20) * float64(b.N)
+			b.ReportMetric(bytes/ours.Seconds()/1e6, "hashtree-MB/s")
+			b.ReportMetric(bytes/theirs.Seconds()/1e6, "sha256sum-MB/s")
+			b.ReportMetric(theirs.Seconds()/ours.Seconds(), "ratio")
+		})
+	}
+}
