@@ -289,6 +289,7 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 	defer out.Close()
 	var reports []TensorReport
 	var written, copied, pos int64
+	var s scratch
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, 0, err
@@ -298,7 +299,7 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 			return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, begin, err)
 		}
 		copied += begin - pos
-		tr, n, err := rewriteTensor(in, out, dataStart, p, opts)
+		tr, n, err := rewriteTensor(in, out, dataStart, p, opts, &s)
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
 		}
@@ -332,7 +333,22 @@ func copyRange(dst, src *os.File, off, n int64) error {
 	return nil
 }
 
-func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options) (TensorReport, int64, error) {
+// scratch holds the buffers of one block, reused across blocks and tensors.
+type scratch struct {
+	raw      []byte
+	w, delta []float32
+}
+
+func (s *scratch) grow(n, esize int) {
+	if cap(s.w) < n {
+		s.raw = make([]byte, n*esize)
+		s.w = make([]float32, n)
+		s.delta = make([]float32, n)
+	}
+	s.raw, s.w, s.delta = s.raw[:n*esize], s.w[:n], s.delta[:n]
+}
+
+func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options, s *scratch) (TensorReport, int64, error) {
 	info := p.info
 	tr := TensorReport{Name: p.name, DType: string(info.DType), Shape: slices.Clone(info.Shape), ReplacedBy: p.replacedBy}
 	for _, c := range p.contributions {
@@ -349,59 +365,93 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 			cols *= d
 		}
 	}
-	esize := int64(info.DType.Size())
+	esize := info.DType.Size()
 	blockRows := max(1, opts.BlockElements/max(cols, 1))
-	buf := make([]byte, int64(min(blockRows, rows)*cols)*esize)
 	var maxDelta float64
 	for r0 := 0; r0 < rows; r0 += blockRows {
 		r1 := min(rows, r0+blockRows)
 		n := (r1 - r0) * cols
-		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*esize
-		b := buf[:int64(n)*esize]
-		if _, err := in.ReadAt(b, off); err != nil {
+		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*int64(esize)
+		s.grow(n, esize)
+		if _, err := in.ReadAt(s.raw, off); err != nil {
 			return tr, 0, fmt.Errorf("read: %w", err)
 		}
-		w, err := safetensors.DecodeFloat32(info.DType, b)
-		if err != nil {
-			return tr, 0, err
-		}
-		var delta []float32
+		decode(info.DType, s.raw, s.w)
+		delta := s.delta
 		if p.replacement != nil {
-			delta = make([]float32, n)
 			for i := range delta {
-				delta[i] = p.replacement[r0*cols+i] - w[i]
+				delta[i] = p.replacement[r0*cols+i] - s.w[i]
 			}
 		} else {
-			delta = make([]float32, n)
+			clear(delta)
 			for _, c := range p.contributions {
 				addDelta(delta, c, r0, r1, cols)
 			}
 		}
+		var blockMax float32
 		for i, d := range delta {
-			maxDelta = math.Max(maxDelta, math.Abs(float64(d)))
-			w[i] += d
+			blockMax = max(blockMax, abs32(d))
+			if p.replacement != nil {
+				s.w[i] = p.replacement[r0*cols+i]
+			} else {
+				s.w[i] += d
+			}
 		}
-		if p.replacement != nil {
-			copy(w, p.replacement[r0*cols:r1*cols])
-		}
+		maxDelta = math.Max(maxDelta, float64(blockMax))
 		if opts.SafeMerge {
-			for i, x := range w {
+			for i, x := range s.w {
 				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 					row, col := r0+i/cols, i%cols
 					return tr, 0, fmt.Errorf("element [%d, %d] would become %v: %w", row, col, x, ErrNonFinite)
 				}
 			}
 		}
-		enc, err := safetensors.EncodeFloat32(info.DType, w)
-		if err != nil {
-			return tr, 0, err
-		}
-		if _, err := out.WriteAt(enc, off); err != nil {
+		encode(info.DType, s.w, s.raw)
+		if _, err := out.WriteAt(s.raw, off); err != nil {
 			return tr, 0, fmt.Errorf("write: %w", err)
 		}
 	}
 	tr.MaxAbsDelta = maxDelta
-	return tr, int64(rows*cols) * esize, nil
+	return tr, int64(rows*cols) * int64(esize), nil
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
+// decode converts little-endian F32/F16/BF16 elements of b into w.
+func decode(dt safetensors.DType, b []byte, w []float32) {
+	switch dt {
+	case safetensors.F32:
+		for i := range w {
+			w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case safetensors.F16:
+		for i := range w {
+			w[i] = safetensors.F16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case safetensors.BF16:
+		for i := range w {
+			w[i] = safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	}
+}
+
+// encode converts w to little-endian F32/F16/BF16 elements in b (rounding
+// to nearest even).
+func encode(dt safetensors.DType, w []float32, b []byte) {
+	switch dt {
+	case safetensors.F32:
+		for i, x := range w {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		}
+	case safetensors.F16:
+		for i, x := range w {
+			binary.LittleEndian.PutUint16(b[2*i:], safetensors.Float32ToF16(x))
+		}
+	case safetensors.BF16:
+		for i, x := range w {
+			binary.LittleEndian.PutUint16(b[2*i:], safetensors.Float32ToBF16(x))
+		}
+	}
 }
 
 // addDelta adds rows [r0, r1) of c's ΔW (in the base tensor's layout, with
