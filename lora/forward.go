@@ -17,6 +17,7 @@ type workspace[T Float] struct {
 	dhf                []T
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
+	scratch            bufPool[T]
 	rowOK              []bool
 }
 
@@ -322,14 +323,14 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		ws.dqkv = grow(ws.dqkv, N*3*H)
-		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.P, ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:])
+		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.P, ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
 		layerNormBackward(ws.dh, x, b.ln1.w.w, b.mu1, b.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
 	} else {
 		ws.dq = grow(ws.dq, N*qd)
 		ws.dk = grow(ws.dk, N*kd)
 		ws.dv = grow(ws.dv, N*kd)
-		attentionBackward(sh, b.qb, b.kb, b.vb, b.P, ws.datt, ws.dq, ws.dk, ws.dv)
+		attentionBackward(sh, b.qb, b.kb, b.vb, b.P, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
 		n.rope.apply(ws.dq, N, qd, cfg.Heads, pos, true)

@@ -287,13 +287,14 @@ func attentionForward[T Float](sh attnShape, q, k, v, o, P []T) {
 }
 
 // attentionBackward writes dq, dk, dv (same layouts as q, k, v) from dO.
-// scratch must hold GOMAXPROCS·S·S values... it is sized per call.
-func attentionBackward[T Float](sh attnShape, q, k, v, P, dO, dq, dk, dv []T) {
+// scratch lends the S×S buffers of the workers.
+func attentionBackward[T Float](sh attnShape, q, k, v, P, dO, dq, dk, dv []T, scratch *bufPool[T]) {
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
 	parallelFor(sh.B*sh.kvHeads, 1, func(lo, hi int) {
-		dp := make([]T, S*S)
+		dp := scratch.get(S * S)
+		defer scratch.put(dp)
 		for bk := lo; bk < hi; bk++ {
 			b, kv := bk/sh.kvHeads, bk%sh.kvHeads
 			ko := b*S*sh.ldk + kv*hd
@@ -346,19 +347,28 @@ func crossEntropyRows[T Float](logits []T, rows, V int, targets []int, gscale fl
 					mx, am = v, j
 				}
 			}
-			var sum float64
-			for _, v := range row {
-				sum += math.Exp(float64(v - mx))
-			}
-			lse := float64(mx) + math.Log(sum)
 			t := targets[r]
-			loss[r] = lse - float64(row[t])
+			lt := float64(row[t])
+			var sum float64
+			if grad {
+				for j, v := range row {
+					e := math.Exp(float64(v - mx))
+					sum += e
+					row[j] = T(e)
+				}
+			} else {
+				for _, v := range row {
+					sum += math.Exp(float64(v - mx))
+				}
+			}
+			loss[r] = float64(mx) + math.Log(sum) - lt
 			if argmaxOK != nil {
 				argmaxOK[r] = am == t
 			}
 			if grad {
-				for j, v := range row {
-					row[j] = T(math.Exp(float64(v)-lse) * gscale)
+				c := gscale / sum
+				for j := range row {
+					row[j] = T(float64(row[j]) * c)
 				}
 				row[t] -= T(gscale)
 			}

@@ -93,7 +93,7 @@ func TestGradAttentionRoPE(t *testing.T) {
 	fwd()
 	// causal: the output at position 0 depends only on position 0
 	dq, dk, dv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-	attentionBackward(sh, qr, kr, v, P, dO, dq, dk, dv)
+	attentionBackward(sh, qr, kr, v, P, dO, dq, dk, dv, &bufPool[float64]{})
 	rope.apply(dq, B*S, qd, heads, pos, true)
 	rope.apply(dk, B*S, kd, kvHeads, pos, true)
 	numCheck(t, "dq", q, dq, fwd)

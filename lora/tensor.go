@@ -126,3 +126,28 @@ func fromFloat32[T Float](x []float32) []T {
 	}
 	return out
 }
+
+// bufPool lends reusable buffers to concurrent workers.
+type bufPool[T Float] struct {
+	mu   sync.Mutex
+	free [][]T
+}
+
+func (p *bufPool[T]) get(n int) []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if cap(p.free[i]) >= n {
+			b := p.free[i][:n]
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			return b
+		}
+	}
+	return make([]T, n)
+}
+
+func (p *bufPool[T]) put(b []T) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+}

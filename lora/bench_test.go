@@ -1,0 +1,63 @@
+package lora
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/loraflow/loraflow/lora/peft"
+)
+
+// Llama30M is the llama30m workload of DESIGN.md §8.
+var Llama30M = ModelConfig{ModelType: "llama", VocabSize: 8192, Hidden: 512, Layers: 8, Heads: 8, KVHeads: 8,
+	Intermediate: 1408, MaxPositions: 256, RopeTheta: 10000, BosTokenID: -1, EosTokenID: -1}
+
+func benchData(vocab, n, length int) []Sequence {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var out []Sequence
+	for i := 0; i < n; i++ {
+		toks := make([]int, length)
+		for j := range toks {
+			toks[j] = rng.IntN(vocab)
+		}
+		out = append(out, Sequence{Tokens: toks})
+	}
+	return out
+}
+
+// BenchmarkTrainStepLlama30M times LoRA training steps (batch 8 × 256, r 16
+// on q,k,v,o,gate,up,down) and reports tokens/s.
+func BenchmarkTrainStepLlama30M(b *testing.B) {
+	m, err := NewModel(Llama30M, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc := peft.DefaultConfig("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+	pc.R, pc.LoraAlpha = 16, 32
+	data := benchData(Llama30M.VocabSize, 8*(b.N+1), 256)
+	b.ResetTimer()
+	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256}, data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.TokensPerSec, "tokens/s")
+}
+
+// BenchmarkTrainStepSmall is a quick profile target: llama30m shapes with 2 layers, batch 2 × 256.
+func BenchmarkTrainStepSmall(b *testing.B) {
+	cfg := Llama30M
+	cfg.Layers = 2
+	m, err := NewModel(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc := peft.DefaultConfig("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+	pc.R, pc.LoraAlpha = 16, 32
+	data := benchData(cfg.VocabSize, 2*(b.N+1), 256)
+	b.ResetTimer()
+	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 2, SeqLen: 256}, data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.TokensPerSec, "tokens/s")
+}
