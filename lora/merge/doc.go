@@ -16,6 +16,12 @@
 // temporary sibling and renamed into place, so a crash never leaves a
 // half-merged model at the destination.
 //
+// A DoRA adapter (use_dora, with "<module>.lora_magnitude_vector") merges
+// as PEFT does: W' = m·(W0+ΔW)/‖W0+ΔW‖, the norm taken per output over the
+// inputs (per column of a fan_in_fan_out weight, in a first pass). It must be
+// merged alone and with weight 1, and cannot be unmerged (W' no longer holds
+// ‖W0+ΔW‖).
+//
 // Adapters are matched to base tensors by module name: PEFT's
 // "base_model.model.<module>.lora_A.weight" adapts "<module>.weight", with
 // a leading "transformer." or "model." added or removed when only that form

@@ -335,8 +335,8 @@ func copyRange(dst, src *os.File, off, n int64) error {
 
 // scratch holds the buffers of one block, reused across blocks and tensors.
 type scratch struct {
-	raw      []byte
-	w, delta []float32
+	raw            []byte
+	w, delta, orig []float32
 }
 
 func (s *scratch) grow(n, esize int) {
@@ -344,8 +344,9 @@ func (s *scratch) grow(n, esize int) {
 		s.raw = make([]byte, n*esize)
 		s.w = make([]float32, n)
 		s.delta = make([]float32, n)
+		s.orig = make([]float32, n)
 	}
-	s.raw, s.w, s.delta = s.raw[:n*esize], s.w[:n], s.delta[:n]
+	s.raw, s.w, s.delta, s.orig = s.raw[:n*esize], s.w[:n], s.delta[:n], s.orig[:n]
 }
 
 func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options, s *scratch) (TensorReport, int64, error) {
@@ -367,37 +368,77 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	esize := info.DType.Size()
 	blockRows := max(1, opts.BlockElements/max(cols, 1))
-	var maxDelta float64
-	for r0 := 0; r0 < rows; r0 += blockRows {
-		r1 := min(rows, r0+blockRows)
+	// load fills s.w with rows [r0, r1) of W0 + ΔW (or the replacement) and
+	// s.orig with W0; it returns the block's byte offset.
+	load := func(r0, r1 int) (int64, error) {
 		n := (r1 - r0) * cols
 		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*int64(esize)
 		s.grow(n, esize)
 		if _, err := in.ReadAt(s.raw, off); err != nil {
-			return tr, 0, fmt.Errorf("read: %w", err)
+			return 0, fmt.Errorf("read: %w", err)
 		}
 		decode(info.DType, s.raw, s.w)
-		delta := s.delta
+		copy(s.orig, s.w)
 		if p.replacement != nil {
-			for i := range delta {
-				delta[i] = p.replacement[r0*cols+i] - s.w[i]
+			copy(s.w, p.replacement[r0*cols:r1*cols])
+			return off, nil
+		}
+		clear(s.delta)
+		for _, c := range p.contributions {
+			addDelta(s.delta, c, r0, r1, cols)
+		}
+		for i, d := range s.delta {
+			s.w[i] += d
+		}
+		return off, nil
+	}
+	// DoRA: the norm of every output of W0 + ΔW. Outputs are rows (one
+	// pass) or, for fan_in_fan_out weights, columns (a first pass sums them).
+	var colNorm []float64
+	if p.magnitude != nil && p.magnitudeFIFO {
+		colNorm = make([]float64, cols)
+		for r0 := 0; r0 < rows; r0 += blockRows {
+			r1 := min(rows, r0+blockRows)
+			if _, err := load(r0, r1); err != nil {
+				return tr, 0, err
 			}
-		} else {
-			clear(delta)
-			for _, c := range p.contributions {
-				addDelta(delta, c, r0, r1, cols)
+			for i, x := range s.w {
+				colNorm[i%cols] += float64(x) * float64(x)
 			}
 		}
-		var blockMax float32
-		for i, d := range delta {
-			blockMax = max(blockMax, abs32(d))
-			if p.replacement != nil {
-				s.w[i] = p.replacement[r0*cols+i]
-			} else {
-				s.w[i] += d
+		for j := range colNorm {
+			colNorm[j] = float64(p.magnitude[j]) / math.Sqrt(colNorm[j])
+		}
+	}
+	var maxDelta float32
+	for r0 := 0; r0 < rows; r0 += blockRows {
+		r1 := min(rows, r0+blockRows)
+		off, err := load(r0, r1)
+		if err != nil {
+			return tr, 0, err
+		}
+		if p.magnitude != nil {
+			for r := 0; r < r1-r0; r++ {
+				row := s.w[r*cols : (r+1)*cols]
+				if colNorm != nil {
+					for j := range row {
+						row[j] = float32(float64(row[j]) * colNorm[j])
+					}
+					continue
+				}
+				var ss float64
+				for _, x := range row {
+					ss += float64(x) * float64(x)
+				}
+				f := float64(p.magnitude[r0+r]) / math.Sqrt(ss)
+				for j := range row {
+					row[j] = float32(float64(row[j]) * f)
+				}
 			}
 		}
-		maxDelta = math.Max(maxDelta, float64(blockMax))
+		for i, x := range s.w {
+			maxDelta = max(maxDelta, abs32(x-s.orig[i]))
+		}
 		if opts.SafeMerge {
 			for i, x := range s.w {
 				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
@@ -411,7 +452,7 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 			return tr, 0, fmt.Errorf("write: %w", err)
 		}
 	}
-	tr.MaxAbsDelta = maxDelta
+	tr.MaxAbsDelta = float64(maxDelta)
 	return tr, int64(rows*cols) * int64(esize), nil
 }
 

@@ -210,3 +210,65 @@ func TestBaseTensorName(t *testing.T) {
 		t.Error("found a tensor that does not exist")
 	}
 }
+
+func TestMergeDoRA(t *testing.T) {
+	for _, l := range []layout{llamaLayout(8, 12, 1, 20), gpt2Layout(6, 1, 20)} {
+		t.Run(l.modelType, func(t *testing.T) {
+			tmp := t.TempDir()
+			baseDir, outDir := filepath.Join(tmp, "base"), filepath.Join(tmp, "merged")
+			writeCheckpoint(t, baseDir, l, safetensors.F32, 1, 4)
+			a := randomAdapter(l, 2, 4, 3)
+			a.Config.UseDoRA = true
+			mags := map[string][]float32{}
+			for _, m := range l.targets {
+				out := a.Shapes[peft.KeyB(m)][0]
+				mag := make([]float32, out)
+				for i := range mag {
+					mag[i] = 0.5 + float32(i)
+				}
+				a.Tensors[peft.KeyMagnitude(m)], a.Shapes[peft.KeyMagnitude(m)] = mag, []int{out}
+				mags[m] = mag
+			}
+			ws := []Weighted{{Name: "dora", Adapter: a, Weight: 1}}
+			if _, err := Merge(context.Background(), baseDir, outDir, Options{Adapters: ws, SafeMerge: true, BlockElements: 20, Logger: quiet}); err != nil {
+				t.Fatal(err)
+			}
+			base, merged := readAll(t, baseDir), readAll(t, outDir)
+			for _, m := range l.targets {
+				name := strings.TrimPrefix(m, "transformer.") + ".weight"
+				w0, _ := base.Float32(name)
+				w1, _ := merged.Float32(name)
+				d := expectedDelta(a, m, 1, l.fifo)
+				sa, sb := a.Shapes[peft.KeyA(m)], a.Shapes[peft.KeyB(m)]
+				in, out := sa[1], sb[0]
+				at := func(o, i int) int { // index of logical [o, i] in the stored layout
+					if l.fifo {
+						return i*out + o
+					}
+					return o*in + i
+				}
+				for o := 0; o < out; o++ {
+					var ss float64
+					for i := 0; i < in; i++ {
+						x := float64(w0[at(o, i)]) + d[at(o, i)]
+						ss += x * x
+					}
+					f := float64(mags[m][o]) / math.Sqrt(ss)
+					for i := 0; i < in; i++ {
+						want := f * (float64(w0[at(o, i)]) + d[at(o, i)])
+						if got := float64(w1[at(o, i)]); math.Abs(got-want) > 1e-5 {
+							t.Fatalf("%s[%d,%d] = %g, want %g", name, o, i, got, want)
+						}
+					}
+				}
+			}
+			if _, err := Unmerge(context.Background(), outDir, filepath.Join(tmp, "back"), Options{Adapters: ws}); !errors.Is(err, ErrMismatch) {
+				t.Fatalf("DoRA unmerge: %v, want a refusal", err)
+			}
+			delete(a.Tensors, peft.KeyMagnitude(l.targets[0]))
+			if _, err := Merge(context.Background(), baseDir, filepath.Join(tmp, "m2"), Options{Adapters: ws}); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "lora_magnitude_vector") {
+				t.Fatalf("missing magnitude: %v", err)
+			}
+		})
+	}
+}

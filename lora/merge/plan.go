@@ -47,6 +47,8 @@ type tensorPlan struct {
 	contributions []contribution
 	replacement   []float32 // a modules_to_save or bias parameter that replaces the base tensor
 	replacedBy    string
+	magnitude     []float32 // DoRA: W' = m·(W0+ΔW)/‖W0+ΔW‖ per output
+	magnitudeFIFO bool      // outputs are the columns of the stored weight
 }
 
 // BaseTensorName finds the base tensor that a PEFT parameter (module +
@@ -119,7 +121,14 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 			return nil, fmt.Errorf("merge: %s: %w: %w", label, err, ErrMismatch)
 		}
 		if a.Config.UseDoRA {
-			return nil, fmt.Errorf("merge: %s: DoRA adapters (use_dora) are not supported by this merge: %w", label, ErrMismatch)
+			switch {
+			case sign < 0:
+				return nil, fmt.Errorf("merge: %s: a DoRA merge cannot be undone: W' = m·(W0+ΔW)/‖W0+ΔW‖ has lost ‖W0+ΔW‖; unmerge needs the base model: %w", label, ErrMismatch)
+			case len(adapters) > 1:
+				return nil, fmt.Errorf("merge: %s: a DoRA adapter must be merged alone (its magnitude rescales the whole weight): %w", label, ErrMismatch)
+			case w.Weight != 1:
+				return nil, fmt.Errorf("merge: %s: a DoRA adapter merges with weight 1 only, not %g: %w", label, w.Weight, ErrMismatch)
+			}
 		}
 		for _, key := range a.Names() {
 			module, kind, _ := peft.ParseKey(key)
@@ -127,7 +136,10 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 			case "lora_B":
 				continue
 			case "lora_magnitude_vector":
-				return nil, fmt.Errorf("merge: %s: tensor %q: DoRA magnitude vectors are not supported: %w", label, key, ErrMismatch)
+				if !a.Config.UseDoRA {
+					return nil, fmt.Errorf("merge: %s: tensor %q is a DoRA magnitude but use_dora is false in adapter_config.json: %w", label, key, ErrMismatch)
+				}
+				continue
 			case "":
 				// A parameter saved whole (modules_to_save, trained bias): it replaces the base tensor.
 				name, ok := BaseTensorName(has, module)
@@ -183,6 +195,16 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 					label, module, sa, sb, name, want, layout, shape, ErrMismatch)
 			}
 			p.contributions = append(p.contributions, c)
+			if a.Config.UseDoRA {
+				mag, ok := a.Tensors[peft.KeyMagnitude(module)]
+				if !ok {
+					return nil, fmt.Errorf("merge: %s: module %q: use_dora is set but %q is missing: %w", label, module, peft.KeyMagnitude(module), ErrMismatch)
+				}
+				if len(mag) != c.out {
+					return nil, fmt.Errorf("merge: %s: tensor %q has %d values, the layer has %d outputs: %w", label, peft.KeyMagnitude(module), len(mag), c.out, ErrMismatch)
+				}
+				p.magnitude, p.magnitudeFIFO = mag, c.fanInFanOut
+			}
 		}
 	}
 	return plans, nil
