@@ -80,6 +80,9 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 	if cfg.ArtifactRoot == "" {
 		return nil, fmt.Errorf("loraflow: Config.ArtifactRoot is required")
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	store, err := artifact.Open(cfg.ArtifactRoot)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -96,6 +97,7 @@ type AttestInput struct {
 	BaseModel    artifact.Ref
 	Snapshot     artifact.Ref
 	Parents      []Attestation // e.g. the merged model names its adapter's attestation
+	Train        *TrainOutput  // for the adapter's model card and carbon counterfactual
 	Eval         *EvaluateOutput
 	Carbon       *CarbonSummary
 	InvocationID string // Temporal workflow and run ID
@@ -107,7 +109,12 @@ type Attestation struct {
 	Kind     string
 	Artifact artifact.Ref
 	Bundles  []string // bundle file paths
-	Digest   string   // sha256 of the provenance bundle
+	Digest   string   // sha256 of the signed provenance statement
+	// FolderDigest is the artifact's provenance (model_signing) digest.
+	FolderDigest string
+	// Counterfactual is the full fine-tuning estimate attached to an
+	// adapter's carbon statement.
+	Counterfactual *carbon.Counterfactual `json:",omitempty"`
 }
 
 // MergeInput asks for W' = W0 + scale·B·A.

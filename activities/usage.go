@@ -1,31 +1,57 @@
 package activities
 
-// Usage is one activity's measured energy and emissions.
-type Usage struct {
-	Activity    string
-	Seconds     float64
-	EnergyKWh   float64
-	EmissionsKg float64
-	Method      string
-}
+import (
+	"strings"
 
-// CarbonSummary totals the activities of a run.
-type CarbonSummary struct {
-	Activities  []Usage
-	EnergyKWh   float64
-	EmissionsKg float64
-}
+	"github.com/loraflow/loraflow/carbon"
+	"github.com/loraflow/loraflow/spec"
+)
 
-// SumUsage totals per-activity usage.
+// Usage is one activity's measured energy and emissions. The worker's
+// energy interceptor fills the Usage field of every activity output.
+type Usage = carbon.Report
+
+// CarbonSummary totals a run's activities, with the full fine-tuning
+// counterfactual once training is done.
+type CarbonSummary = carbon.Summary
+
+// SumUsage totals per-activity usage; zero (unmeasured) entries are left out.
+// It is deterministic, so workflows may call it.
 func SumUsage(us ...Usage) CarbonSummary {
-	var s CarbonSummary
+	var measured []Usage
 	for _, u := range us {
-		if u.Activity == "" {
-			continue
+		if u.Activity != "" {
+			measured = append(measured, u)
 		}
-		s.Activities = append(s.Activities, u)
-		s.EnergyKWh += u.EnergyKWh
-		s.EmissionsKg += u.EmissionsKg
 	}
-	return s
+	return carbon.NewSummary(measured, nil)
 }
+
+// MeterOptions turns a spec's carbon section (falling back to the worker's
+// region and PUE) into carbon meter options. A region is an ISO country
+// code ("FRA") or provider:region ("aws:eu-west-3").
+func MeterOptions(c spec.Carbon, workerRegion string, workerPUE float64) carbon.Options {
+	region, pue := c.Region, c.PUE
+	if region == "" {
+		region = workerRegion
+	}
+	if pue == 0 || (pue == 1 && workerPUE > 1 && c.Region == "") {
+		pue = workerPUE
+	}
+	o := carbon.Options{PUE: pue, IntensityOverride: c.IntensityGCO2PerKWh}
+	if provider, r, ok := strings.Cut(region, ":"); ok {
+		o.CloudProvider, o.CloudRegion = provider, r
+	} else {
+		o.CountryISO = region
+	}
+	return o
+}
+
+// RunSpec lets the energy interceptor find the spec in an activity's input.
+func (in PrepareDataInput) RunSpec() spec.Spec  { return in.Spec }
+func (in TrainInput) RunSpec() spec.Spec        { return in.Spec }
+func (in EvaluateInput) RunSpec() spec.Spec     { return in.Spec }
+func (in AttestInput) RunSpec() spec.Spec       { return in.Spec }
+func (in MergeInput) RunSpec() spec.Spec        { return in.Spec }
+func (in PublishInput) RunSpec() spec.Spec      { return in.Spec }
+func (in FindChampionInput) RunSpec() spec.Spec { return in.Spec }

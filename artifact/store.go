@@ -1,20 +1,19 @@
 package artifact
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
+
+	"github.com/loraflow/loraflow/provenance"
 )
 
 // Ref names a committed artifact.
@@ -182,56 +181,20 @@ func KeyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// DigestDir returns the folder digest: sha256 over the lines
-// "<file sha256>  <relative path>\n" sorted by path (the sha256sum format).
-// Symlinks and special files are refused.
+// DigestDir returns the store's folder digest: sha256 over the lines
+// "<file sha256>  <relative path>\n" sorted by path, exactly what
+// `sha256sum` prints for the sorted files. Unlike provenance's root digest
+// (model_signing's, which covers contents only), it changes when a file is
+// renamed, so two folders share an object only when names and contents
+// match. Files are hashed by provenance.HashTree: streamed and in parallel.
 func DigestDir(ctx context.Context, dir string) (string, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", p)
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		files = append(files, filepath.ToSlash(rel))
-		return nil
-	})
+	td, err := provenance.HashTree(ctx, dir)
 	if err != nil {
 		return "", fmt.Errorf("artifact store: digest %s: %w", dir, err)
 	}
-	sort.Strings(files)
 	h := sha256.New()
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		d, err := FileDigest(filepath.Join(dir, filepath.FromSlash(f)))
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s  %s\n", d, f)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// FileDigest streams a file through sha256.
-func FileDigest(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("artifact store: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
-		return "", fmt.Errorf("artifact store: %s: %w", path, err)
+	for _, f := range td.Files {
+		fmt.Fprintf(h, "%s  %s\n", f.SHA256, f.Name)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/loraflow/loraflow/activities"
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -96,6 +97,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	}
 
 	res := &Result{}
+	var counterfactual *carbon.Counterfactual
 	progress := &Progress{Stage: StagePrepareData}
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) {
 		p := *progress
@@ -114,6 +116,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		enter(StageDone)
 		res.Status, res.Reason, progress.Status = status, reason, status
 		res.Carbon = activities.SumUsage(res.usages()...)
+		res.Carbon.Counterfactual = counterfactual
 		return res, nil
 	}
 
@@ -179,10 +182,13 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		return out, err
 	}
 	carbonSoFar := activities.SumUsage(res.usages()...)
-	adapterAtt, err := attest("adapter", activities.AttestInput{Artifact: train.Adapter, Eval: &eval, Carbon: &carbonSoFar})
+	adapterAtt, err := attest("adapter", activities.AttestInput{Artifact: train.Adapter, Train: &train, Eval: &eval, Carbon: &carbonSoFar})
 	if err != nil {
 		return nil, err
 	}
+	// The attested adapter carries its model card; it is what goes on.
+	adapter := adapterAtt.Artifact
+	counterfactual = adapterAtt.Counterfactual
 	evalAtt, err := attest("eval-report", activities.AttestInput{Artifact: eval.Report, Eval: &eval, Parents: []activities.Attestation{adapterAtt}})
 	if err != nil {
 		return nil, err
@@ -194,12 +200,13 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		enter(StageMerge)
 		var merged activities.MergeOutput
 		if err := workflow.ExecuteActivity(withOptions(ctx, longActivity(heartbeat)), a.Merge,
-			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Adapter: train.Adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
+			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Adapter: adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
 			return nil, err
 		}
 		res.Merge = &merged
 		enter(StageAttest)
 		carbonSoFar = activities.SumUsage(res.usages()...)
+		carbonSoFar.Counterfactual = counterfactual
 		mergedAtt, err := attest("merged-model", activities.AttestInput{Artifact: merged.Merged, Carbon: &carbonSoFar, Parents: []activities.Attestation{adapterAtt}})
 		if err != nil {
 			return nil, err
@@ -212,12 +219,17 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	var pub activities.PublishOutput
 	if err := workflow.ExecuteActivity(withOptions(ctx, registryActivity), a.Publish, activities.PublishInput{
 		Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel, Train: train, Eval: eval, Merge: res.Merge,
-		Attestations: res.Attestations, Carbon: activities.SumUsage(res.usages()...), Promote: gate.Promote, InvocationID: invocation,
+		Attestations: res.Attestations, Carbon: withCounterfactual(activities.SumUsage(res.usages()...), counterfactual), Promote: gate.Promote, InvocationID: invocation,
 	}).Get(ctx, &pub); err != nil {
 		return nil, err
 	}
 	res.Publication = &pub
 	return finish(StatusPublished, "")
+}
+
+func withCounterfactual(s activities.CarbonSummary, cf *carbon.Counterfactual) activities.CarbonSummary {
+	s.Counterfactual = cf
+	return s
 }
 
 func (r *Result) usages() []activities.Usage {

@@ -96,7 +96,7 @@ func (s *pipelineSuite) TestHappyPath() {
 	s.Equal(StatusPublished, res.Status)
 	s.Equal("1", res.Publication.Version)
 	s.Equal(ref("e"), res.Merge.Merged)
-	s.InDelta(0.011, res.Carbon.EnergyKWh, 1e-12)
+	s.InDelta(0.011, res.Carbon.Total.EnergyKWh, 1e-12)
 	s.Len(res.Attestations, 3)
 	stages := []string{}
 	for _, st := range res.Stages {

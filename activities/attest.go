@@ -1,0 +1,248 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/carbon"
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/provenance"
+	"github.com/loraflow/loraflow/registry"
+	"github.com/loraflow/loraflow/spec"
+)
+
+// Attest signs an artifact's provenance (SLSA v1), its model-signing
+// manifest, and its eval and carbon statements, as Sigstore bundles beside
+// it. An adapter first gets its model card (README.md) so that the card is
+// covered by the signatures; the attested adapter is then a new artifact,
+// returned in Attestation.Artifact.
+func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, error) {
+	signer, err := a.signer(in.Spec)
+	if err != nil {
+		return Attestation{}, err
+	}
+	if in.Kind == string(provenance.KindAdapter) && in.Train != nil && in.Carbon != nil && in.Carbon.Counterfactual == nil {
+		cf, err := counterfactual(in.Spec.BaseModel, in.Spec, *in.Train, in.Train.Usage)
+		if err != nil {
+			a.logger().Warn("no full fine-tuning counterfactual", "err", err)
+		} else {
+			summary := *in.Carbon
+			summary.Counterfactual = cf
+			in.Carbon = &summary
+		}
+	}
+	ref := in.Artifact
+	if in.Kind == string(provenance.KindAdapter) {
+		if ref, err = a.withModelCard(ctx, in); err != nil {
+			return Attestation{}, err
+		}
+	}
+	dir, err := a.path(ref)
+	if err != nil {
+		return Attestation{}, err
+	}
+	snapDir, err := a.path(in.Snapshot)
+	if err != nil {
+		return Attestation{}, err
+	}
+	deps := []provenance.Dependency{}
+	if in.Kind != string(provenance.KindEvalReport) || len(in.Parents) == 0 {
+		baseDigest, err := provenance.DigestPath(ctx, in.Spec.BaseModel)
+		if err != nil {
+			return Attestation{}, err
+		}
+		deps = append(deps, provenance.Dependency{Role: provenance.RoleBaseModel, Name: filepath.Base(in.Spec.BaseModel),
+			URI: "file://" + in.Spec.BaseModel, SHA256: baseDigest})
+	}
+	if in.Kind == string(provenance.KindAdapter) {
+		snapDigest, err := provenance.DigestPath(ctx, snapDir)
+		if err != nil {
+			return Attestation{}, err
+		}
+		deps = append(deps, provenance.Dependency{Role: provenance.RoleDataset, Name: "dataset-snapshot",
+			URI: "file://" + snapDir, SHA256: snapDigest})
+	}
+	for _, p := range in.Parents {
+		pdir, err := a.path(p.Artifact)
+		if err != nil {
+			return Attestation{}, err
+		}
+		deps = append(deps, provenance.Dependency{Role: provenance.RoleParent, Name: p.Kind, URI: "file://" + pdir,
+			SHA256: p.FolderDigest, Attestation: p.Digest})
+	}
+	info := activity.GetInfo(ctx)
+	art := provenance.Artifact{
+		Kind: provenance.Kind(in.Kind), Dir: dir, Name: in.Spec.Name + "-" + in.Kind,
+		Dependencies: deps, ExternalParameters: in.Spec, InvocationID: in.InvocationID,
+		WorkerIdentity: info.WorkflowExecution.ID, StartedOn: time.Unix(in.StartedOn, 0).UTC(), FinishedOn: time.Now().UTC(),
+	}
+	if in.Eval != nil {
+		art.Eval = in.Eval
+	}
+	if in.Carbon != nil {
+		art.Carbon = in.Carbon
+	}
+	att, err := provenance.Attest(ctx, signer, art)
+	if err != nil {
+		return Attestation{}, fmt.Errorf("Attest %s: %w", in.Kind, err)
+	}
+	out := Attestation{Kind: in.Kind, Artifact: ref, Digest: att.ProvenanceSHA256, FolderDigest: att.SHA256}
+	if in.Carbon != nil {
+		out.Counterfactual = in.Carbon.Counterfactual
+	}
+	for _, b := range att.Bundles {
+		out.Bundles = append(out.Bundles, b.Path)
+	}
+	a.logger().Info("attested", "kind", in.Kind, "artifact", ref.SHA256, "provenance", att.ProvenanceSHA256, "key", signer.KeyID())
+	return out, nil
+}
+
+// withModelCard copies the adapter into a new artifact with a Hugging Face
+// model card (README.md).
+func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifact.Ref, error) {
+	src, err := a.path(in.Artifact)
+	if err != nil {
+		return artifact.Ref{}, err
+	}
+	dir, err := a.Store.ScratchDir("adapter-card")
+	if err != nil {
+		return artifact.Ref{}, err
+	}
+	if err := copyFiles(src, dir); err != nil {
+		return artifact.Ref{}, err
+	}
+	card := registry.CardInfo{
+		ModelName:   in.Spec.Name,
+		BaseModel:   in.Spec.BaseModel,
+		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s).", filepath.Base(in.Spec.BaseModel), in.InvocationID),
+		Datasets:    []string{"sha256:" + in.Snapshot.SHA256},
+		Tags:        []string{"lora", "peft", "loraflow"},
+		TaskType:    "text-generation",
+		Provenance: map[string]string{
+			"attestations":   "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",
+			"verify":         "loraflow verify <folder> --key <public key>",
+			"workflow":       in.InvocationID,
+			"dataset_sha256": in.Snapshot.SHA256,
+			"base_sha256":    in.BaseModel.SHA256,
+		},
+	}
+	if t := in.Train; t != nil {
+		card.TrainingParams = map[string]string{
+			"steps": fmt.Sprint(t.Steps), "tokens": fmt.Sprint(t.Tokens), "final_train_loss": fmt.Sprintf("%.4f", t.FinalLoss),
+			"r": fmt.Sprint(in.Spec.LoRA.R), "lora_alpha": fmt.Sprint(in.Spec.LoRA.LoraAlpha),
+			"learning_rate": fmt.Sprint(in.Spec.Training.LearningRate), "seed": fmt.Sprint(in.Spec.Training.Seed),
+		}
+	}
+	if e := in.Eval; e != nil {
+		card.Metrics = []registry.CardMetric{
+			{Type: "loss", Name: "held-out loss", Value: e.Adapter.Loss},
+			{Type: "perplexity", Name: "held-out perplexity", Value: e.Adapter.Perplexity},
+			{Type: "loss", Name: "base model held-out loss", Value: e.Base.Loss},
+		}
+		if e.Classification {
+			card.Metrics = append(card.Metrics, registry.CardMetric{Type: "accuracy", Name: "held-out accuracy", Value: e.Adapter.Accuracy})
+		}
+	}
+	if c := in.Carbon; c != nil {
+		card.CO2 = &registry.CO2Emissions{
+			Emissions: c.Total.EmissionsKg * 1000, Source: "loraflow carbon (" + c.Total.Method() + ")",
+			TrainingType: "fine-tuning", GeographicalLocation: c.Total.CountryName, HardwareUsed: hardware(c.Total),
+		}
+		if cf := c.Counterfactual; cf != nil {
+			card.CounterfactualCO2Grams = cf.FullEmissionsKg * 1000
+		}
+	}
+	if err := registry.WriteModelCard(dir, card); err != nil {
+		return artifact.Ref{}, err
+	}
+	return a.Store.Commit(ctx, dir)
+}
+
+func hardware(r carbon.Report) string {
+	h := fmt.Sprintf("%d x %s", max(1, r.CPUThreads), r.CPUModel)
+	if r.GPUCount > 0 {
+		h += fmt.Sprintf(", %d x %s", r.GPUCount, r.GPUModel)
+	}
+	return h
+}
+
+// copyFiles copies the regular files of src (recursively) into dst.
+func copyFiles(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.Create(target)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+}
+
+// counterfactual estimates what full fine-tuning of the same run would have
+// cost, from the base model's shapes and the measured training figures.
+func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage) (*carbon.Counterfactual, error) {
+	raw, err := os.ReadFile(filepath.Join(baseDir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	mc, err := lora.ParseModelConfig(raw)
+	if err != nil {
+		return nil, err
+	}
+	var shape carbon.ModelShape
+	switch mc.ModelType {
+	case "gpt2":
+		shape = carbon.GPT2Shape(carbon.GPT2Dims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads, Inner: mc.Intermediate, SeqLen: s.Training.SeqLen, Positions: mc.MaxPositions})
+	default:
+		shape = carbon.LlamaShape(carbon.LlamaDims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads,
+			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
+	}
+	targets := targetNames(s)
+	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
+		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
+		EnergyKWh: trainUsage.EnergyKWh, EmissionsKg: trainUsage.EmissionsKg, BytesPerParam: 4,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &cf, nil
+}
+
+func targetNames(s spec.Spec) []string {
+	switch t := s.LoRA.TargetModules.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, x := range t {
+			out = append(out, fmt.Sprint(x))
+		}
+		return out
+	case []string:
+		return t
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/loraflow/loraflow/dataset"
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/registry"
+	"github.com/loraflow/loraflow/spec"
+)
+
+// EvalReportFile is the eval report artifact's file.
+const EvalReportFile = "eval_report.json"
+
+// evalReport is the eval report artifact's content.
+type evalReport struct {
+	Snapshot        string   `json:"snapshot_sha256"`
+	BaseModel       string   `json:"base_model_sha256"`
+	Adapter         string   `json:"adapter_sha256"`
+	Split           string   `json:"split"`
+	Base            Metrics  `json:"base"`
+	Adapted         Metrics  `json:"adapter"`
+	Champion        *Metrics `json:"champion,omitempty"`
+	ChampionVersion string   `json:"champion_version,omitempty"`
+	Samples         []sample `json:"samples,omitempty"`
+}
+
+type sample struct {
+	Prompt  string `json:"prompt"`
+	Base    string `json:"base"`
+	Adapter string `json:"adapter"`
+}
+
+// Evaluate scores the base model, the new adapter and the current champion
+// (when one exists and fits this base model) on the snapshot's held-out
+// split, and writes the report as an artifact.
+func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOutput, error) {
+	snapDir, err := a.path(in.Snapshot)
+	if err != nil {
+		return EvaluateOutput{}, err
+	}
+	snap, err := dataset.ReadSnapshot(snapDir)
+	if err != nil {
+		return EvaluateOutput{}, err
+	}
+	base, err := loadBase(in.Spec.BaseModel)
+	if err != nil {
+		return EvaluateOutput{}, classify("Evaluate", err)
+	}
+	adapterDir, err := a.path(in.Adapter)
+	if err != nil {
+		return EvaluateOutput{}, err
+	}
+	adapter, err := peft.Load(adapterDir)
+	if err != nil {
+		return EvaluateOutput{}, classify("Evaluate", &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err})
+	}
+	val := base.sequences(snap.Validation)
+	classification := snap.Manifest.Format == "classification"
+	score := func(label string, ad *peft.Adapter) (Metrics, error) {
+		activity.RecordHeartbeat(ctx, "evaluating "+label)
+		r, err := lora.Evaluate(ctx, base.model, ad, val, in.Spec.Evaluation.BatchSize)
+		if err != nil {
+			return Metrics{}, classify("Evaluate "+label, err)
+		}
+		m := Metrics{Loss: r.Loss, Perplexity: r.Perplexity, Tokens: r.Tokens, Examples: r.Examples}
+		if classification {
+			labels := make([][]int, len(snap.Manifest.Labels))
+			for i, l := range snap.Manifest.Labels {
+				labels[i] = base.tok.Encode(" " + l)
+			}
+			if m.Accuracy, err = lora.ClassificationAccuracy(ctx, base.model, ad, val, labels); err != nil {
+				return Metrics{}, classify("Evaluate "+label, err)
+			}
+		}
+		return m, nil
+	}
+	out := EvaluateOutput{Classification: classification}
+	if out.Base, err = score("base model", nil); err != nil {
+		return out, err
+	}
+	if out.Adapter, err = score("adapter", adapter); err != nil {
+		return out, err
+	}
+	if champ, version, ok := a.championAdapter(ctx, in.Spec, in.BaseModel.SHA256); ok {
+		if m, err := score("champion v"+version, champ); err == nil {
+			out.HasChampion, out.Champion, out.ChampionVersion = true, m, version
+		} else {
+			a.logger().Warn("champion could not be evaluated; comparing without it", "version", version, "err", err)
+		}
+	}
+
+	report := evalReport{
+		Snapshot: in.Snapshot.SHA256, BaseModel: in.BaseModel.SHA256, Adapter: in.Adapter.SHA256, Split: dataset.ValidationFile,
+		Base: out.Base, Adapted: out.Adapter, ChampionVersion: out.ChampionVersion,
+		Samples: a.samples(ctx, base, adapter, snap.Validation),
+	}
+	if out.HasChampion {
+		report.Champion = &out.Champion
+	}
+	dir, err := a.Store.ScratchDir("eval")
+	if err != nil {
+		return out, err
+	}
+	b, _ := json.MarshalIndent(report, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, EvalReportFile), append(b, '\n'), 0o644); err != nil {
+		return out, err
+	}
+	if out.Report, err = a.Store.Commit(ctx, dir); err != nil {
+		return out, err
+	}
+	a.logger().Info("evaluated", "base_loss", out.Base.Loss, "adapter_loss", out.Adapter.Loss, "champion", out.ChampionVersion)
+	return out, nil
+}
+
+// samples generates greedy completions for the first held-out prompts with
+// and without the adapter, for people reading the report.
+func (a *Activities) samples(ctx context.Context, base *baseModel, adapter *peft.Adapter, val []dataset.Example) []sample {
+	var out []sample
+	for _, e := range val[:min(2, len(val))] {
+		prompt := e.Prompt
+		if prompt == "" { // plain text: continue its first words
+			r := []rune(e.Completion)
+			prompt = string(r[:min(len(r), 40)])
+		}
+		ids := base.sequence(dataset.Example{Prompt: prompt}).Tokens
+		if base.eos >= 0 && len(ids) > 0 && ids[len(ids)-1] == base.eos {
+			ids = ids[:len(ids)-1]
+		}
+		opts := lora.GenerateOptions{MaxTokens: 24}
+		if base.eos >= 0 {
+			opts.StopTokens = []int{base.eos}
+		}
+		gen := func(ad *peft.Adapter) string {
+			toks, err := lora.Generate(ctx, base.model, ad, ids, opts)
+			if err != nil {
+				return "(" + err.Error() + ")"
+			}
+			return base.tok.DecodeSkipSpecial(toks)
+		}
+		out = append(out, sample{Prompt: prompt, Base: gen(nil), Adapter: gen(adapter)})
+	}
+	return out
+}
+
+// championAdapter loads the adapter under the registry alias champion, if
+// one exists, is stored locally and was trained on the same base model.
+func (a *Activities) championAdapter(ctx context.Context, s spec.Spec, baseDigest string) (*peft.Adapter, string, bool) {
+	reg, err := a.openRegistry(ctx, s)
+	if err != nil {
+		a.logger().Warn("registry unavailable; evaluating without the champion", "err", err)
+		return nil, "", false
+	}
+	defer reg.Close()
+	v, ok, err := reg.GetByAlias(ctx, s.Name, registry.AliasChampion)
+	if err != nil || !ok {
+		return nil, "", false
+	}
+	if v.Tags[registry.TagBaseModelDigest] != baseDigest {
+		a.logger().Info("champion was trained on another base model; not compared", "version", v.Version)
+		return nil, "", false
+	}
+	dir := v.Artifacts["adapter"]
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, "", false
+	}
+	ad, err := peft.Load(dir)
+	if err != nil {
+		return nil, "", false
+	}
+	return ad, v.Version, true
+}
+
+func (a *Activities) registryURI(s spec.Spec) string {
+	if s.Registry.URI != "" {
+		return s.Registry.URI
+	}
+	return a.RegistryURI
+}
+
+func (a *Activities) openRegistry(ctx context.Context, s spec.Spec) (registry.Registry, error) {
+	return registry.Open(ctx, a.registryURI(s))
+}

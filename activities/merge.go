@@ -1,0 +1,86 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/merge"
+	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/lora/safetensors"
+	"github.com/loraflow/loraflow/provenance"
+)
+
+// MergeReportFile is written inside the merged model's folder.
+const MergeReportFile = "merge_report.json"
+
+// Merge writes W' = W0 + scale·B·A into a copy of the base checkpoint,
+// tensor by tensor, after verifying the adapter's provenance; the merged
+// model must reproduce base+adapter logits on probe sequences within the
+// tolerance of its dtype, or the merge fails.
+func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, error) {
+	adapterDir, err := a.path(in.Adapter)
+	if err != nil {
+		return MergeOutput{}, err
+	}
+	if _, err := a.verify(ctx, in.Spec, "Merge", adapterDir, provenance.KindAdapter); err != nil {
+		return MergeOutput{}, err
+	}
+	adapter, err := peft.Load(adapterDir)
+	if err != nil {
+		return MergeOutput{}, classify("Merge", &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err})
+	}
+	ck, err := safetensors.OpenDir(in.Spec.BaseModel)
+	if err != nil {
+		return MergeOutput{}, classify("Merge", &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: in.Spec.BaseModel, Err: err})
+	}
+	dtype := safetensors.F32
+	for _, n := range ck.Names() {
+		if info, ok := ck.Info(n); ok && (info.DType == safetensors.BF16 || info.DType == safetensors.F16) {
+			dtype = info.DType
+			break
+		}
+	}
+	ck.Close()
+	raw, _ := os.ReadFile(filepath.Join(in.Spec.BaseModel, "config.json"))
+	mc, err := lora.ParseModelConfig(raw)
+	if err != nil {
+		return MergeOutput{}, classify("Merge", err)
+	}
+	probes := merge.DefaultProbes(mc.VocabSize, 4, min(32, mc.MaxPositions), 1)
+	adapters := []merge.Weighted{{Name: filepath.Base(adapterDir), Adapter: adapter, Weight: 1}}
+	scratch, err := a.Store.ScratchDir("merged")
+	if err != nil {
+		return MergeOutput{}, err
+	}
+	out := filepath.Join(scratch, "model")
+	rep, err := merge.Merge(ctx, in.Spec.BaseModel, out, merge.Options{
+		Adapters: adapters, SafeMerge: true, Logger: a.logger(), ReportFile: MergeReportFile,
+		Progress: func(done, total int) { activity.RecordHeartbeat(ctx, fmt.Sprintf("merged %d/%d tensors", done, total)) },
+		Verify:   merge.EngineVerifier(in.Spec.BaseModel, adapters, probes, merge.DefaultTolerance(dtype)),
+	})
+	if err != nil {
+		os.RemoveAll(scratch)
+		var ie *lora.InputError
+		if errors.Is(err, merge.ErrNonFinite) || errors.As(err, &ie) {
+			return MergeOutput{}, classify("Merge", err)
+		}
+		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
+	}
+	ref, err := a.Store.Commit(ctx, out)
+	os.RemoveAll(scratch)
+	if err != nil {
+		return MergeOutput{}, err
+	}
+	mo := MergeOutput{Merged: ref, TensorsMerged: len(rep.Tensors)}
+	if eq := rep.Equivalence; eq != nil {
+		mo.MaxLogitDiff, mo.Tolerance, mo.ProbeSetDigest = eq.MaxAbsLogitDiff, eq.Tolerance, eq.ProbeDigest
+	}
+	a.logger().Info("merged", "model", ref.SHA256, "tensors", mo.TensorsMerged, "max_logit_diff", mo.MaxLogitDiff)
+	return mo, nil
+}

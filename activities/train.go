@@ -1,0 +1,131 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/dataset"
+	"github.com/loraflow/loraflow/internal/metrics"
+	"github.com/loraflow/loraflow/lora"
+)
+
+const trainResultFile = "train_result.json"
+
+// TrainLoRA trains a PEFT LoRA adapter on the snapshot's training split.
+//
+// Checkpoints go to a work folder keyed by the inputs, so a retry after a
+// worker crash resumes from the last one (named in the heartbeat) instead
+// of step 0, and produces the same adapter bytes as an uninterrupted run.
+// A retry after success returns the adapter already made.
+func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
+	key := artifact.KeyOf("TrainLoRA/v1", in.Snapshot.SHA256, in.BaseModel.SHA256, in.Spec.LoRA, in.Spec.Training)
+	work, err := a.Store.WorkDir("train", key)
+	if err != nil {
+		return TrainOutput{}, err
+	}
+	if out, ok := a.finishedTraining(ctx, work); ok {
+		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
+		return out, nil
+	}
+	if activity.HasHeartbeatDetails(ctx) {
+		var last TrainProgress
+		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
+			a.logger().Info("TrainLoRA resuming after a retry", "step", last.Step, "checkpoint", last.CheckpointURI)
+		}
+	}
+
+	snapDir, err := a.path(in.Snapshot)
+	if err != nil {
+		return TrainOutput{}, err
+	}
+	snap, err := dataset.ReadSnapshot(snapDir)
+	if err != nil {
+		return TrainOutput{}, err
+	}
+	base, err := loadBase(in.Spec.BaseModel)
+	if err != nil {
+		return TrainOutput{}, classify("TrainLoRA", err)
+	}
+	cfg, err := peftConfig(in.Spec)
+	if err != nil {
+		return TrainOutput{}, classify("TrainLoRA", err)
+	}
+	t := in.Spec.Training
+	tc := lora.TrainConfig{
+		Steps: t.Steps, Epochs: t.Epochs, BatchSize: t.BatchSize, SeqLen: t.SeqLen, GradAccumSteps: t.GradAccumSteps,
+		WarmupSteps: t.WarmupSteps, LearningRate: t.LearningRate, WeightDecay: t.WeightDecay, MaxGradNorm: t.MaxGradNorm,
+		LoraPlusLRRatio: in.Spec.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
+		CheckpointDir: filepath.Join(work, "checkpoints"), CheckpointEvery: t.CheckpointEvery,
+	}
+	var lastCheckpoint string
+	progress := func(p lora.Progress) {
+		if p.Checkpoint != "" {
+			lastCheckpoint = "file://" + p.Checkpoint
+		}
+		// The SDK throttles heartbeats; the checkpoint named here is durable
+		// (Train writes it atomically before reporting it).
+		activity.RecordHeartbeat(ctx, TrainProgress{
+			Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, LearningRate: p.LearningRate,
+			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
+		})
+	}
+	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
+	if err != nil {
+		if ctx.Err() != nil {
+			return TrainOutput{}, ctx.Err()
+		}
+		return TrainOutput{}, classify("TrainLoRA", err)
+	}
+	metrics.TrainTokensPerSecond.Set(res.TokensPerSec)
+
+	dir, err := a.Store.ScratchDir("adapter")
+	if err != nil {
+		return TrainOutput{}, err
+	}
+	if err := adapter.Save(dir); err != nil {
+		return TrainOutput{}, fmt.Errorf("TrainLoRA: saving adapter: %w", err)
+	}
+	ref, err := a.Store.Commit(ctx, dir)
+	if err != nil {
+		return TrainOutput{}, err
+	}
+	out := TrainOutput{
+		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: res.Losses,
+		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
+		TrainableParams: int64(res.TrainableParams), TotalParams: int64(base.model.NumParams()),
+	}
+	b, _ := json.Marshal(out)
+	if err := artifact.WriteFileAtomic(filepath.Join(work, trainResultFile), b); err != nil {
+		return TrainOutput{}, err
+	}
+	a.logger().Info("trained adapter", "adapter", ref.SHA256, "steps", res.Steps, "final_loss", res.FinalLoss,
+		"tokens_per_sec", res.TokensPerSec, "resumed_from", res.ResumedFromStep)
+	return out, nil
+}
+
+// finishedTraining returns the output of an earlier attempt that completed,
+// if its adapter is still intact in the store.
+func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOutput, bool) {
+	b, err := os.ReadFile(filepath.Join(work, trainResultFile))
+	if err != nil {
+		return TrainOutput{}, false
+	}
+	var out TrainOutput
+	if json.Unmarshal(b, &out) != nil {
+		return TrainOutput{}, false
+	}
+	p, err := a.path(out.Adapter)
+	if err != nil {
+		return TrainOutput{}, false
+	}
+	if d, err := artifact.DigestDir(ctx, p); err != nil || d != out.Adapter.SHA256 {
+		return TrainOutput{}, false
+	}
+	return out, true
+}

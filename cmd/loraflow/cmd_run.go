@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/loraflow/loraflow"
+	"github.com/loraflow/loraflow/internal/temporalx"
+	"github.com/loraflow/loraflow/provenance"
+	"github.com/loraflow/loraflow/spec"
+	"github.com/loraflow/loraflow/workflows"
+)
+
+func init() {
+	register(newRunCmd)
+	register(newStatusCmd)
+	register(newCancelCmd)
+}
+
+// connFlags are the flags every command that talks to Temporal shares.
+type connFlags struct {
+	conn      temporalx.ConnOptions
+	taskQueue string
+}
+
+func (f *connFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.conn.Address, "address", "", "Temporal frontend host:port (env LORAFLOW_TEMPORAL_ADDRESS; empty: the local dev server)")
+	fl.StringVar(&f.conn.Namespace, "namespace", "", "Temporal namespace (env LORAFLOW_NAMESPACE, default \"default\")")
+	fl.StringVar(&f.conn.TLSCert, "tls-cert", "", "client certificate PEM (env LORAFLOW_TLS_CERT)")
+	fl.StringVar(&f.conn.TLSKey, "tls-key", "", "client key PEM (env LORAFLOW_TLS_KEY)")
+	fl.StringVar(&f.conn.TLSCA, "tls-ca", "", "server CA PEM (env LORAFLOW_TLS_CA)")
+	fl.StringVar(&f.taskQueue, "task-queue", envOr("LORAFLOW_TASK_QUEUE", "loraflow"), "task queue of the loraflow workers")
+}
+
+// dial connects to the configured server, or to the local dev server's
+// default address when none is configured.
+func (f *connFlags) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	f.conn.FromEnv()
+	if f.conn.Address == "" {
+		f.conn.Address = defaultDevAddress
+	}
+	opts, err := f.conn.ClientOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	return client.DialContext(ctx, opts)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+const defaultDevAddress = "127.0.0.1:7233"
+
+// quietLogger keeps the SDK's and activities' logs out of the progress bar:
+// they go to a log file.
+func quietLogger(path string) (*slog.Logger, io.Closer, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), f, nil
+}
+
+type runFlags struct {
+	connFlags
+	artifactRoot string
+	registryURI  string
+	signingKey   string
+	id           string
+	detach       bool
+	ui           bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run SPEC",
+		Short: "Run a LoRA pipeline spec and follow its progress",
+		Long: `Run starts the LoRA pipeline for SPEC on Temporal and draws its progress
+until it ends, then prints a summary.
+
+With no Temporal server configured (--address / LORAFLOW_TEMPORAL_ADDRESS), or
+none reachable, it starts the Temporal CLI's dev server (SQLite file under
+~/.local/share/loraflow, Web UI on http://127.0.0.1:8233) and an in-process
+worker: the embedded default.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSpec(cmd.Context(), cmd.OutOrStdout(), args[0], f)
+		},
+	}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("LORAFLOW_ARTIFACT_ROOT"), "artifact store of the in-process worker (default ~/.local/share/loraflow/artifacts)")
+	fl.StringVar(&f.registryURI, "registry", os.Getenv("LORAFLOW_REGISTRY_URI"), "registry of the in-process worker when the spec names none (default file://~/.local/share/loraflow/registry)")
+	fl.StringVar(&f.signingKey, "signing-key", os.Getenv("LORAFLOW_SIGNING_KEY"), "signing key of the in-process worker when the spec names none (default: a key generated under ~/.local/share/loraflow/keys)")
+	fl.StringVar(&f.id, "id", "", "workflow ID (default loraflow-NAME-TIMESTAMP)")
+	fl.BoolVar(&f.detach, "detach", false, "start the run and return its ID without following it")
+	fl.BoolVar(&f.ui, "ui", true, "serve the dev server's Web UI (embedded default only)")
+	return cmd
+}
+
+func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) error {
+	s, err := spec.Load(specPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dataDir, err := temporalx.DataDir()
+	if err != nil {
+		return err
+	}
+	logger, closer, err := quietLogger(filepath.Join(dataDir, "loraflow.log"))
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+
+	f.conn.FromEnv()
+	embedded := f.conn.Address == "" || !temporalx.Reachable(f.conn.Address, 2*time.Second)
+	if embedded {
+		if f.conn.Address != "" {
+			fmt.Fprintf(out, "Temporal at %s is not reachable; using the embedded default.\n", f.conn.Address)
+		}
+		f.conn.Address = defaultDevAddress
+		if !temporalx.Reachable(f.conn.Address, 500*time.Millisecond) {
+			fmt.Fprintf(out, "Starting the Temporal dev server (SQLite: %s) ...\n", filepath.Join(dataDir, "temporal.db"))
+			dev, err := temporalx.StartDevServer(ctx, filepath.Join(dataDir, "temporal.db"), 7233, f.ui, filepath.Join(dataDir, "temporal.log"))
+			if err != nil {
+				return err
+			}
+			defer dev.Stop()
+			if dev.UIPort != 0 {
+				fmt.Fprintf(out, "Temporal Web UI: http://127.0.0.1:%d\n", dev.UIPort)
+			}
+		}
+	}
+	opts, err := f.conn.ClientOptions(logger)
+	if err != nil {
+		return err
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("dialing temporal at %s: %w", f.conn.Address, err)
+	}
+	defer c.Close()
+
+	if embedded {
+		w, err := startLocalWorker(c, f, dataDir, logger)
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
+	}
+
+	id := f.id
+	if id == "" {
+		id = fmt.Sprintf("loraflow-%s-%s", s.Name, time.Now().UTC().Format("20060102T150405"))
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: f.taskQueue}, workflows.PipelineName, *s)
+	if err != nil {
+		return fmt.Errorf("starting the pipeline: %w", err)
+	}
+	fmt.Fprintf(out, "Pipeline %s started (workflow %s, run %s)\n", s.Name, run.GetID(), run.GetRunID())
+	if f.detach {
+		return nil
+	}
+	res, err := follow(ctx, out, c, run)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("stopped following %s; the run goes on (loraflow status %s, loraflow cancel %s)", run.GetID(), run.GetID(), run.GetID())
+		}
+		return err
+	}
+	printSummary(out, res)
+	return nil
+}
+
+// startLocalWorker runs the embedded default's worker in this process.
+func startLocalWorker(c client.Client, f runFlags, dataDir string, logger *slog.Logger) (worker.Worker, error) {
+	cfg := loraflow.Config{
+		ArtifactRoot: f.artifactRoot,
+		RegistryURI:  f.registryURI,
+		SigningKey:   f.signingKey,
+		Logger:       logger,
+	}
+	if cfg.ArtifactRoot == "" {
+		cfg.ArtifactRoot = filepath.Join(dataDir, "artifacts")
+	}
+	if cfg.RegistryURI == "" {
+		cfg.RegistryURI = "file://" + filepath.Join(dataDir, "registry")
+	}
+	if cfg.SigningKey == "" {
+		key, err := localSigningKey(filepath.Join(dataDir, "keys"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.SigningKey = key
+	}
+	plugin, err := loraflow.Plugin(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w := worker.New(c, f.taskQueue, worker.Options{Plugins: []worker.Plugin{plugin}})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("starting the in-process worker: %w", err)
+	}
+	return w, nil
+}
+
+// localSigningKey returns the embedded default's signing key, generating an
+// ECDSA P-256 key pair on first use.
+func localSigningKey(dir string) (string, error) {
+	priv := filepath.Join(dir, provenance.PrivateKeyFile)
+	if _, err := os.Stat(priv); err == nil {
+		return priv, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	p, _, err := provenance.GenerateKey(dir, provenance.KeyECDSAP256)
+	return p, err
+}
+
+func newStatusCmd() *cobra.Command {
+	var f connFlags
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a pipeline run's stage and progress",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := f.dial(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			snap, err := snapshot(ctx, c, args[0], "")
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "workflow %s: %s\nstage: %s\n", args[0], snap.status, snap.progress.Stage)
+			if snap.train != nil {
+				fmt.Fprintf(out, "training: step %d/%d, loss %.4f, %.0f tokens/s\n", snap.train.Step, snap.train.TotalSteps, snap.train.Loss, snap.train.TokensPerSec)
+			}
+			for _, st := range snap.progress.Completed {
+				fmt.Fprintf(out, "  done %-12s %6.1fs\n", st.Stage, st.Seconds)
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newCancelCmd() *cobra.Command {
+	var f connFlags
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a pipeline run (running activities are cancelled at their next heartbeat)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.dial(cmd.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.CancelWorkflow(cmd.Context(), args[0], ""); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cancellation requested for %s\n", args[0])
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}

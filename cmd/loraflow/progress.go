@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/loraflow/loraflow/activities"
+	"github.com/loraflow/loraflow/workflows"
+)
+
+// runSnapshot is what the CLI knows of a run at one moment: the workflow's
+// progress query and the pending activity's last heartbeat.
+type runSnapshot struct {
+	status   string
+	running  bool
+	progress workflows.Progress
+	train    *activities.TrainProgress
+	attempt  int32
+	failure  string
+}
+
+func snapshot(ctx context.Context, c client.Client, id, runID string) (runSnapshot, error) {
+	var s runSnapshot
+	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
+	if err != nil {
+		return s, err
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	s.status = strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WorkflowExecutionStatus"))
+	s.running = info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+	for _, pa := range desc.GetPendingActivities() {
+		s.attempt = pa.GetAttempt()
+		if f := pa.GetLastFailure(); f != nil {
+			s.failure = f.GetMessage()
+		}
+		if pa.GetActivityType().GetName() == workflows.StageTrainLoRA && pa.GetHeartbeatDetails() != nil {
+			var tp activities.TrainProgress
+			if err := converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &tp); err == nil {
+				s.train = &tp
+			}
+		}
+	}
+	if v, err := c.QueryWorkflow(ctx, id, runID, workflows.ProgressQuery); err == nil {
+		_ = v.Get(&s.progress)
+	} else if s.running {
+		return s, fmt.Errorf("querying progress: %w", err)
+	}
+	return s, nil
+}
+
+// follow draws the run's progress until it ends and returns its result.
+func follow(ctx context.Context, out io.Writer, c client.Client, run client.WorkflowRun) (*workflows.Result, error) {
+	bar := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(out),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetRenderBlankState(true),
+	)
+	done := make(chan struct{})
+	var res workflows.Result
+	var runErr error
+	go func() {
+		runErr = run.Get(ctx, &res)
+		close(done)
+	}()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	stage, max := "", int64(-1)
+	for {
+		select {
+		case <-done:
+			_ = bar.Finish()
+			fmt.Fprintln(out)
+			if runErr != nil {
+				return nil, runErr
+			}
+			return &res, nil
+		case <-ctx.Done():
+			fmt.Fprintln(out)
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		s, err := snapshot(ctx, c, run.GetID(), run.GetRunID())
+		if err != nil {
+			continue
+		}
+		desc := s.progress.Stage
+		if s.attempt > 1 {
+			desc += fmt.Sprintf(" (attempt %d: %s)", s.attempt, firstLine(s.failure))
+		}
+		if s.progress.Stage == workflows.StageTrainLoRA && s.train != nil && s.train.TotalSteps > 0 {
+			if max != int64(s.train.TotalSteps) {
+				max = int64(s.train.TotalSteps)
+				bar.ChangeMax64(max)
+				bar.Reset()
+			}
+			desc = fmt.Sprintf("%s loss %.4f lr %.2e %.0f tok/s", desc, s.train.Loss, s.train.LearningRate, s.train.TokensPerSec)
+			_ = bar.Set(s.train.Step)
+		} else if s.progress.Stage != stage && max != -1 {
+			max = -1
+			bar.ChangeMax64(-1)
+			bar.Reset()
+		}
+		stage = s.progress.Stage
+		bar.Describe(fmt.Sprintf("%-60s", desc))
+		if max == -1 {
+			_ = bar.Add(1)
+		}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func printSummary(out io.Writer, r *workflows.Result) {
+	fmt.Fprintf(out, "\nPipeline %s", r.Status)
+	if r.Reason != "" {
+		fmt.Fprintf(out, ": %s", r.Reason)
+	}
+	fmt.Fprintln(out)
+	p := r.Prepare
+	fmt.Fprintf(out, "  dataset     snapshot %s  train %d, validation %d, bad rows %d, duplicates %d\n",
+		short(p.Snapshot.SHA256), p.Train, p.Validation, p.BadRows, p.Duplicates)
+	if t := r.Train; t != nil {
+		fmt.Fprintf(out, "  adapter     %s\n              sha256 %s\n", strings.TrimPrefix(t.Adapter.URI, "file://"), t.Adapter.SHA256)
+		fmt.Fprintf(out, "  training    %d steps, %d tokens, final loss %.4f, %.0f tokens/s", t.Steps, t.Tokens, t.FinalLoss, t.TokensPerSec)
+		if t.ResumedFromStep > 0 {
+			fmt.Fprintf(out, " (resumed from step %d)", t.ResumedFromStep)
+		}
+		fmt.Fprintln(out)
+	}
+	if e := r.Eval; e != nil {
+		fmt.Fprintf(out, "  evaluation  held-out loss %.4f -> %.4f, perplexity %.2f -> %.2f", e.Base.Loss, e.Adapter.Loss, e.Base.Perplexity, e.Adapter.Perplexity)
+		if e.Classification {
+			fmt.Fprintf(out, ", accuracy %.3f -> %.3f", e.Base.Accuracy, e.Adapter.Accuracy)
+		}
+		fmt.Fprintln(out)
+		if e.HasChampion {
+			fmt.Fprintf(out, "              champion v%s held-out loss %.4f\n", e.ChampionVersion, e.Champion.Loss)
+		}
+	}
+	if g := r.Gate; g != nil {
+		fmt.Fprintf(out, "  gate        passed=%v promote=%v: %s\n", g.Passed, g.Promote, g.Reason)
+	}
+	if m := r.Merge; m != nil {
+		fmt.Fprintf(out, "  merged      %s\n              max |logit diff| %.3g (tolerance %.3g)\n", strings.TrimPrefix(m.Merged.URI, "file://"), m.MaxLogitDiff, m.Tolerance)
+	}
+	for _, a := range r.Attestations {
+		fmt.Fprintf(out, "  attested    %-13s %s\n", a.Kind, strings.Join(a.Bundles, ", "))
+	}
+	if pub := r.Publication; pub != nil {
+		existed := ""
+		if pub.Existed {
+			existed = " (already published)"
+		}
+		fmt.Fprintf(out, "  registry    %s version %s alias %s%s\n              %s\n", pub.Model, pub.Version, pub.Alias, existed, pub.URI)
+	}
+	cs := r.Carbon
+	t := cs.Total
+	fmt.Fprintf(out, "  carbon      %.6f kWh, %.3f gCO2e (%s; %.0f gCO2e/kWh, %s; PUE %.2f)\n",
+		t.EnergyKWh, t.EmissionsKg*1000, t.Method(), t.IntensityGPerKWh, t.IntensitySource, t.PUE)
+	if cf := cs.Counterfactual; cf != nil {
+		fmt.Fprintf(out, "              full fine-tuning instead: %.6f kWh, %.3f gCO2e (%.1fx the FLOPs, %.1fx the optimizer memory)\n",
+			cf.FullEnergyKWh, cf.FullEmissionsKg*1000, cf.FLOPRatio, cf.OptimizerMemoryRatio)
+	}
+	fmt.Fprint(out, "  stages     ")
+	for _, st := range r.Stages {
+		fmt.Fprintf(out, " %s %.1fs", st.Stage, st.Seconds)
+	}
+	fmt.Fprintln(out)
+}
+
+func short(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
+}
+
