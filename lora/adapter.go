@@ -41,6 +41,14 @@ func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	if err := cfg.Validate(); err != nil {
 		return nil, &InputError{Kind: KindBadConfig, Msg: "adapter config", Err: err}
 	}
+	switch cfg.InitLoraWeights {
+	case "", "true", "false", "gaussian":
+	default:
+		return nil, inputErr(KindBadConfig, "init_lora_weights %q is not supported for training (true, false, gaussian)", string(cfg.InitLoraWeights))
+	}
+	if cfg.UseDoRA {
+		return nil, inputErr(KindBadConfig, "use_dora is not supported for training")
+	}
 	if cfg.TargetModules.IsEmpty() {
 		return nil, inputErr(KindTargetModuleNotFound, "target_modules is empty; linear layers: %s", moduleList(n))
 	}

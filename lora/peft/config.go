@@ -90,14 +90,6 @@ func (c Config) Validate() error {
 	if c.LoraDropout < 0 || c.LoraDropout >= 1 {
 		return fmt.Errorf("peft: lora_dropout %v is outside [0,1)", c.LoraDropout)
 	}
-	switch c.InitLoraWeights {
-	case "", "true", "false", "gaussian":
-	default:
-		return fmt.Errorf("peft: init_lora_weights %q is not supported (true, false, gaussian)", string(c.InitLoraWeights))
-	}
-	if c.UseDoRA {
-		return fmt.Errorf("peft: use_dora is not supported by this engine")
-	}
 	if c.TargetModules.Regex != "" {
 		if _, err := regexp.Compile(c.TargetModules.Regex); err != nil {
 			return fmt.Errorf("peft: target_modules regex %q: %w", c.TargetModules.Regex, err)
