@@ -115,6 +115,7 @@ type verifyConfig struct {
 	requireDeps bool
 	shallowDeps bool
 	maxDepth    int
+	digests     map[string]string // dependency path → digest, shared down the chain
 }
 
 // WithExpectedDependency requires the statement to name a dependency of
@@ -160,7 +161,7 @@ func WithShallowDependencies() VerifyOption {
 // link that failed; other errors (context cancelled, I/O) are returned as
 // they are. The Verdict is never nil.
 func Verify(ctx context.Context, path string, keys *TrustedKeys, opts ...VerifyOption) (*Verdict, error) {
-	cfg := verifyConfig{maxDepth: 8}
+	cfg := verifyConfig{maxDepth: 8, digests: map[string]string{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -334,7 +335,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			if depth >= cfg.maxDepth {
 				return fail(ReasonBrokenChain, link, "chain deeper than the limit", nil)
 			}
-			pv, err := verifyArtifact(ctx, local, keys, &verifyConfig{resolve: cfg.resolve, requireDeps: cfg.requireDeps, shallowDeps: cfg.shallowDeps, maxDepth: cfg.maxDepth}, depth+1)
+			pv, err := verifyArtifact(ctx, local, keys, &verifyConfig{resolve: cfg.resolve, requireDeps: cfg.requireDeps, shallowDeps: cfg.shallowDeps, maxDepth: cfg.maxDepth, digests: cfg.digests}, depth+1)
 			v.Parents = append(v.Parents, pv)
 			if err != nil {
 				var ve *VerificationError
@@ -360,12 +361,17 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 				v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Skipped: true, Detail: "shallow: not re-hashed"})
 				continue
 			}
-			got, err := DigestPath(ctx, local)
-			if err != nil {
-				if ctx.Err() != nil {
-					return v, err
+			got, seen := cfg.digests[local]
+			if !seen {
+				var err error
+				got, err = DigestPath(ctx, local)
+				if err != nil {
+					if ctx.Err() != nil {
+						return v, err
+					}
+					return fail(ReasonBrokenChain, link, "cannot hash "+local, err)
 				}
-				return fail(ReasonBrokenChain, link, "cannot hash "+local, err)
+				cfg.digests[local] = got
 			}
 			if got != d.SHA256 {
 				return fail(ReasonBrokenChain, link, fmt.Sprintf("%s hashes to %s, the statement names %s", local, got, d.SHA256), nil)
