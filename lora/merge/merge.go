@@ -12,7 +12,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,8 +33,11 @@ type Options struct {
 	SafeMerge bool
 	// Overwrite replaces an existing output folder; otherwise its existence is an error.
 	Overwrite bool
-	// BlockElements bounds the elements processed at once (default 1<<20).
+	// BlockElements bounds the elements each worker processes at once
+	// (default 1<<20).
 	BlockElements int
+	// Workers is the number of tensors computed at once (default GOMAXPROCS).
+	Workers int
 	// Logger receives progress (default slog.Default()).
 	Logger *slog.Logger
 	// Progress, when set, is called after each merged tensor (for heartbeats).
@@ -124,6 +130,9 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	}
 	if opts.BlockElements <= 0 {
 		opts.BlockElements = 1 << 20
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	absBase, _ := filepath.Abs(baseDir)
 	absOut, _ := filepath.Abs(outDir)
@@ -287,33 +296,62 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 		return nil, 0, 0, err
 	}
 	defer out.Close()
-	var reports []TensorReport
-	var written, copied, pos int64
-	var s scratch
+	// The byte ranges between adapted tensors are copied by the kernel ...
+	var copied, pos int64
 	for _, p := range ps {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, 0, err
-		}
 		begin := dataStart + p.info.DataOffsets[0]
 		if err := copyRange(out, in, pos, begin-pos); err != nil {
 			return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, begin, err)
 		}
 		copied += begin - pos
-		tr, n, err := rewriteTensor(in, out, dataStart, p, opts, &s)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
-		}
 		pos = dataStart + p.info.DataOffsets[1]
-		tr.File = file
-		reports = append(reports, tr)
-		written += n
-		tick()
 	}
 	if err := copyRange(out, in, pos, st.Size()-pos); err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, st.Size(), err)
 	}
 	copied += st.Size() - pos
-	return reports, written, copied, out.Close()
+
+	// ... and the adapted tensors computed by a few workers, each with its
+	// own block buffers, writing at their own offsets.
+	reports := make([]TensorReport, len(ps))
+	errs := make([]error, len(ps))
+	var written atomic.Int64
+	var mu sync.Mutex
+	next := atomic.Int64{}
+	workers := min(len(ps), max(1, opts.Workers))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var s scratch
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ps) || ctx.Err() != nil {
+					return
+				}
+				p := ps[i]
+				tr, n, err := rewriteTensor(in, out, dataStart, p, opts, &s)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
+					next.Store(int64(len(ps))) // stop the others
+					return
+				}
+				tr.File = file
+				reports[i] = tr
+				written.Add(n)
+				mu.Lock()
+				tick()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, 0, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, 0, err
+	}
+	return reports, written.Load(), copied, out.Close()
 }
 
 // copyRange copies n bytes at offset off of src to the same offset of dst,
@@ -335,18 +373,16 @@ func copyRange(dst, src *os.File, off, n int64) error {
 
 // scratch holds the buffers of one block, reused across blocks and tensors.
 type scratch struct {
-	raw            []byte
-	w, delta, orig []float32
+	raw []byte
+	w   []float32
 }
 
 func (s *scratch) grow(n, esize int) {
 	if cap(s.w) < n {
 		s.raw = make([]byte, n*esize)
 		s.w = make([]float32, n)
-		s.delta = make([]float32, n)
-		s.orig = make([]float32, n)
 	}
-	s.raw, s.w, s.delta, s.orig = s.raw[:n*esize], s.w[:n], s.delta[:n], s.orig[:n]
+	s.raw, s.w = s.raw[:n*esize], s.w[:n]
 }
 
 func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options, s *scratch) (TensorReport, int64, error) {
@@ -368,8 +404,8 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	esize := info.DType.Size()
 	blockRows := max(1, opts.BlockElements/max(cols, 1))
-	// load fills s.w with rows [r0, r1) of W0 + ΔW (or the replacement) and
-	// s.orig with W0; it returns the block's byte offset.
+	// load reads rows [r0, r1) of W0 into s.raw and puts W0 + ΔW (or the
+	// replacement) into s.w; it returns the block's byte offset.
 	load := func(r0, r1 int) (int64, error) {
 		n := (r1 - r0) * cols
 		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*int64(esize)
@@ -377,18 +413,13 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 		if _, err := in.ReadAt(s.raw, off); err != nil {
 			return 0, fmt.Errorf("read: %w", err)
 		}
-		decode(info.DType, s.raw, s.w)
-		copy(s.orig, s.w)
 		if p.replacement != nil {
 			copy(s.w, p.replacement[r0*cols:r1*cols])
 			return off, nil
 		}
-		clear(s.delta)
+		decode(info.DType, s.raw, s.w)
 		for _, c := range p.contributions {
-			addDelta(s.delta, c, r0, r1, cols)
-		}
-		for i, d := range s.delta {
-			s.w[i] += d
+			addDelta(s.w, c, r0, r1, cols)
 		}
 		return off, nil
 	}
@@ -436,24 +467,61 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 				}
 			}
 		}
-		for i, x := range s.w {
-			maxDelta = max(maxDelta, abs32(x-s.orig[i]))
+		// One pass: the change against W0 (still in s.raw), the finiteness
+		// check, and the encoding over the same bytes.
+		m, bad := finish(info.DType, s.w, s.raw)
+		if bad >= 0 && opts.SafeMerge {
+			row, col := r0+bad/cols, bad%cols
+			return tr, 0, fmt.Errorf("element [%d, %d] would become %v (not finite in %s): %w", row, col, s.w[bad], info.DType, ErrNonFinite)
 		}
-		if opts.SafeMerge {
-			for i, x := range s.w {
-				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-					row, col := r0+i/cols, i%cols
-					return tr, 0, fmt.Errorf("element [%d, %d] would become %v: %w", row, col, x, ErrNonFinite)
-				}
-			}
-		}
-		encode(info.DType, s.w, s.raw)
+		maxDelta = max(maxDelta, m)
 		if _, err := out.WriteAt(s.raw, off); err != nil {
 			return tr, 0, fmt.Errorf("write: %w", err)
 		}
 	}
 	tr.MaxAbsDelta = float64(maxDelta)
 	return tr, int64(rows*cols) * int64(esize), nil
+}
+
+// finish encodes w over b (which holds the original elements) and returns
+// the largest |new − original| and the index of the first value that is not
+// finite once encoded (F16 overflows above 65504), -1 when none.
+func finish(dt safetensors.DType, w []float32, b []byte) (maxDelta float32, firstBad int) {
+	firstBad = -1
+	const inf = 0x7f800000
+	switch dt {
+	case safetensors.F32:
+		for i, x := range w {
+			bits := math.Float32bits(x)
+			if bits&inf == inf && firstBad < 0 {
+				firstBad = i
+			}
+			old := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			maxDelta = max(maxDelta, abs32(x-old))
+			binary.LittleEndian.PutUint32(b[4*i:], bits)
+		}
+	case safetensors.F16:
+		for i, x := range w {
+			h := safetensors.Float32ToF16(x) // may overflow to Inf
+			if h&0x7c00 == 0x7c00 && firstBad < 0 {
+				firstBad = i
+			}
+			old := safetensors.F16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			maxDelta = max(maxDelta, abs32(x-old))
+			binary.LittleEndian.PutUint16(b[2*i:], h)
+		}
+	case safetensors.BF16:
+		for i, x := range w {
+			h := safetensors.Float32ToBF16(x)
+			if h&0x7f80 == 0x7f80 && firstBad < 0 {
+				firstBad = i
+			}
+			old := safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			maxDelta = max(maxDelta, abs32(x-old))
+			binary.LittleEndian.PutUint16(b[2*i:], h)
+		}
+	}
+	return maxDelta, firstBad
 }
 
 func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
@@ -472,25 +540,6 @@ func decode(dt safetensors.DType, b []byte, w []float32) {
 	case safetensors.BF16:
 		for i := range w {
 			w[i] = safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
-		}
-	}
-}
-
-// encode converts w to little-endian F32/F16/BF16 elements in b (rounding
-// to nearest even).
-func encode(dt safetensors.DType, w []float32, b []byte) {
-	switch dt {
-	case safetensors.F32:
-		for i, x := range w {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-		}
-	case safetensors.F16:
-		for i, x := range w {
-			binary.LittleEndian.PutUint16(b[2*i:], safetensors.Float32ToF16(x))
-		}
-	case safetensors.BF16:
-		for i, x := range w {
-			binary.LittleEndian.PutUint16(b[2*i:], safetensors.Float32ToBF16(x))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -270,5 +271,40 @@ func TestMergeDoRA(t *testing.T) {
 				t.Fatalf("missing magnitude: %v", err)
 			}
 		})
+	}
+}
+
+func TestSafeMergeF16OverflowAndWorkers(t *testing.T) {
+	tmp := t.TempDir()
+	l := llamaLayout(8, 12, 1, 20)
+	baseDir := filepath.Join(tmp, "base")
+	writeCheckpoint(t, baseDir, l, safetensors.F16, 1, 3)
+	a := randomAdapter(l, 2, 2, 1)
+	// Identical results whatever the number of workers and block size.
+	var first []byte
+	for i, o := range []Options{{Workers: 1}, {Workers: 4, BlockElements: 7}} {
+		o.Adapters, o.Logger = []Weighted{{Adapter: a, Weight: 1}}, quiet
+		out := filepath.Join(tmp, fmt.Sprint("w", i))
+		if _, err := Merge(context.Background(), baseDir, out, o); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, safetensors.SingleFileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(first, b) {
+			t.Fatal("merged bytes depend on workers or block size")
+		}
+	}
+	// 1e5 is finite in float32 but not in F16.
+	big := a.Tensors[peft.KeyB("model.layers.0.self_attn.q_proj")]
+	for i := range big {
+		big[i] = 1e5
+	}
+	_, err := Merge(context.Background(), baseDir, filepath.Join(tmp, "o"), Options{Adapters: []Weighted{{Adapter: a, Weight: 1}}, SafeMerge: true, Logger: quiet})
+	if !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), "F16") {
+		t.Fatalf("F16 overflow: %v", err)
 	}
 }
