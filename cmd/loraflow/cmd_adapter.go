@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -381,101 +383,84 @@ func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB
 			size += info.Size()
 		}
 	}
-	fmt.Fprintf(w, "checkpoint: %.1f MB %s in %d files, generated in %.1fs; adapter r=%d on q_proj, v_proj\n",
-		float64(size)/1e6, dt, len(entries)-1, time.Since(t0).Seconds(), rank)
-	best := func(f func(out string) (int64, error)) (float64, int64, error) {
-		b, rss := 0.0, int64(0)
-		for i := 0; i < repeats; i++ {
-			out := filepath.Join(dir, "out")
-			os.RemoveAll(out)
-			t := time.Now()
-			r, err := f(out)
-			if err != nil {
-				return 0, 0, err
-			}
-			if s := time.Since(t).Seconds(); i == 0 || s < b {
-				b = s
-			}
-			rss = max(rss, r)
-		}
-		os.RemoveAll(filepath.Join(dir, "out"))
-		return b, rss, nil
-	}
-	type row struct {
-		name string
-		secs float64
-		rss  int64
-	}
-	var rows []row
-	if cp, err := exec.LookPath("cp"); err == nil {
-		s, _, err := best(func(out string) (int64, error) { return 0, exec.CommandContext(ctx, cp, "-r", base, out).Run() })
-		if err != nil {
-			return fmt.Errorf("merge-bench: cp: %w", err)
-		}
-		rows = append(rows, row{"cp -r", s, 0})
-		s, _, err = best(func(out string) (int64, error) {
-			if err := exec.CommandContext(ctx, cp, "-r", base, out).Run(); err != nil {
-				return 0, err
-			}
-			return 0, exec.CommandContext(ctx, "sync", "-f", out).Run()
-		})
-		if err == nil {
-			rows = append(rows, row{"cp -r + sync", s, 0})
-		}
-	}
-	// The merge runs in a child process of this binary, so that its peak
-	// RSS is its own and not the generator's.
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	adapterDir := filepath.Join(dir, "adapter")
 	if err := a.Save(adapterDir); err != nil {
 		return err
 	}
-	for _, nosync := range []bool{true, false} {
-		name := "merge (fsync)"
-		if nosync {
-			name = "merge (no fsync)"
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	total := 0
+	if ck, err := safetensors.OpenDir(base); err == nil {
+		total = len(ck.Names())
+		ck.Close()
+	}
+	fmt.Fprintf(w, "checkpoint: %.1f MB %s in %d files, generated in %.1fs; adapter r=%d on q_proj, v_proj (%d of %d tensors); GOMAXPROCS %d\n",
+		float64(size)/1e6, dt, len(entries)-1, time.Since(t0).Seconds(), rank, len(a.Modules()), total, runtime.GOMAXPROCS(0))
+
+	// Every variant runs as child processes; the merge runs this binary, so
+	// that its peak RSS (VmHWM, from its report) is its own.
+	out := filepath.Join(dir, "out")
+	reportPath := filepath.Join(dir, "report.json")
+	mergeArgs := func(fsync bool) []string {
+		args := []string{self, "merge", "--no-verify", "--base", base, "--adapter", adapterDir, "--out", out, "--report", reportPath}
+		if !fsync {
+			args = append(args, "--no-fsync")
 		}
-		s, rss, err := best(func(out string) (int64, error) {
-			reportPath := filepath.Join(dir, "report.json")
-			args := []string{"merge", "--no-verify", "--base", base, "--adapter", adapterDir, "--out", out, "--report", reportPath}
-			if nosync {
-				args = append(args, "--no-fsync")
-			}
-			c := exec.CommandContext(ctx, self, args...)
-			if msg, err := c.CombinedOutput(); err != nil {
-				return 0, fmt.Errorf("%v: %s", err, msg)
-			}
-			// The child's own VmHWM (rusage's maxrss would include this
-			// process's memory, shared until exec).
-			raw, err := os.ReadFile(reportPath)
-			if err != nil {
-				return 0, err
-			}
-			var rep merge.Report
-			if err := json.Unmarshal(raw, &rep); err != nil {
-				return 0, err
-			}
-			return rep.PeakRSSBytes, nil
-		})
-		if err != nil {
-			return fmt.Errorf("merge-bench: %w", err)
-		}
-		rows = append(rows, row{name, s, rss})
+		return args
+	}
+	type variant struct {
+		name  string
+		cmds  [][]string
+		merge bool
+	}
+	variants := []variant{
+		{"cp -r", [][]string{{"cp", "-r", base, out}}, false},
+		{"cp -r + sync", [][]string{{"cp", "-r", base, out}, {"sync", "-f", out}}, false},
+		{"merge, no fsync", [][]string{mergeArgs(false)}, true},
+		{"merge + fsync", [][]string{mergeArgs(true)}, true},
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "variant\tbest s\tMB/s\tvs cp -r\tpeak RSS MB")
-	for _, r := range rows {
-		ratio, rss := "-", "-"
-		if rows[0].name == "cp -r" && rows[0].secs > 0 {
-			ratio = fmt.Sprintf("%.2f×", r.secs/rows[0].secs)
+	fmt.Fprintln(tw, "variant\tbest wall s\tMB/s\tvs cp -r\tCPU s (user+sys)\tpeak RSS MB")
+	var cpWall float64
+	for _, v := range variants {
+		bestWall, bestCPU, rss := math.Inf(1), 0.0, int64(0)
+		for i := 0; i < repeats; i++ {
+			os.RemoveAll(out)
+			t := time.Now()
+			cpu := 0.0
+			for _, args := range v.cmds {
+				c := exec.CommandContext(ctx, args[0], args[1:]...)
+				if msg, err := c.CombinedOutput(); err != nil {
+					return fmt.Errorf("merge-bench: %s: %v: %s", strings.Join(args, " "), err, msg)
+				}
+				cpu += (c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds()
+			}
+			if wall := time.Since(t).Seconds(); wall < bestWall {
+				bestWall, bestCPU = wall, cpu
+			}
+			if v.merge {
+				raw, err := os.ReadFile(reportPath)
+				if err != nil {
+					return err
+				}
+				var rep merge.Report
+				if err := json.Unmarshal(raw, &rep); err != nil {
+					return err
+				}
+				rss = max(rss, rep.PeakRSSBytes)
+			}
 		}
-		if r.rss > 0 {
-			rss = fmt.Sprintf("%.0f", float64(r.rss)/(1<<20))
+		os.RemoveAll(out)
+		if v.name == "cp -r" {
+			cpWall = bestWall
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%s\t%s\n", r.name, r.secs, float64(size)/1e6/r.secs, ratio, rss)
+		rssText := "-"
+		if rss > 0 {
+			rssText = fmt.Sprintf("%.0f", float64(rss)/(1<<20))
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.2f×\t%.3f\t%s\n", v.name, bestWall, float64(size)/1e6/bestWall, bestWall/cpWall, bestCPU, rssText)
 	}
 	return tw.Flush()
 }
