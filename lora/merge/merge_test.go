@@ -181,15 +181,18 @@ func TestModulesToSaveReplacesTensor(t *testing.T) {
 	for i := range head {
 		head[i] = float32(i)
 	}
-	a.Tensors[peft.KeyParam("lm_head.weight")], a.Shapes[peft.KeyParam("lm_head.weight")] = head, []int{20, 8}
-	out := filepath.Join(tmp, "out")
-	if _, err := Merge(context.Background(), baseDir, out, Options{Adapters: []Weighted{{Adapter: a, Weight: 1}}}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := readAll(t, out).Float32("lm_head.weight")
-	for i := range head {
-		if got[i] != head[i] {
-			t.Fatalf("lm_head.weight[%d] = %g, want the saved %g", i, got[i], head[i])
+	for i, key := range []string{"lm_head.weight", "lm_head.modules_to_save.weight"} { // current and older PEFT keys
+		a.Tensors = map[string][]float32{peft.KeyParam(key): head}
+		a.Shapes = map[string][]int{peft.KeyParam(key): {20, 8}}
+		out := filepath.Join(tmp, fmt.Sprint("out", i))
+		if _, err := Merge(context.Background(), baseDir, out, Options{Adapters: []Weighted{{Adapter: a, Weight: 1}}, Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := readAll(t, out).Float32("lm_head.weight")
+		for i := range head {
+			if got[i] != head[i] {
+				t.Fatalf("%s: lm_head.weight[%d] = %g, want the saved %g", key, i, got[i], head[i])
+			}
 		}
 	}
 }

@@ -141,7 +141,10 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 				}
 				continue
 			case "":
-				// A parameter saved whole (modules_to_save, trained bias): it replaces the base tensor.
+				// A parameter saved whole (modules_to_save, trained bias): it
+				// replaces the base tensor. Older PEFT versions kept a
+				// ".modules_to_save" segment in the key.
+				module = strings.Replace(module, ".modules_to_save.", ".", 1)
 				name, ok := BaseTensorName(has, module)
 				if !ok {
 					return nil, fmt.Errorf("merge: %s: tensor %q: the base checkpoint has no tensor %q: %w", label, key, module, ErrMismatch)
