@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,16 @@ func TestMergeWithVerifyAndReportFile(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(raw, &back); err != nil || back.Equivalence == nil || back.Equivalence.ProbeDigest != rep.Equivalence.ProbeDigest {
 		t.Fatalf("report file: %v %+v", err, back.Equivalence)
+	}
+
+	// The report inside the folder is reproducible: a second merge writes the same bytes.
+	again := filepath.Join(dir, "again")
+	if _, err := Merge(context.Background(), base, again, Options{Adapters: ws, SafeMerge: true, Logger: quiet,
+		Verify: EngineVerifier(base, ws, nil, 0), ReportFile: "merge_report.json"}); err != nil {
+		t.Fatal(err)
+	}
+	if raw2, _ := os.ReadFile(filepath.Join(again, "merge_report.json")); !bytes.Equal(raw, raw2) {
+		t.Fatalf("merge_report.json differs between runs:\n%s\n%s", raw, raw2)
 	}
 
 	// A verification that fails leaves nothing at the destination.

@@ -76,7 +76,7 @@ type FileReport struct {
 type Report struct {
 	Operation        string             `json:"operation"` // "merge" or "unmerge"
 	BaseDir          string             `json:"base_dir"`
-	OutputDir        string             `json:"output_dir"`
+	OutputDir        string             `json:"output_dir,omitempty"`
 	Adapters         []AdapterRef       `json:"adapters"`
 	SafeMerge        bool               `json:"safe_merge"`
 	Tensors          []TensorReport     `json:"tensors"`
@@ -84,13 +84,23 @@ type Report struct {
 	Files            []FileReport       `json:"files"`
 	BytesCopied      int64              `json:"bytes_copied"`
 	BytesRewritten   int64              `json:"bytes_rewritten"`
-	CopySeconds      float64            `json:"copy_seconds"`
-	UpdateSeconds    float64            `json:"update_seconds"`
-	SyncSeconds      float64            `json:"sync_seconds"`
+	CopySeconds      float64            `json:"copy_seconds,omitempty"`
+	UpdateSeconds    float64            `json:"update_seconds,omitempty"`
+	SyncSeconds      float64            `json:"sync_seconds,omitempty"`
 	VerifySeconds    float64            `json:"verify_seconds,omitempty"`
-	TotalSeconds     float64            `json:"total_seconds"`
+	TotalSeconds     float64            `json:"total_seconds,omitempty"`
 	PeakRSSBytes     int64              `json:"peak_rss_bytes,omitempty"` // the process's high-water mark (VmHWM) at the end
 	Equivalence      *EquivalenceReport `json:"equivalence,omitempty"`
+}
+
+// Stable returns the report without what changes from run to run (the
+// output path, timings, memory), so that the copy written inside the
+// output folder (Options.ReportFile) keeps the folder's digest reproducible.
+func (r Report) Stable() Report {
+	r.OutputDir = ""
+	r.CopySeconds, r.UpdateSeconds, r.SyncSeconds, r.VerifySeconds, r.TotalSeconds = 0, 0, 0, 0, 0
+	r.PeakRSSBytes = 0
+	return r
 }
 
 // AdapterRef names a merged adapter.
@@ -239,8 +249,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 		if opts.ReportFile != filepath.Base(opts.ReportFile) {
 			return nil, fmt.Errorf("%s: report file %q must be a plain file name", op, opts.ReportFile)
 		}
-		rep.TotalSeconds = time.Since(start).Seconds()
-		raw, err := json.MarshalIndent(rep, "", "  ")
+		raw, err := json.MarshalIndent(rep.Stable(), "", "  ")
 		if err != nil {
 			return nil, err
 		}
