@@ -95,24 +95,7 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 				kv := hh / rep
 				gemm(false, true, S, L, hd, scale, q[hh*hd:], qd, K[kv*hd:], kd, 0, sc, L)
 				for i := 0; i < S; i++ {
-					row := sc[i*L : (i+1)*L]
-					last := p0 + i
-					mx := row[0]
-					for j := 1; j <= last; j++ {
-						mx = max(mx, row[j])
-					}
-					var sum float64
-					for j := 0; j <= last; j++ {
-						e := math.Exp(float64(row[j] - mx))
-						row[j] = T(e)
-						sum += e
-					}
-					for j := 0; j <= last; j++ {
-						row[j] = T(float64(row[j]) / sum)
-					}
-					for j := last + 1; j < L; j++ {
-						row[j] = 0
-					}
+					softmaxCausalRow(sc[i*L:(i+1)*L], p0+i)
 				}
 				gemm(false, false, S, hd, L, 1, sc, L, Vc[kv*hd:], kd, 0, att[hh*hd:], qd)
 			}

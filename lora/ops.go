@@ -190,6 +190,11 @@ func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // swigluForward: s = silu(g)·u.
 func swigluForward[T Float](g, u, s []T) {
+	if g32, ok := any(g).([]float32); ok {
+		u32, s32 := any(u).([]float32), any(s).([]float32)
+		parallelFor(len(g), 4096, func(lo, hi int) { swiglu32(g32[lo:hi], u32[lo:hi], s32[lo:hi]) })
+		return
+	}
 	parallelFor(len(g), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
@@ -200,6 +205,13 @@ func swigluForward[T Float](g, u, s []T) {
 
 // swigluBackward writes dg and du from ds.
 func swigluBackward[T Float](ds, g, u, dg, du []T) {
+	if g32, ok := any(g).([]float32); ok {
+		ds32, u32, dg32, du32 := any(ds).([]float32), any(u).([]float32), any(dg).([]float32), any(du).([]float32)
+		parallelFor(len(g), 4096, func(lo, hi int) {
+			swigluBack32(ds32[lo:hi], g32[lo:hi], u32[lo:hi], dg32[lo:hi], du32[lo:hi])
+		})
+		return
+	}
 	parallelFor(len(g), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
@@ -260,26 +272,7 @@ func attentionForward[T Float](sh attnShape, q, k, v, o, P []T) {
 			vo := b*S*sh.ldv + kv*hd
 			gemm(false, true, S, S, hd, scale, q[qo:], sh.ldq, k[ko:], sh.ldk, 0, p, S)
 			for i := 0; i < S; i++ {
-				row := p[i*S : (i+1)*S]
-				mx := row[0]
-				for j := 1; j <= i; j++ {
-					if row[j] > mx {
-						mx = row[j]
-					}
-				}
-				var sum float64
-				for j := 0; j <= i; j++ {
-					e := math.Exp(float64(row[j] - mx))
-					row[j] = T(e)
-					sum += e
-				}
-				inv := T(1 / sum)
-				for j := 0; j <= i; j++ {
-					row[j] *= inv
-				}
-				for j := i + 1; j < S; j++ {
-					row[j] = 0
-				}
+				softmaxCausalRow(p[i*S:(i+1)*S], i)
 			}
 			gemm(false, false, S, hd, S, 1, p, S, v[vo:], sh.ldv, 0, o[b*S*sh.ldo+h*hd:], sh.ldo)
 		}
@@ -350,7 +343,14 @@ func crossEntropyRows[T Float](logits []T, rows, V int, targets []int, gscale fl
 			t := targets[r]
 			lt := float64(row[t])
 			var sum float64
-			if grad {
+			if r32, ok := any(row).([]float32); ok && grad {
+				m32 := float32(mx)
+				for j, v := range r32 {
+					e := exp32(v - m32)
+					sum += float64(e)
+					r32[j] = e
+				}
+			} else if grad {
 				for j, v := range row {
 					e := math.Exp(float64(v - mx))
 					sum += e
