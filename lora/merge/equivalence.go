@@ -117,23 +117,27 @@ func EquivalenceWith(ctx context.Context, load Loader, baseDir string, adapters 
 	if tol <= 0 {
 		tol = DefaultTolerance(dt)
 	}
+	// One model in memory at a time: base + adapter first, then the merged model.
 	base, err := load(ctx, baseDir)
 	if err != nil {
 		return nil, fmt.Errorf("equivalence: load base %s: %w", baseDir, err)
+	}
+	if probes == nil {
+		probes = DefaultProbes(base.VocabSize(), 4, 16, 0)
+	}
+	wants := make([][]float32, len(probes))
+	for i, p := range probes {
+		if wants[i], err = base.Logits(ctx, applied, p); err != nil {
+			return nil, fmt.Errorf("equivalence: probe %d with base + adapter: %w", i, err)
+		}
 	}
 	merged, err := load(ctx, mergedDir)
 	if err != nil {
 		return nil, fmt.Errorf("equivalence: load merged %s: %w", mergedDir, err)
 	}
-	if probes == nil {
-		probes = DefaultProbes(base.VocabSize(), 4, 16, 0)
-	}
 	rep := &EquivalenceReport{Probes: len(probes), ProbeDigest: ProbeDigest(probes), DType: string(dt), Tolerance: tol}
 	for i, p := range probes {
-		want, err := base.Logits(ctx, applied, p)
-		if err != nil {
-			return nil, fmt.Errorf("equivalence: probe %d with base + adapter: %w", i, err)
-		}
+		want := wants[i]
 		got, err := merged.Logits(ctx, nil, p)
 		if err != nil {
 			return nil, fmt.Errorf("equivalence: probe %d with the merged model: %w", i, err)
