@@ -2,19 +2,22 @@
 // W' = W0 + Σ wᵢ·sᵢ·Bᵢ·Aᵢ (transposed for fan_in_fan_out layers such as
 // GPT-2's Conv1D), and takes them out again (Unmerge, W0 = W' − Σ …).
 //
-// The merge streams: every file of the base folder (shards, index,
-// config.json, tokenizer files, ...) is first copied as is, with the
-// kernel's copy_file_range where the file system offers it, so every tensor
-// the adapters do not touch, and every safetensors header, stays
-// byte-identical. Then each adapted tensor is rewritten in place, in blocks
-// of rows read with pread from the base file, decoded from its dtype (F32,
-// F16 or BF16) to float32, updated with a float32 GEMM, encoded back to the
-// same dtype (round to nearest even) and written with pwrite. Memory is
-// bounded by one block and the adapters, whatever the size of the model; the
-// base is never loaded whole. With SafeMerge the merged values are checked for
-// NaN and Inf before anything is written. The output folder is built in a
-// temporary sibling and renamed into place, so a crash never leaves a
-// half-merged model at the destination.
+// The merge streams. Every file of the base folder that no adapter touches
+// (config.json, tokenizer files, the index, untouched shards, ...) is copied
+// as is, with the kernel's copy_file_range where the file system offers it.
+// A shard holding adapted tensors is written in one pass: the byte ranges
+// between those tensors (the header and every other tensor) are copied by
+// the kernel, so they stay byte-identical, and each adapted tensor is
+// computed by one of a few workers in blocks of rows: read with pread from
+// the base file, decoded from its dtype (F32, F16 or BF16) to float32,
+// updated with a float32 GEMM, encoded back to the same dtype (round to
+// nearest even) and written with pwrite at its offset. Memory is bounded by
+// a block per worker and the adapters, whatever the size of the model; the
+// base is never loaded whole. With SafeMerge a value that is not finite
+// once encoded (NaN, Inf, F16 overflow) fails the merge. The output folder
+// is built in a temporary sibling, fsynced, optionally verified
+// (Options.Verify) and renamed into place, so a crash or a failed check
+// never leaves a half-merged model at the destination.
 //
 // A DoRA adapter (use_dora, with "<module>.lora_magnitude_vector") merges
 // as PEFT does: W' = m·(W0+ΔW)/‖W0+ΔW‖, the norm taken per output over the

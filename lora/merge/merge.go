@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -204,7 +206,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	// adapted tensors computed block by block.
 	t1 := time.Now()
 	done := 0
-	for _, file := range slices.Sorted(mapsKeys(byFile)) {
+	for _, file := range slices.Sorted(maps.Keys(byFile)) {
 		ps := byFile[file]
 		slices.SortFunc(ps, func(a, b *tensorPlan) int { return int(a.info.DataOffsets[0] - b.info.DataOffsets[0]) })
 		trs, n, c, err := rewriteFile(ctx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, func() {
@@ -223,7 +225,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	}
 	rep.UpdateSeconds = time.Since(t1).Seconds()
 	rep.UntouchedTensors = len(ckpt.Names()) - len(plans)
-	slices.SortFunc(rep.Tensors, func(a, b TensorReport) int { return compareStrings(a.Name, b.Name) })
+	slices.SortFunc(rep.Tensors, func(a, b TensorReport) int { return cmp.Compare(a.Name, b.Name) })
 
 	rep.Files, err = listFiles(tmp, byFile)
 	if err != nil {
@@ -674,24 +676,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
