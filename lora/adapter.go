@@ -122,7 +122,12 @@ func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		}
 		if keep && !seen[p] {
 			seen[p] = true
-			out = append(out, trainable[T]{p: p, key: peft.KeyParam(p.name), lrScale: 1, decay: len(p.shape) >= 2})
+			key := peft.KeyParam(p.name)
+			if isBias {
+				l := n.findLinear(mod)
+				key = peft.KeyBias(mod, l != nil && l.lora != nil)
+			}
+			out = append(out, trainable[T]{p: p, key: key, lrScale: 1, decay: len(p.shape) >= 2})
 		}
 	}
 	return out, nil
@@ -175,7 +180,7 @@ func applyAdapter[T Float](n *net[T], a *peft.Adapter) error {
 			l.lora = lb
 		case "lora_B":
 		case "":
-			name := mod
+			name := peft.ParamName(mod)
 			var p *param[T]
 			if name == "lm_head.weight" && n.head.w == n.embed {
 				p = &param[T]{name: name, shape: n.embed.shape}

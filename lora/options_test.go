@@ -56,7 +56,7 @@ func TestAdapterOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"base_model.model.lm_head.weight", "base_model.model.transformer.h.0.mlp.c_fc.bias",
-		"base_model.model.transformer.h.1.attn.c_attn.bias", "base_model.model.transformer.ln_f.bias"} {
+		"base_model.model.transformer.h.1.attn.c_attn.base_layer.bias", "base_model.model.transformer.ln_f.bias"} {
 		if _, ok := a.Tensors[k]; !ok {
 			t.Fatalf("bias=all/modules_to_save: %s missing from %q", k, keysOf(a))
 		}

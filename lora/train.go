@@ -97,8 +97,9 @@ func (tc TrainConfig) totalSteps(nData int) int {
 
 func checkData(m ModelConfig, data []Sequence) error {
 	if len(data) == 0 {
-		return inputErr(KindBadData, "no training sequences")
+		return inputErr(KindBadData, "no sequences")
 	}
+	targets := 0
 	for i, s := range data {
 		for j, t := range s.Tokens {
 			if t < 0 || t >= m.VocabSize {
@@ -108,6 +109,12 @@ func checkData(m ModelConfig, data []Sequence) error {
 		if s.PromptLen < 0 || s.PromptLen > len(s.Tokens) {
 			return inputErr(KindBadData, "sequence %d: PromptLen %d outside [0,%d]", i, s.PromptLen, len(s.Tokens))
 		}
+		if len(s.Tokens) >= 2 && s.PromptLen < len(s.Tokens) {
+			targets++
+		}
+	}
+	if targets == 0 {
+		return inputErr(KindBadData, "none of the %d sequences has a token to predict (each needs 2+ tokens and a response after PromptLen)", len(data))
 	}
 	return nil
 }

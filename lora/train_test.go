@@ -102,6 +102,10 @@ func TestBadInput(t *testing.T) {
 	if !errors.As(err, &ie) || ie.Kind != KindBadData {
 		t.Fatalf("token out of range: %v", err)
 	}
+	_, _, err = Train(ctx, m, llamaLoRAConfig("q_proj"), TrainConfig{Steps: 1}, []Sequence{{Tokens: []int{1, 2}, PromptLen: 2}, {Tokens: []int{3}}}, nil)
+	if !errors.As(err, &ie) || ie.Kind != KindBadData {
+		t.Fatalf("nothing to predict: %v", err)
+	}
 	// a NaN in the weights makes the loss NaN at step 1
 	bad := newTiny(t, tinyLlamaConfig(), 1)
 	bad.net.blocks[0].ln1.w.w[0] = float32(math.NaN())

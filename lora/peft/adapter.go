@@ -33,6 +33,23 @@ func KeyMagnitude(module string) string { return keyPrefix + module + ".lora_mag
 // e.g. KeyParam("lm_head.weight") = "base_model.model.lm_head.weight".
 func KeyParam(param string) string { return keyPrefix + param }
 
+// KeyBias is the PEFT key of a module's bias saved with bias="all" or
+// "lora_only". PEFT wraps an adapted layer, so its bias lives under
+// "base_layer": "base_model.model.<module>.base_layer.bias"; a layer without
+// LoRA keeps "base_model.model.<module>.bias".
+func KeyBias(module string, adapted bool) string {
+	if adapted {
+		return keyPrefix + module + ".base_layer.bias"
+	}
+	return keyPrefix + module + ".bias"
+}
+
+// ParamName turns the module part of a plain key (from ParseKey) into the
+// base model's parameter name, dropping PEFT's ".base_layer".
+func ParamName(module string) string {
+	return strings.Replace(module, ".base_layer.", ".", 1)
+}
+
 // ParseKey splits an adapter key into module and kind ("lora_A", "lora_B",
 // "lora_magnitude_vector", or "" for plain parameters, whose module is then the
 // full parameter name).

@@ -103,6 +103,15 @@ func TestPEFTKeyNamingGPT2(t *testing.T) {
 	if n := len(selected(c, gpt2Modules(2))); n != 8 {
 		t.Fatalf("c_proj selected %d keys, want 8", n)
 	}
+	if k := KeyBias("transformer.h.0.attn.c_attn", true); k != "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias" {
+		t.Fatalf("KeyBias adapted = %q", k)
+	}
+	if k := KeyBias("transformer.h.0.mlp.c_fc", false); k != "base_model.model.transformer.h.0.mlp.c_fc.bias" {
+		t.Fatalf("KeyBias = %q", k)
+	}
+	if m, _, _ := ParseKey("base_model.model.transformer.h.0.attn.c_attn.base_layer.bias"); ParamName(m) != "transformer.h.0.attn.c_attn.bias" {
+		t.Fatalf("ParamName(%q) = %q", m, ParamName(m))
+	}
 	if idx, ok := c.LayerIndex("transformer.h.11.mlp.c_fc"); !ok || idx != 11 {
 		t.Fatalf("LayerIndex = %d, %v", idx, ok)
 	}
