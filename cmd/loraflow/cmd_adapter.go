@@ -238,6 +238,9 @@ election, --seed fixes the DARE masks. The result has lora_alpha = r.`,
 			if len(weights) == 0 {
 				return errors.New("combine: give one --weight per adapter (PEFT has no default weights)")
 			}
+			if combine.Method(method).NeedsDensity() && !cmd.Flags().Changed("density") {
+				return fmt.Errorf("combine: --method %s prunes: give --density, the fraction of entries to keep (0..1)", method)
+			}
 			ws, err := loadWeighted(adapters, weights)
 			if err != nil {
 				return fmt.Errorf("combine: %w", err)

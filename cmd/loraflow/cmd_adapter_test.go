@@ -121,6 +121,7 @@ func TestAdapterCommandErrors(t *testing.T) {
 		{[]string{"merge", "--base", a1, "--adapter", a2, "--out", filepath.Join(dir, "x")}, "model.safetensors"},
 		{[]string{"combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "1", "--method", "mean", "--out", filepath.Join(dir, "y")}, "unknown combination type"},
 		{[]string{"combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "1", "--method", "ties", "--density", "2", "--out", filepath.Join(dir, "y")}, "density"},
+		{[]string{"combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "1", "--method", "dare_ties", "--out", filepath.Join(dir, "y")}, "give --density"},
 		{[]string{"inspect", filepath.Join(dir, "nope")}, "adapter_config.json"},
 	} {
 		out, err := runAdapterCLI(t, c.args...)

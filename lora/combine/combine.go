@@ -73,12 +73,14 @@ func (m Method) isSVD() bool {
 	return false
 }
 
-func (m Method) needsDensity() bool {
+// NeedsDensity reports whether the method prunes (ties, dare_*,
+// magnitude_prune and their _svd forms) and so needs Options.Density.
+func (m Method) NeedsDensity() bool {
 	switch m {
-	case Linear, Cat, SVD:
-		return false
+	case TIES, TIESSVD, DARELinear, DARELinearSVD, DARETIES, DARETIESSVD, MagnitudePrune, MagnitudePruneSVD:
+		return true
 	}
-	return true
+	return false
 }
 
 // Resolve validates the options for n adapters whose (largest) ranks are
@@ -104,7 +106,7 @@ func Resolve(opts Options, ranks []int) (Method, int, error) {
 	if len(ranks) == 1 {
 		method = Linear
 	}
-	if method.needsDensity() && (opts.Density < 0 || opts.Density > 1 || math.IsNaN(opts.Density)) {
+	if method.NeedsDensity() && (opts.Density < 0 || opts.Density > 1 || math.IsNaN(opts.Density)) {
 		return "", 0, fmt.Errorf("%w: %s needs a density in [0, 1], got %g", ErrInvalid, method, opts.Density)
 	}
 	switch {
