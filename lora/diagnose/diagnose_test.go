@@ -150,3 +150,21 @@ func TestPlot(t *testing.T) {
 		t.Fatal("gif accepted")
 	}
 }
+
+func TestZeroAdapter(t *testing.T) {
+	a := knownAdapter()
+	b := a.Tensors[peft.KeyB("model.layers.0.self_attn.q_proj")]
+	for i := range b {
+		b[i] = 0 // a freshly initialised LoRA: B = 0
+	}
+	rep, err := Analyze(context.Background(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SuggestedRank != 0 || rep.Layers[0].EffectiveRank99 != 0 || rep.Layers[0].DeltaNorm != 0 {
+		t.Fatalf("zero adapter: %+v", rep.Layers[0])
+	}
+	if err := rep.Plot(filepath.Join(t.TempDir(), "z.png")); err != nil {
+		t.Fatal(err)
+	}
+}

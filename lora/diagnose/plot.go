@@ -27,8 +27,6 @@ func (r *Report) Plot(path string) error {
 	p.Title.Text = fmt.Sprintf("ΔW singular values (r=%d, suggested rank %d)", r.Config.R, r.SuggestedRank)
 	p.X.Label.Text = "index"
 	p.Y.Label.Text = "singular value"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	lo, hi := 0.0, 0.0
 	for i, l := range r.Layers {
 		var pts plotter.XYs
@@ -53,6 +51,14 @@ func (r *Report) Plot(path string) error {
 		if len(r.Layers) <= maxLegend {
 			p.Legend.Add(l.Module, line)
 		}
+	}
+	if hi > 0 {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	} else {
+		// Nothing positive to draw on a log scale (e.g. B = 0 at initialisation).
+		p.Title.Text += ": every ΔW is zero"
+		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, float64(max(1, r.Config.R)), 0, 1
 	}
 	if hi > 0 && r.SuggestedRank > 0 {
 		mark, err := plotter.NewLine(plotter.XYs{{X: float64(r.SuggestedRank), Y: lo}, {X: float64(r.SuggestedRank), Y: hi}})
