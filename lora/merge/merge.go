@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,8 +149,8 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	}
 	absBase, _ := filepath.Abs(baseDir)
 	absOut, _ := filepath.Abs(outDir)
-	if absBase == absOut {
-		return nil, fmt.Errorf("%s: output folder %s is the base folder; write elsewhere", op, outDir)
+	if rel, err := filepath.Rel(absBase, absOut); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, fmt.Errorf("%s: output folder %s is inside the base folder %s; write elsewhere", op, outDir, baseDir)
 	}
 	if _, err := os.Stat(outDir); err == nil && !opts.Overwrite {
 		return nil, fmt.Errorf("%s: output folder %s already exists (use overwrite to replace it)", op, outDir)

@@ -163,6 +163,12 @@ func TestMergeErrors(t *testing.T) {
 		t.Fatalf("failed merge left temporary folders: %v", entries)
 	}
 
+	for _, inside := range []string{baseDir, filepath.Join(baseDir, "merged")} {
+		_, err := Merge(context.Background(), baseDir, inside, Options{Adapters: []Weighted{{Adapter: randomAdapter(l, 2, 2, 1), Weight: 1}}})
+		if err == nil || !strings.Contains(err.Error(), "inside the base folder") {
+			t.Fatalf("output %s: %v", inside, err)
+		}
+	}
 	if err := merge(randomAdapter(l, 2, 2, 1), false); err != nil {
 		t.Fatal(err)
 	}
