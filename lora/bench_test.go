@@ -61,3 +61,19 @@ func BenchmarkTrainStepSmall(b *testing.B) {
 	}
 	b.ReportMetric(res.TokensPerSec, "tokens/s")
 }
+
+// BenchmarkFullFineTuneStepLlama30M is the same workload as full
+// fine-tuning, for the memory comparison.
+func BenchmarkFullFineTuneStepLlama30M(b *testing.B) {
+	m, err := NewModel(Llama30M, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := benchData(Llama30M.VocabSize, 8*(b.N+1), 256)
+	b.ResetTimer()
+	_, res, err := Train(context.Background(), m, peft.Config{}, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256, FullFineTune: true}, data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.TokensPerSec, "tokens/s")
+}

@@ -17,6 +17,7 @@ type workspace[T Float] struct {
 	dhf                []T
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
+	hn, sb             []T // normalised block input and MLP activation, shared by the layers
 	scratch            bufPool[T]
 	rowOK              []bool
 }
@@ -235,31 +236,32 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	cfg := n.cfg
 	H, I, S, N := cfg.Hidden, cfg.Intermediate, bt.S, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
-	b.h1 = grow(b.h1, N*H)
+	ws := &n.ws
+	ws.hn = grow(ws.hn, N*H)
+	ws.sb = grow(ws.sb, N*I)
+	h := ws.hn // the normalised input; recomputed in the backward pass
 	b.rs1 = grow(b.rs1, N)
 	b.x2 = grow(b.x2, N*H)
-	b.h2 = grow(b.h2, N*H)
 	b.rs2 = grow(b.rs2, N)
 	b.att = grow(b.att, N*qd)
 	b.P = grow(b.P, bt.B*cfg.Heads*S*S)
 	b.g = grow(b.g, N*I)
-	b.s = grow(b.s, N*I)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		b.mu1 = grow(b.mu1, N)
 		b.mu2 = grow(b.mu2, N)
 		b.qkvb = grow(b.qkvb, N*3*H)
-		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, b.h1, b.mu1, b.rs1)
-		b.qkv.forward(b.h1, N, b.qkvb, rng)
+		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, b.mu1, b.rs1)
+		b.qkv.forward(h, N, b.qkvb, rng)
 		attentionForward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.att, b.P)
 	} else {
 		b.qb = grow(b.qb, N*qd)
 		b.kb = grow(b.kb, N*kd)
 		b.vb = grow(b.vb, N*kd)
-		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, b.h1, b.rs1)
-		b.q.forward(b.h1, N, b.qb, rng)
-		b.k.forward(b.h1, N, b.kb, rng)
-		b.v.forward(b.h1, N, b.vb, rng)
+		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, b.rs1)
+		b.q.forward(h, N, b.qb, rng)
+		b.k.forward(h, N, b.kb, rng)
+		b.v.forward(h, N, b.vb, rng)
 		pos := func(r int) int { return r % S }
 		n.rope.apply(b.qb, N, qd, cfg.Heads, pos, false)
 		n.rope.apply(b.kb, N, kd, cfg.KVHeads, pos, false)
@@ -268,17 +270,17 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	b.o.forward(b.att, N, b.x2, rng)
 	addInto(b.x2, x[:N*H])
 	if cfg.isGPT2() {
-		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, b.h2, b.mu2, b.rs2)
-		b.fc.forward(b.h2, N, b.g, rng)
-		geluForward(b.g[:N*I], b.s)
-		b.mlpProj.forward(b.s, N, out, rng)
+		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, b.mu2, b.rs2)
+		b.fc.forward(h, N, b.g, rng)
+		geluForward(b.g[:N*I], ws.sb)
+		b.mlpProj.forward(ws.sb, N, out, rng)
 	} else {
-		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, b.h2, b.rs2)
+		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, h, b.rs2)
 		b.u = grow(b.u, N*I)
-		b.gate.forward(b.h2, N, b.g, rng)
-		b.up.forward(b.h2, N, b.u, rng)
-		swigluForward(b.g[:N*I], b.u, b.s)
-		b.down.forward(b.s, N, out, rng)
+		b.gate.forward(h, N, b.g, rng)
+		b.up.forward(h, N, b.u, rng)
+		swigluForward(b.g[:N*I], b.u, ws.sb)
+		b.down.forward(ws.sb, N, out, rng)
 	}
 	addInto(out[:N*H], b.x2[:N*H])
 }
@@ -303,6 +305,18 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	ws.ds = grow(ws.ds, N*I)
 	ws.dg = grow(ws.dg, N*I)
 	ws.datt = grow(ws.datt, N*qd)
+	// Recompute what the forward pass did not keep: the normalised input of
+	// the MLP and its activation.
+	h := ws.hn[:N*H]
+	if cfg.isGPT2() {
+		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, b.mu2, b.rs2)
+		geluForward(b.g[:N*I], ws.sb[:N*I])
+		b.fc.x, b.mlpProj.x = h, ws.sb
+	} else {
+		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, h, b.rs2)
+		swigluForward(b.g[:N*I], b.u[:N*I], ws.sb[:N*I])
+		b.gate.x, b.up.x, b.down.x = h, h, ws.sb
+	}
 	// MLP
 	if cfg.isGPT2() {
 		b.mlpProj.backward(ws.dres, ws.ds, false)
@@ -318,7 +332,14 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		rmsNormBackward(ws.dh, b.x2, b.ln2.w.w, b.rs2, N, H, ws.dtmp, b.ln2.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
-	// attention
+	// attention; recompute its normalised input
+	if cfg.isGPT2() {
+		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, b.mu1, b.rs1)
+		b.qkv.x = h
+	} else {
+		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, b.rs1)
+		b.q.x, b.k.x, b.v.x = h, h, h
+	}
 	b.o.backward(ws.dres, ws.datt, false)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {

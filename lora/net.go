@@ -15,7 +15,7 @@ type block[T Float] struct {
 	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn)
 	gate, up, down, fc, mlpProj *linear[T] // llama: gate,up,down; gpt2: fc, mlpProj
 
-	h1, rs1, mu1, qb, kb, vb, qkvb, P, att, x2, h2, rs2, mu2, g, u, s []T
+	rs1, mu1, qb, kb, vb, qkvb, P, att, x2, rs2, mu2, g, u []T
 }
 
 // net is the network, generic over the element type.
