@@ -3,28 +3,30 @@ package lora
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 )
 
 // ModelConfig is the architecture of a model, read from a Hugging Face
 // config.json (llama or gpt2).
 type ModelConfig struct {
-	ModelType         string  // "llama" or "gpt2"
-	VocabSize         int     // vocab_size
-	Hidden            int     // hidden_size / n_embd
-	Layers            int     // num_hidden_layers / n_layer
-	Heads             int     // num_attention_heads / n_head
-	KVHeads           int     // num_key_value_heads (= Heads for gpt2)
-	HeadDim           int     // head_dim (Hidden/Heads by default)
-	Intermediate      int     // intermediate_size / n_inner (4·n_embd by default)
-	MaxPositions      int     // max_position_embeddings / n_positions
-	NormEps           float64 // rms_norm_eps / layer_norm_epsilon
-	RopeTheta         float64 // rope_theta (llama)
-	TieWordEmbeddings bool    // tie_word_embeddings (always true for gpt2)
-	AttentionBias     bool    // attention_bias (llama)
-	MLPBias           bool    // mlp_bias (llama)
-	BosTokenID        int     // -1 when absent
-	EosTokenID        int     // -1 when absent
+	ModelType         string       // "llama" or "gpt2"
+	VocabSize         int          // vocab_size
+	Hidden            int          // hidden_size / n_embd
+	Layers            int          // num_hidden_layers / n_layer
+	Heads             int          // num_attention_heads / n_head
+	KVHeads           int          // num_key_value_heads (= Heads for gpt2)
+	HeadDim           int          // head_dim (Hidden/Heads by default)
+	Intermediate      int          // intermediate_size / n_inner (4·n_embd by default)
+	MaxPositions      int          // max_position_embeddings / n_positions
+	NormEps           float64      // rms_norm_eps / layer_norm_epsilon
+	RopeTheta         float64      // rope_theta (llama)
+	RopeScaling       *RopeScaling // rope_scaling (llama): nil, "linear" or "llama3"
+	TieWordEmbeddings bool         // tie_word_embeddings (always true for gpt2)
+	AttentionBias     bool         // attention_bias (llama)
+	MLPBias           bool         // mlp_bias (llama)
+	BosTokenID        int          // -1 when absent
+	EosTokenID        int          // -1 when absent
 }
 
 func (c ModelConfig) qDim() int  { return c.Heads * c.HeadDim }
@@ -118,7 +120,27 @@ func ParseModelConfig(raw []byte) (ModelConfig, error) {
 			c.HeadDim = inum(c.Hidden/c.Heads, "head_dim")
 		}
 		if rs, ok := m["rope_scaling"].(map[string]any); ok && rs != nil {
-			return c, inputErr(KindBadConfig, "config.json: rope_scaling %v is not supported", rs)
+			kind, _ := rs["rope_type"].(string)
+			if kind == "" {
+				kind, _ = rs["type"].(string)
+			}
+			f := func(k string, def float64) float64 {
+				if v, ok := rs[k].(float64); ok {
+					return v
+				}
+				return def
+			}
+			sc := &RopeScaling{Type: kind, Factor: f("factor", 1), LowFreqFactor: f("low_freq_factor", 1),
+				HighFreqFactor: f("high_freq_factor", 4), OriginalMaxPositions: int(f("original_max_position_embeddings", 8192))}
+			switch {
+			case kind != "linear" && kind != "llama3" && kind != "default":
+				return c, inputErr(KindBadConfig, "config.json: rope_scaling type %q is not supported (linear, llama3)", kind)
+			case sc.Factor <= 0 || (kind == "llama3" && sc.HighFreqFactor <= sc.LowFreqFactor):
+				return c, inputErr(KindBadConfig, "config.json: rope_scaling %v has bad factors", rs)
+			}
+			if kind != "default" {
+				c.RopeScaling = sc
+			}
 		}
 		if act, ok := m["hidden_act"].(string); ok && act != "silu" {
 			return c, inputErr(KindBadConfig, "config.json: hidden_act %q is not supported (silu)", act)
@@ -164,7 +186,7 @@ func (c ModelConfig) MarshalHF() ([]byte, error) {
 			"intermediate_size": c.Intermediate, "max_position_embeddings": c.MaxPositions,
 			"rms_norm_eps": c.NormEps, "rope_theta": c.RopeTheta, "tie_word_embeddings": c.TieWordEmbeddings,
 			"attention_bias": c.AttentionBias, "mlp_bias": c.MLPBias, "hidden_act": "silu",
-			"rope_scaling": nil, "attention_dropout": 0.0, "initializer_range": 0.02,
+			"rope_scaling": c.RopeScaling.hf(), "attention_dropout": 0.0, "initializer_range": 0.02,
 			"bos_token_id": id(c.BosTokenID), "eos_token_id": id(c.EosTokenID), "torch_dtype": "float32",
 		}
 	case "gpt2":
@@ -180,4 +202,51 @@ func (c ModelConfig) MarshalHF() ([]byte, error) {
 		return nil, fmt.Errorf("lora: cannot write config for model_type %q", c.ModelType)
 	}
 	return json.MarshalIndent(m, "", "  ")
+}
+
+// RopeScaling is Hugging Face's rope_scaling for Llama: "linear" divides
+// every frequency by Factor; "llama3" divides only the low frequencies and
+// blends the band between (Llama 3.1+).
+type RopeScaling struct {
+	Type                 string
+	Factor               float64
+	LowFreqFactor        float64
+	HighFreqFactor       float64
+	OriginalMaxPositions int
+}
+
+func (r *RopeScaling) hf() any {
+	if r == nil {
+		return nil
+	}
+	if r.Type == "linear" {
+		return map[string]any{"rope_type": "linear", "factor": r.Factor}
+	}
+	return map[string]any{"rope_type": r.Type, "factor": r.Factor, "low_freq_factor": r.LowFreqFactor,
+		"high_freq_factor": r.HighFreqFactor, "original_max_position_embeddings": r.OriginalMaxPositions}
+}
+
+// scale adjusts one inverse frequency.
+func (r *RopeScaling) scale(inv float64) float64 {
+	if r == nil {
+		return inv
+	}
+	switch r.Type {
+	case "linear":
+		return inv / r.Factor
+	case "llama3":
+		old := float64(r.OriginalMaxPositions)
+		lowWave, highWave := old/r.LowFreqFactor, old/r.HighFreqFactor
+		wave := 2 * math.Pi / inv
+		switch {
+		case wave < highWave:
+			return inv
+		case wave > lowWave:
+			return inv / r.Factor
+		default:
+			smooth := (old/wave - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor)
+			return (1-smooth)*inv/r.Factor + smooth*inv
+		}
+	}
+	return inv
 }

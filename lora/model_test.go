@@ -157,3 +157,36 @@ func TestLoadModelErrors(t *testing.T) {
 		t.Fatalf("missing tensor: %v", err)
 	}
 }
+
+// TestRopeScalingLlama3 parses Llama 3.2's rope_scaling and checks the
+// adjusted frequencies (reference values from the Hugging Face formula).
+func TestRopeScalingLlama3(t *testing.T) {
+	raw := `{"model_type":"llama","vocab_size":128256,"hidden_size":2048,"num_hidden_layers":16,"num_attention_heads":32,
+	  "num_key_value_heads":8,"head_dim":64,"intermediate_size":8192,"max_position_embeddings":131072,"rms_norm_eps":1e-5,
+	  "rope_theta":500000.0,"tie_word_embeddings":true,"bos_token_id":128000,"eos_token_id":[128001,128008,128009],
+	  "rope_scaling":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,"original_max_position_embeddings":8192,"rope_type":"llama3"}}`
+	c, err := ParseModelConfig([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KVHeads != 8 || c.HeadDim != 64 || !c.TieWordEmbeddings || c.EosTokenID != 128001 || c.RopeScaling == nil {
+		t.Fatalf("parsed %+v", c)
+	}
+	for _, tc := range []struct {
+		i    int
+		want float64
+	}{{0, 1}, {14, 0.0032114459947525913}, {15, 0.001290547928209264}, {16, 0.00042955679655936815}, {31, 9.418306725434909e-08}} {
+		got := c.RopeScaling.scale(1 / math.Pow(500000, float64(2*tc.i)/64))
+		if math.Abs(got-tc.want) > 1e-12*math.Max(1, tc.want) && math.Abs(got-tc.want)/tc.want > 1e-9 {
+			t.Fatalf("inv_freq[%d] = %v, want %v", tc.i, got, tc.want)
+		}
+	}
+	raw2, _ := c.MarshalHF()
+	c2, err := ParseModelConfig(raw2)
+	if err != nil || *c2.RopeScaling != *c.RopeScaling {
+		t.Fatalf("round trip: %v %+v", err, c2.RopeScaling)
+	}
+	if _, err := ParseModelConfig([]byte(`{"model_type":"llama","vocab_size":8,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":8,"rope_scaling":{"type":"yarn","factor":2}}`)); err == nil {
+		t.Fatal("yarn accepted")
+	}
+}

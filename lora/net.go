@@ -125,7 +125,7 @@ func buildNet[T Float](cfg ModelConfig, src weightSource) (*net[T], error) {
 			n.head = mk("lm_head", H, V, false, false)
 			n.head.isHead = true
 		}
-		n.rope = newRopeTable[T](cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
+		n.rope = newRopeTable[T](cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta, cfg.RopeScaling)
 	}
 	if firstErr != nil {
 		return nil, firstErr

@@ -145,11 +145,11 @@ type ropeTable[T Float] struct {
 	cos, sin []T // [positions × half]
 }
 
-func newRopeTable[T Float](positions, headDim int, theta float64) *ropeTable[T] {
+func newRopeTable[T Float](positions, headDim int, theta float64, scaling *RopeScaling) *ropeTable[T] {
 	half := headDim / 2
 	t := &ropeTable[T]{half: half, cos: make([]T, positions*half), sin: make([]T, positions*half)}
 	for i := 0; i < half; i++ {
-		inv := float64(float32(1 / math.Pow(theta, float64(2*i)/float64(headDim))))
+		inv := float64(float32(scaling.scale(1 / math.Pow(theta, float64(2*i)/float64(headDim)))))
 		for p := 0; p < positions; p++ {
 			a := float64(p) * inv
 			t.cos[p*half+i] = T(math.Cos(a))
