@@ -15,7 +15,8 @@ import (
 // registry version tagged with their digests, the attestation digests, the
 // inputs, the eval metrics and the carbon figures. The champion alias moves
 // to it only when the gate said so; otherwise it is the challenger. A
-// retried Publish finds the version it already made (by the adapter digest).
+// retried Publish, or a later run that trained the same weights, finds the
+// version already made for them (keyed by the trained adapter's digest).
 func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutput, error) {
 	dirs := map[string]string{}
 	var adapter Attestation
@@ -93,7 +94,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	}
 	defer reg.Close()
 	v, err := reg.Publish(ctx, registry.PublishRequest{
-		ModelName: in.Spec.Name, ArtifactDirs: dirs, ArtifactDigest: "sha256:" + adapter.Artifact.SHA256,
+		ModelName: in.Spec.Name, ArtifactDirs: dirs, ArtifactDigest: "sha256:" + in.Train.Adapter.SHA256,
 		Tags: tags, Metrics: metrics, MetricHistory: map[string][]registry.MetricPoint{"train_loss": history}, Params: params,
 		Datasets: []registry.Dataset{{Name: in.Spec.Name + "-snapshot", Digest: in.Snapshot.SHA256, SourceType: "local",
 			Source: in.Snapshot.URI, Context: "training"}},

@@ -278,6 +278,14 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			return fail(ReasonMalformed, bundlePath, fmt.Sprintf("byproduct %q has a bad bundle name %q", bp.Name, bp.URI), nil)
 		}
 		cp := filepath.Join(filepath.Dir(bundlePath), bp.URI)
+		if _, err := os.Stat(cp); err != nil && bp.Name != "" && !strings.ContainsAny(bp.Name, `/\`) {
+			// A copied or renamed artifact (a registry version, a download)
+			// keeps its companions beside it under its new name; the digest
+			// check below still binds them to this statement.
+			if alt := BundlePath(artifactPath, bp.Name); alt != cp {
+				cp = alt
+			}
+		}
 		if _, err := os.Stat(cp); err != nil {
 			return fail(ReasonMissingBundle, cp, fmt.Sprintf("the %s bundle named by the provenance statement is absent", bp.Name), nil)
 		}

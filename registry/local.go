@@ -531,11 +531,11 @@ func copyTree(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if !info.IsDir() {
-		if err := os.MkdirAll(dst, 0o755); err != nil {
+	if !info.IsDir() { // a single-file artifact keeps its artifact name as file name
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		return copyFile(src, filepath.Join(dst, filepath.Base(src)))
+		return copyFile(src, dst)
 	}
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
