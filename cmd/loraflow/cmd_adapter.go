@@ -341,6 +341,7 @@ func newMergeBenchCmd() *cobra.Command {
 		sizeMB, shardMB int64
 		dtype, dir      string
 		rank, repeats   int
+		allLinear       bool
 	)
 	cmd := &cobra.Command{
 		Use:    "merge-bench",
@@ -351,7 +352,7 @@ by --shard-mb) with a rank --rank q/v adapter, then times cp -r, a Go copy of th
 files, and the merge (with and without fsync), and reports the merge's peak RSS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runMergeBench(cmd.Context(), cmd.OutOrStdout(), dir, sizeMB, shardMB, safetensors.DType(dtype), rank, repeats)
+			return runMergeBench(cmd.Context(), cmd.OutOrStdout(), dir, sizeMB, shardMB, safetensors.DType(dtype), rank, repeats, allLinear)
 		},
 	}
 	f := cmd.Flags()
@@ -359,12 +360,13 @@ files, and the merge (with and without fsync), and reports the merge's peak RSS.
 	f.Int64Var(&shardMB, "shard-mb", 100, "shard size in MB (0 = one file)")
 	f.StringVar(&dtype, "dtype", "BF16", "F32, F16 or BF16")
 	f.IntVar(&rank, "rank", 16, "adapter rank")
+	f.BoolVar(&allLinear, "all-linear", false, "adapt all seven linear layers of every block (worst case) instead of q_proj and v_proj")
 	f.IntVar(&repeats, "repeats", 3, "runs of each variant (the best is reported)")
 	f.StringVar(&dir, "dir", "", "work folder (default: a temporary folder, removed afterwards)")
 	return cmd
 }
 
-func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB int64, dt safetensors.DType, rank, repeats int) error {
+func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB int64, dt safetensors.DType, rank, repeats int, allLinear bool) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "loraflow-merge-bench-")
 		if err != nil {
@@ -375,7 +377,7 @@ func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB
 	}
 	base := filepath.Join(dir, "base")
 	t0 := time.Now()
-	a, err := merge.SyntheticCheckpoint(base, sizeMB<<20, shardMB<<20, dt, rank, 1)
+	a, err := merge.SyntheticCheckpoint(base, sizeMB<<20, shardMB<<20, dt, rank, allLinear, 1)
 	if err != nil {
 		return fmt.Errorf("merge-bench: generate: %w", err)
 	}
@@ -399,8 +401,12 @@ func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB
 		total = len(ck.Names())
 		ck.Close()
 	}
-	fmt.Fprintf(w, "checkpoint: %.1f MB %s in %d files, generated in %.1fs; adapter r=%d on q_proj, v_proj (%d of %d tensors); GOMAXPROCS %d\n",
-		float64(size)/1e6, dt, len(entries)-1, time.Since(t0).Seconds(), rank, len(a.Modules()), total, runtime.GOMAXPROCS(0))
+	targets := "q_proj, v_proj"
+	if allLinear {
+		targets = "all linear layers"
+	}
+	fmt.Fprintf(w, "checkpoint: %.1f MB %s in %d files, generated in %.1fs; adapter r=%d on %s (%d of %d tensors); GOMAXPROCS %d\n",
+		float64(size)/1e6, dt, len(entries)-1, time.Since(t0).Seconds(), rank, targets, len(a.Modules()), total, runtime.GOMAXPROCS(0))
 
 	// Every variant runs as child processes; the merge runs this binary, so
 	// that its peak RSS (VmHWM, from its report) is its own.

@@ -22,8 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
@@ -385,16 +384,17 @@ func copyRange(dst, src *os.File, off, n int64) error {
 
 // scratch holds the buffers of one block, reused across blocks and tensors.
 type scratch struct {
-	raw []byte
-	w   []float32
+	raw     []byte
+	w, orig []float32
 }
 
 func (s *scratch) grow(n, esize int) {
 	if cap(s.w) < n {
 		s.raw = make([]byte, n*esize)
 		s.w = make([]float32, n)
+		s.orig = make([]float32, n)
 	}
-	s.raw, s.w = s.raw[:n*esize], s.w[:n]
+	s.raw, s.w, s.orig = s.raw[:n*esize], s.w[:n], s.orig[:n]
 }
 
 func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options, s *scratch) (TensorReport, int64, error) {
@@ -416,8 +416,8 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	esize := info.DType.Size()
 	blockRows := max(1, opts.BlockElements/max(cols, 1))
-	// load reads rows [r0, r1) of W0 into s.raw and puts W0 + ΔW (or the
-	// replacement) into s.w; it returns the block's byte offset.
+	// load reads rows [r0, r1) of W0 into s.raw and s.orig and puts W0 + ΔW
+	// (or the replacement) into s.w; it returns the block's byte offset.
 	load := func(r0, r1 int) (int64, error) {
 		n := (r1 - r0) * cols
 		off := dataStart + info.DataOffsets[0] + int64(r0*cols)*int64(esize)
@@ -425,11 +425,12 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 		if _, err := in.ReadAt(s.raw, off); err != nil {
 			return 0, fmt.Errorf("read: %w", err)
 		}
+		decode(info.DType, s.raw, s.orig)
 		if p.replacement != nil {
 			copy(s.w, p.replacement[r0*cols:r1*cols])
 			return off, nil
 		}
-		decode(info.DType, s.raw, s.w)
+		copy(s.w, s.orig)
 		for _, c := range p.contributions {
 			addDelta(s.w, c, r0, r1, cols)
 		}
@@ -479,9 +480,9 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 				}
 			}
 		}
-		// One pass: the change against W0 (still in s.raw), the finiteness
-		// check, and the encoding over the same bytes.
-		m, bad := finish(info.DType, s.w, s.raw)
+		// One pass: the change against W0, the finiteness check, and the
+		// encoding.
+		m, bad := finish(info.DType, s.w, s.orig, s.raw)
 		if bad >= 0 && opts.SafeMerge {
 			row, col := r0+bad/cols, bad%cols
 			return tr, 0, fmt.Errorf("element [%d, %d] would become %v (not finite in %s): %w", row, col, s.w[bad], info.DType, ErrNonFinite)
@@ -495,42 +496,48 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	return tr, int64(rows*cols) * int64(esize), nil
 }
 
-// finish encodes w over b (which holds the original elements) and returns
-// the largest |new − original| and the index of the first value that is not
-// finite once encoded (F16 overflows above 65504), -1 when none.
-func finish(dt safetensors.DType, w []float32, b []byte) (maxDelta float32, firstBad int) {
+// finish encodes w into b and returns the largest |w − orig| and the index
+// of the first value that is not finite once encoded (F16 overflows above
+// 65504), -1 when none.
+func finish(dt safetensors.DType, w, orig []float32, b []byte) (maxDelta float32, firstBad int) {
 	firstBad = -1
-	const inf = 0x7f800000
+	orig = orig[:len(w)]
 	switch dt {
 	case safetensors.F32:
+		b = b[:4*len(w)]
 		for i, x := range w {
 			bits := math.Float32bits(x)
-			if bits&inf == inf && firstBad < 0 {
+			if bits&0x7f800000 == 0x7f800000 && firstBad < 0 {
 				firstBad = i
 			}
-			old := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-			maxDelta = max(maxDelta, abs32(x-old))
+			if d := abs32(x - orig[i]); d > maxDelta {
+				maxDelta = d
+			}
 			binary.LittleEndian.PutUint32(b[4*i:], bits)
 		}
 	case safetensors.F16:
+		b = b[:2*len(w)]
 		for i, x := range w {
 			h := safetensors.Float32ToF16(x) // may overflow to Inf
 			if h&0x7c00 == 0x7c00 && firstBad < 0 {
 				firstBad = i
 			}
-			old := safetensors.F16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
-			maxDelta = max(maxDelta, abs32(x-old))
-			binary.LittleEndian.PutUint16(b[2*i:], h)
+			if d := abs32(x - orig[i]); d > maxDelta {
+				maxDelta = d
+			}
+			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 		}
 	case safetensors.BF16:
+		b = b[:2*len(w)]
 		for i, x := range w {
 			h := safetensors.Float32ToBF16(x)
 			if h&0x7f80 == 0x7f80 && firstBad < 0 {
 				firstBad = i
 			}
-			old := safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
-			maxDelta = max(maxDelta, abs32(x-old))
-			binary.LittleEndian.PutUint16(b[2*i:], h)
+			if d := abs32(x - orig[i]); d > maxDelta {
+				maxDelta = d
+			}
+			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
 		}
 	}
 	return maxDelta, firstBad
@@ -542,35 +549,49 @@ func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) 
 func decode(dt safetensors.DType, b []byte, w []float32) {
 	switch dt {
 	case safetensors.F32:
+		b = b[:4*len(w)]
 		for i := range w {
 			w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
 	case safetensors.F16:
+		b = b[:2*len(w)]
 		for i := range w {
-			w[i] = safetensors.F16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			w[i] = safetensors.F16ToFloat32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 		}
 	case safetensors.BF16:
+		b = b[:2*len(w)]
 		for i := range w {
-			w[i] = safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+			w[i] = math.Float32frombits(uint32(b[2*i])<<16 | uint32(b[2*i+1])<<24)
 		}
 	}
 }
 
 // addDelta adds rows [r0, r1) of c's ΔW (in the base tensor's layout, with
-// cols columns) to delta.
-func addDelta(delta []float32, c contribution, r0, r1, cols int) {
-	dst := blas32.General{Rows: r1 - r0, Cols: cols, Stride: cols, Data: delta}
+// cols columns) to dst: each row is a sum of r full-length axpys, which
+// suits the small inner dimension of a LoRA better than a blocked GEMM.
+func addDelta(dst []float32, c contribution, r0, r1, cols int) {
+	var impl gonum.Implementation
 	if !c.fanInFanOut {
-		// W is [out, in]: rows of B·A.
-		b := blas32.General{Rows: r1 - r0, Cols: c.r, Stride: c.r, Data: c.b[r0*c.r:]}
-		a := blas32.General{Rows: c.r, Cols: c.in, Stride: c.in, Data: c.a}
-		blas32.Gemm(blas.NoTrans, blas.NoTrans, c.alpha, b, a, 1, dst)
+		// W is [out, in]: row i of B·A is Σ_l B[i,l]·A[l,:].
+		for i := r0; i < r1; i++ {
+			row := dst[(i-r0)*cols : (i-r0+1)*cols]
+			for l, bil := range c.b[i*c.r : (i+1)*c.r] {
+				if bil != 0 {
+					impl.Saxpy(cols, c.alpha*bil, c.a[l*c.in:(l+1)*c.in], 1, row, 1)
+				}
+			}
+		}
 		return
 	}
-	// W is [in, out]: rows of (B·A)ᵀ = Aᵀ·Bᵀ; Aᵀ rows r0..r1 are A's columns.
-	a := blas32.General{Rows: c.r, Cols: r1 - r0, Stride: c.in, Data: c.a[r0:]}
-	b := blas32.General{Rows: c.out, Cols: c.r, Stride: c.r, Data: c.b}
-	blas32.Gemm(blas.Trans, blas.Trans, c.alpha, a, b, 1, dst)
+	// W is [in, out]: row j of (B·A)ᵀ is Σ_l A[l,j]·Bᵀ[l,:].
+	for j := r0; j < r1; j++ {
+		row := dst[(j-r0)*cols : (j-r0+1)*cols]
+		for l := 0; l < c.r; l++ {
+			if alj := c.a[l*c.in+j]; alj != 0 {
+				impl.Saxpy(cols, c.alpha*alj, c.bt[l*c.out:(l+1)*c.out], 1, row, 1)
+			}
+		}
+	}
 }
 
 // copyTree copies the regular files and folders of src into dst (which

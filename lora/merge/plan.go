@@ -35,6 +35,7 @@ type contribution struct {
 	adapter     string
 	module      string
 	a, b        []float32 // A [r, in], B [out, r]
+	bt          []float32 // Bᵀ [r, out], for fan_in_fan_out layers
 	r, in, out  int
 	alpha       float32 // weight·scale
 	fanInFanOut bool
@@ -183,6 +184,14 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 				r: sa[0], in: sa[1], out: sb[0],
 				alpha:       float32(sign * w.Weight * a.Config.Scale(module)),
 				fanInFanOut: a.Config.FanInFanOut || gpt2,
+			}
+			if c.fanInFanOut {
+				c.bt = make([]float32, c.r*c.out)
+				for o := 0; o < c.out; o++ {
+					for l := 0; l < c.r; l++ {
+						c.bt[l*c.out+o] = c.b[o*c.r+l]
+					}
+				}
 			}
 			shape := p.info.Shape
 			want := []int{c.out, c.in}

@@ -15,9 +15,10 @@ import (
 // of random dtype tensors into dir (hidden size 1024, intermediate 2816, as
 // many layers as fit), sharded into files of at most shardBytes (0 = one
 // file), with config.json, and returns a rank-r adapter for q_proj and
-// v_proj of every layer. It is for benchmarks and smoke tests of merging
+// v_proj of every layer, or with allLinear for all seven linear layers of
+// every layer (the worst case for a merge: most bytes are recomputed). It is for benchmarks and smoke tests of merging
 // large checkpoints; the values are not a trained model.
-func SyntheticCheckpoint(dir string, totalBytes, shardBytes int64, dt safetensors.DType, r int, seed uint64) (*peft.Adapter, error) {
+func SyntheticCheckpoint(dir string, totalBytes, shardBytes int64, dt safetensors.DType, r int, allLinear bool, seed uint64) (*peft.Adapter, error) {
 	const hidden, inter, vocab = 1024, 2816, 8192
 	es := int64(dt.Size())
 	layerBytes := es * int64(4*hidden*hidden+3*hidden*inter+2*hidden)
@@ -104,18 +105,33 @@ func SyntheticCheckpoint(dir string, totalBytes, shardBytes int64, dt safetensor
 		return nil, err
 	}
 
+	targets := map[string][2]int{"self_attn.q_proj": {hidden, hidden}, "self_attn.v_proj": {hidden, hidden}}
+	if allLinear {
+		targets["self_attn.k_proj"] = [2]int{hidden, hidden}
+		targets["self_attn.o_proj"] = [2]int{hidden, hidden}
+		targets["mlp.gate_proj"] = [2]int{hidden, inter}
+		targets["mlp.up_proj"] = [2]int{hidden, inter}
+		targets["mlp.down_proj"] = [2]int{inter, hidden}
+	}
 	pc := peft.DefaultConfig("q_proj", "v_proj")
+	if allLinear {
+		pc.TargetModules = peft.TargetModules{AllLinear: true}
+	}
 	pc.R, pc.LoraAlpha = r, float64(2*r)
 	a := &peft.Adapter{Config: pc, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
 	for i := 0; i < layers; i++ {
-		for _, m := range []string{"q_proj", "v_proj"} {
-			mod := fmt.Sprintf("model.layers.%d.self_attn.%s", i, m)
-			av, bv := make([]float32, r*hidden), make([]float32, hidden*r)
+		for m, io := range targets {
+			mod := fmt.Sprintf("model.layers.%d.%s", i, m)
+			in, out := io[0], io[1]
+			av, bv := make([]float32, r*in), make([]float32, out*r)
 			for k := range av {
-				av[k], bv[k] = float32(rng.NormFloat64()*0.01), float32(rng.NormFloat64()*0.01)
+				av[k] = float32(rng.NormFloat64() * 0.01)
 			}
-			a.Tensors[peft.KeyA(mod)], a.Shapes[peft.KeyA(mod)] = av, []int{r, hidden}
-			a.Tensors[peft.KeyB(mod)], a.Shapes[peft.KeyB(mod)] = bv, []int{hidden, r}
+			for k := range bv {
+				bv[k] = float32(rng.NormFloat64() * 0.01)
+			}
+			a.Tensors[peft.KeyA(mod)], a.Shapes[peft.KeyA(mod)] = av, []int{r, in}
+			a.Tensors[peft.KeyB(mod)], a.Shapes[peft.KeyB(mod)] = bv, []int{out, r}
 		}
 	}
 	return a, nil
