@@ -79,7 +79,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	}
 	info := activity.GetInfo(ctx)
 	art := provenance.Artifact{
-		Kind: provenance.Kind(in.Kind), Dir: dir, Name: in.Spec.Name + "-" + in.Kind,
+		Kind: provenance.Kind(in.Kind), Dir: dir, // named by its store digest, as its folder is
 		Dependencies: deps, ExternalParameters: in.Spec, InvocationID: in.InvocationID,
 		WorkerIdentity: info.WorkflowExecution.ID, StartedOn: time.Unix(in.StartedOn, 0).UTC(), FinishedOn: time.Now().UTC(),
 	}
