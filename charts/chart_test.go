@@ -8,9 +8,12 @@ package charts_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	argofake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -29,8 +33,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	k8stesting "k8s.io/client-go/testing"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loraflow/loraflow/argo"
 )
 
 const (
@@ -858,6 +865,8 @@ func TestArgoRBAC(t *testing.T) {
 		"LORAFLOW_ARGO_SERVICE_ACCOUNT":         "argo-workflow",
 		"LORAFLOW_ARGO_GPUS":                    "1",
 		"LORAFLOW_ARGO_GPU_RESOURCE":            "nvidia.com/gpu",
+		"LORAFLOW_ARGO_CPU":                     "8",
+		"LORAFLOW_ARGO_MEMORY":                  "64Gi",
 		"LORAFLOW_ARGO_NODE_SELECTOR":           `{"nvidia.com/gpu.present":"true"}`,
 		"LORAFLOW_ARGO_TOLERATIONS":             `[{"effect":"NoSchedule","key":"nvidia.com/gpu","operator":"Exists"}]`,
 		"LORAFLOW_ARGO_ACTIVE_DEADLINE_SECONDS": "43200",
@@ -1095,5 +1104,76 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(final, `CMD ["loraflow-worker"]`) {
 		t.Error("the image does not start the worker by default")
+	}
+}
+
+// TestChartConfiguresArgoBackend: the Argo settings the chart renders are
+// what argo.ConfigFromEnv reads, the Workflow built from them uses the
+// chart's claim, mount path, image and GPU settings, and every API verb the
+// backend uses on a run that is cancelled (create, get, watch, patch, delete)
+// is granted by the chart's Role.
+func TestChartConfiguresArgoBackend(t *testing.T) {
+	for _, vs := range []string{"ci/argo-values.yaml", "ci/existing-values.yaml"} {
+		t.Run(filepath.Base(vs), func(t *testing.T) {
+			r := render(t, vs)
+			data := configMap(t, r)
+			cfg, err := argo.ConfigFromEnv(func(k string) string { return data[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.HeartbeatInterval, cfg.PollInterval, cfg.ResyncInterval = time.Millisecond, time.Millisecond, 10*time.Millisecond
+			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			cs := argofake.NewSimpleClientset()
+			b, err := argo.New(cs, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := data["LORAFLOW_ARTIFACT_ROOT"]
+			job := argo.Job{SnapshotPath: root + "/snapshots/s", BaseModelPath: root + "/models/m", SpecPath: root + "/runs/r/spec.yaml", OutputDir: root + "/runs/r/adapter"}
+			wf, err := b.BuildWorkflow(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := wf.Spec.Templates[0].Container
+			if wf.Namespace != data["LORAFLOW_ARGO_NAMESPACE"] || c.Image != data["LORAFLOW_ARGO_TRAINER_IMAGE"] ||
+				wf.Spec.Volumes[0].PersistentVolumeClaim.ClaimName != data["LORAFLOW_ARGO_ARTIFACT_CLAIM"] ||
+				c.VolumeMounts[0].MountPath != root || *wf.Spec.SecurityContext.RunAsUser != 65532 {
+				t.Errorf("workflow does not follow the chart: %+v", wf)
+			}
+			if q := c.Resources.Limits["nvidia.com/gpu"]; q.String() != data["LORAFLOW_ARGO_GPUS"] {
+				t.Errorf("GPU limit %s, chart says %s", q.String(), data["LORAFLOW_ARGO_GPUS"])
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { _, err := b.Train(ctx, job, nil); done <- err }()
+			deadline := time.Now().Add(5 * time.Second)
+			for !slices.ContainsFunc(cs.Actions(), func(a k8stesting.Action) bool { return a.GetVerb() == "watch" }) {
+				if time.Now().After(deadline) {
+					t.Fatal("the backend never watched its Workflow")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("Train: %v", err)
+			}
+			role := r.all("Role")[0].Typed.(*rbacv1.Role)
+			if role.Namespace != cfg.Namespace {
+				t.Errorf("Role in %s, Workflows in %s", role.Namespace, cfg.Namespace)
+			}
+			used := map[string]bool{}
+			for _, a := range cs.Actions() {
+				used[a.GetVerb()] = true
+				if !slices.Contains(role.Rules[0].Verbs, a.GetVerb()) || a.GetResource().Resource != "workflows" || a.GetNamespace() != role.Namespace {
+					t.Errorf("the backend used %s %s in %s, which the Role does not grant", a.GetVerb(), a.GetResource().Resource, a.GetNamespace())
+				}
+			}
+			for _, v := range role.Rules[0].Verbs {
+				if !used[v] {
+					t.Errorf("the Role grants %q, which the backend never used", v)
+				}
+			}
+		})
 	}
 }
