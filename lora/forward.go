@@ -244,7 +244,6 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	b.x2 = grow(b.x2, N*H)
 	b.rs2 = grow(b.rs2, N)
 	b.att = grow(b.att, N*qd)
-	b.P = grow(b.P, bt.B*cfg.Heads*S*S)
 	b.g = grow(b.g, N*I)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
@@ -253,7 +252,7 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 		b.qkvb = grow(b.qkvb, N*3*H)
 		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, b.mu1, b.rs1)
 		b.qkv.forward(h, N, b.qkvb, rng)
-		attentionForward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.att, b.P)
+		attentionForward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.att, &ws.scratch)
 	} else {
 		b.qb = grow(b.qb, N*qd)
 		b.kb = grow(b.kb, N*kd)
@@ -265,7 +264,7 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 		pos := func(r int) int { return r % S }
 		n.rope.apply(b.qb, N, qd, cfg.Heads, pos, false)
 		n.rope.apply(b.kb, N, kd, cfg.KVHeads, pos, false)
-		attentionForward(sh, b.qb, b.kb, b.vb, b.att, b.P)
+		attentionForward(sh, b.qb, b.kb, b.vb, b.att, &ws.scratch)
 	}
 	b.o.forward(b.att, N, b.x2, rng)
 	addInto(b.x2, x[:N*H])
@@ -344,14 +343,14 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		ws.dqkv = grow(ws.dqkv, N*3*H)
-		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.P, ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
+		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
 		layerNormBackward(ws.dh, x, b.ln1.w.w, b.mu1, b.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
 	} else {
 		ws.dq = grow(ws.dq, N*qd)
 		ws.dk = grow(ws.dk, N*kd)
 		ws.dv = grow(ws.dv, N*kd)
-		attentionBackward(sh, b.qb, b.kb, b.vb, b.P, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
+		attentionBackward(sh, b.qb, b.kb, b.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
 		n.rope.apply(ws.dq, N, qd, cfg.Heads, pos, true)

@@ -15,7 +15,7 @@ type block[T Float] struct {
 	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn)
 	gate, up, down, fc, mlpProj *linear[T] // llama: gate,up,down; gpt2: fc, mlpProj
 
-	rs1, mu1, qb, kb, vb, qkvb, P, att, x2, rs2, mu2, g, u []T
+	rs1, mu1, qb, kb, vb, qkvb, att, x2, rs2, mu2, g, u []T
 }
 
 // net is the network, generic over the element type.
@@ -57,17 +57,26 @@ func buildNet[T Float](cfg ModelConfig, src weightSource) (*net[T], error) {
 	n := &net[T]{cfg: cfg}
 	var firstErr error
 	get := func(name string, shape ...int) *param[T] {
-		p := newParam[T](name, shape)
+		p := &param[T]{name: name, shape: append([]int(nil), shape...)}
+		size := 1
+		for _, d := range shape {
+			size *= d
+		}
+		var v []float32
+		if firstErr == nil {
+			v, firstErr = src(name, shape)
+			if firstErr == nil && len(v) != size {
+				firstErr = inputErr(KindCorruptCheckpoint, "tensor %q has %d values, want %d", name, len(v), size)
+			}
+		}
 		if firstErr != nil {
+			p.w = make([]T, size)
 			return p
 		}
-		v, err := src(name, shape)
-		if err != nil {
-			firstErr = err
-			return p
-		}
-		for i, x := range v {
-			p.w[i] = T(x)
+		if vt, ok := any(v).([]T); ok {
+			p.w = vt // float32: keep the loaded slice, no copy
+		} else {
+			p.w = fromFloat32[T](v)
 		}
 		n.params = append(n.params, p)
 		return p

@@ -256,24 +256,30 @@ type attnShape struct {
 	ldq, ldk, ldv, ldo       int
 }
 
-// attentionForward computes O = softmax(QKᵀ/√hd + causal mask)·V per head
-// and keeps the probabilities in P ([B·heads·S·S]).
-func attentionForward[T Float](sh attnShape, q, k, v, o, P []T) {
+// attentionScores fills p (S×S) with softmax(Q_h·K_kvᵀ/√hd) under the causal mask.
+func attentionScores[T Float](sh attnShape, q, k []T, b, h int, p []T) {
+	S, hd := sh.S, sh.hd
+	kv := h / (sh.heads / sh.kvHeads)
+	scale := T(1 / math.Sqrt(float64(hd)))
+	gemm(false, true, S, S, hd, scale, q[b*S*sh.ldq+h*hd:], sh.ldq, k[b*S*sh.ldk+kv*hd:], sh.ldk, 0, p, S)
+	for i := 0; i < S; i++ {
+		softmaxCausalRow(p[i*S:(i+1)*S], i)
+	}
+}
+
+// attentionForward computes O = softmax(QKᵀ/√hd + causal mask)·V per head.
+// The probabilities are not kept: the backward pass recomputes them, which
+// costs one more Q·Kᵀ product and saves B·heads·S² values per layer.
+func attentionForward[T Float](sh attnShape, q, k, v, o []T, scratch *bufPool[T]) {
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
-	scale := T(1 / math.Sqrt(float64(hd)))
 	parallelFor(sh.B*sh.heads, 1, func(lo, hi int) {
+		p := scratch.get(S * S)
+		defer scratch.put(p)
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/sh.heads, bh%sh.heads
-			kv := h / rep
-			p := P[bh*S*S : (bh+1)*S*S]
-			qo := b*S*sh.ldq + h*hd
-			ko := b*S*sh.ldk + kv*hd
-			vo := b*S*sh.ldv + kv*hd
-			gemm(false, true, S, S, hd, scale, q[qo:], sh.ldq, k[ko:], sh.ldk, 0, p, S)
-			for i := 0; i < S; i++ {
-				softmaxCausalRow(p[i*S:(i+1)*S], i)
-			}
+			attentionScores(sh, q, k, b, h, p)
+			vo := b*S*sh.ldv + (h/rep)*hd
 			gemm(false, false, S, hd, S, 1, p, S, v[vo:], sh.ldv, 0, o[b*S*sh.ldo+h*hd:], sh.ldo)
 		}
 	})
@@ -281,20 +287,22 @@ func attentionForward[T Float](sh attnShape, q, k, v, o, P []T) {
 
 // attentionBackward writes dq, dk, dv (same layouts as q, k, v) from dO.
 // scratch lends the S×S buffers of the workers.
-func attentionBackward[T Float](sh attnShape, q, k, v, P, dO, dq, dk, dv []T, scratch *bufPool[T]) {
+func attentionBackward[T Float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scratch *bufPool[T]) {
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
 	parallelFor(sh.B*sh.kvHeads, 1, func(lo, hi int) {
 		dp := scratch.get(S * S)
+		p := scratch.get(S * S)
 		defer scratch.put(dp)
+		defer scratch.put(p)
 		for bk := lo; bk < hi; bk++ {
 			b, kv := bk/sh.kvHeads, bk%sh.kvHeads
 			ko := b*S*sh.ldk + kv*hd
 			vo := b*S*sh.ldv + kv*hd
 			for r := 0; r < rep; r++ {
 				h := kv*rep + r
-				p := P[(b*sh.heads+h)*S*S : (b*sh.heads+h+1)*S*S]
+				attentionScores(sh, q, k, b, h, p)
 				qo := b*S*sh.ldq + h*hd
 				oo := b*S*sh.ldo + h*hd
 				beta := T(1)
@@ -314,9 +322,7 @@ func attentionBackward[T Float](sh attnShape, q, k, v, P, dO, dq, dk, dv []T, sc
 					for j := 0; j <= i; j++ {
 						dr[j] = pr[j] * (dr[j] - T(dot)) * scale
 					}
-					for j := i + 1; j < S; j++ {
-						dr[j] = 0
-					}
+					clear(dr[i+1:])
 				}
 				// dQ = dS·K; dK += dSᵀ·Q
 				gemm(false, false, S, hd, S, 1, dp, S, k[ko:], sh.ldk, 0, dq[qo:], sh.ldq)

@@ -80,20 +80,20 @@ func TestGradAttentionRoPE(t *testing.T) {
 	q, k, v := randVec(rng, B*S*qd), randVec(rng, B*S*kd), randVec(rng, B*S*kd)
 	dO := randVec(rng, B*S*qd)
 	o := make([]float64, B*S*qd)
-	P := make([]float64, B*heads*S*S)
+	pool := &bufPool[float64]{}
 	qr, kr := make([]float64, len(q)), make([]float64, len(k))
 	fwd := func() float64 {
 		copy(qr, q)
 		copy(kr, k)
 		rope.apply(qr, B*S, qd, heads, pos, false)
 		rope.apply(kr, B*S, kd, kvHeads, pos, false)
-		attentionForward(sh, qr, kr, v, o, P)
+		attentionForward(sh, qr, kr, v, o, pool)
 		return dot(o, dO)
 	}
 	fwd()
 	// causal: the output at position 0 depends only on position 0
 	dq, dk, dv := make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
-	attentionBackward(sh, qr, kr, v, P, dO, dq, dk, dv, &bufPool[float64]{})
+	attentionBackward(sh, qr, kr, v, dO, dq, dk, dv, pool)
 	rope.apply(dq, B*S, qd, heads, pos, true)
 	rope.apply(dk, B*S, kd, kvHeads, pos, true)
 	numCheck(t, "dq", q, dq, fwd)
