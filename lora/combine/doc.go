@@ -27,4 +27,13 @@
 // per module, so results are reproducible), TIES elects per entry the sign of
 // the sum ("total") or of the count of signs ("frequency") of the unweighted
 // pruned tensors, and averages the weighted entries that agree with it.
+//
+// The package also holds the data-driven initialisations that replace part
+// of the base weight by the adapter: PiSSA (A, B from the top-r singular
+// triplets of W) and OLoRA (from its QR factorisation), each returning the
+// residual W − s·B·A that becomes the training base, and ConvertMutatedInit,
+// which turns an adapter trained from such an initialisation into a plain
+// rank-2r LoRA for the original base (as PEFT's
+// path_initial_model_for_weight_conversion does). merge.InitFromBase applies
+// them to a whole checkpoint.
 package combine
