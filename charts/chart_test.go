@@ -957,9 +957,59 @@ func TestExistingSecretAndClaim(t *testing.T) {
 		t.Errorf("schedule job hook %q", job.Annotations["helm.sh/hook"])
 	}
 	jc := job.Spec.Template.Spec.Containers[0]
-	wantCmd := []string{"loraflow", "schedule", "create", "--spec", "/etc/loraflow/schedule/spec.yaml", "--cron", "30 2 * * 1", "--id", "support-bot-weekly", "--pause-on-failure"}
-	if !slices.Equal(jc.Command, wantCmd) {
-		t.Errorf("schedule command %q, want %q", jc.Command, wantCmd)
+	if len(jc.Command) != 5 || jc.Command[0] != "/bin/sh" || jc.Command[1] != "-ec" ||
+		!slices.Equal(jc.Command[3:], []string{"loraflow-schedule", "--pause-on-failure"}) {
+		t.Fatalf("schedule command %q", jc.Command)
+	}
+	script := jc.Command[2]
+	for _, want := range []string{
+		`loraflow schedule describe "$SCHEDULE_ID"`,
+		`loraflow schedule delete "$SCHEDULE_ID"`,
+		`exec loraflow schedule create --spec /etc/loraflow/schedule/spec.yaml --cron "$SCHEDULE_CRON" --id "$SCHEDULE_ID" "$@"`,
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("schedule script lacks %q:\n%s", want, script)
+		}
+	}
+	if strings.Contains(script, "support-bot-weekly") || strings.Contains(script, "30 2") {
+		t.Error("values are spliced into the shell script instead of passed as environment")
+	}
+	envs := map[string]string{}
+	for _, e := range jc.Env {
+		envs[e.Name] = e.Value
+	}
+	if envs["SCHEDULE_ID"] != "support-bot-weekly" || envs["SCHEDULE_CRON"] != "30 2 * * 1" {
+		t.Errorf("schedule env %v", envs)
+	}
+	// Run the script with a stub `loraflow` to see the commands it issues,
+	// once with the schedule absent and once with it present.
+	if sh, err := exec.LookPath("sh"); err == nil {
+		for _, exists := range []bool{false, true} {
+			dir := t.TempDir()
+			logf := filepath.Join(dir, "calls")
+			stub := "#!/bin/sh\necho \"$*\" >> " + logf + "\n"
+			if !exists {
+				stub += "[ \"$2\" = describe ] && exit 1\n"
+			}
+			stub += "exit 0\n"
+			if err := os.WriteFile(filepath.Join(dir, "loraflow"), []byte(stub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(sh, append([]string{"-ec", script}, jc.Command[3:]...)...)
+			cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "SCHEDULE_ID=" + envs["SCHEDULE_ID"], "SCHEDULE_CRON=" + envs["SCHEDULE_CRON"]}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("script: %v\n%s", err, out)
+			}
+			calls, _ := os.ReadFile(logf)
+			want := "schedule describe support-bot-weekly\n"
+			if exists {
+				want += "schedule delete support-bot-weekly\n"
+			}
+			want += "schedule create --spec /etc/loraflow/schedule/spec.yaml --cron 30 2 * * 1 --id support-bot-weekly --pause-on-failure\n"
+			if string(calls) != want {
+				t.Errorf("exists=%v: calls\n%s\nwant\n%s", exists, calls, want)
+			}
+		}
 	}
 	specCM := r.get(t, "ConfigMap", release+"-loraflow-schedule").(*corev1.ConfigMap)
 	var spec map[string]any
