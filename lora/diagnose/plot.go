@@ -52,9 +52,18 @@ func (r *Report) Plot(path string) error {
 			p.Legend.Add(l.Module, line)
 		}
 	}
+	longest := 0
+	for _, l := range r.Layers {
+		longest = max(longest, len(l.SingularValues))
+	}
+	p.X.Min, p.X.Max = 0.5, float64(max(longest, r.SuggestedRank))+0.5
 	if hi > 0 {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		if hi < 10*lo {
+			// Less than a decade: powers of ten would leave the axis unlabelled.
+			p.Y.Tick.Marker = plot.DefaultTicks{}
+		}
 	} else {
 		// Nothing positive to draw on a log scale (e.g. B = 0 at initialisation).
 		p.Title.Text += ": every ΔW is zero"
