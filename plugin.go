@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
@@ -20,6 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/loraflow/loraflow/activities"
+	"github.com/loraflow/loraflow/argo"
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/workflows"
 )
@@ -53,8 +55,11 @@ type Config struct {
 	// TrainTaskQueue, when set, routes TrainLoRA to that queue.
 	TrainTaskQueue string
 	// Role is RoleAll (default) or RoleTrain.
-	Role   string
-	Logger *slog.Logger
+	Role string
+	// TrainerBackend is "local" (default: train in the worker) or "argo"
+	// (hand training to Argo Workflows, configured by LORAFLOW_ARGO_*).
+	TrainerBackend string
+	Logger         *slog.Logger
 }
 
 // Plugin returns the loraflow plugin for client.Options.Plugins or
@@ -87,7 +92,7 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &activities.Activities{
+	acts := &activities.Activities{
 		Store:       store,
 		SigningKey:  cfg.SigningKey,
 		TrustedKeys: cfg.TrustedKeys,
@@ -95,7 +100,23 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 		Region:      cfg.Region,
 		PUE:         cfg.PUE,
 		Logger:      cfg.Logger,
-	}, nil
+	}
+	switch cfg.TrainerBackend {
+	case "", "local":
+	case "argo":
+		ac, err := argo.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("loraflow: argo trainer backend: %w", err)
+		}
+		b, err := argo.NewInCluster(ac)
+		if err != nil {
+			return nil, fmt.Errorf("loraflow: argo trainer backend: %w", err)
+		}
+		acts.RemoteTrainer = b
+	default:
+		return nil, fmt.Errorf("loraflow: unknown trainer backend %q (local, argo)", cfg.TrainerBackend)
+	}
+	return acts, nil
 }
 
 // registry is the part of a worker's registry the plugin uses.

@@ -22,7 +22,11 @@ type Activities struct {
 	// Region and PUE are the worker's carbon defaults; the spec overrides them.
 	Region string
 	PUE    float64
-	Logger *slog.Logger
+	// RemoteTrainer, when set, runs TrainLoRA's training elsewhere (Argo
+	// Workflows on GPU nodes); the worker only waits, heartbeats and checks
+	// the adapter that comes back.
+	RemoteTrainer RemoteTrainer
+	Logger        *slog.Logger
 }
 
 func (a *Activities) logger() *slog.Logger {

@@ -28,6 +28,10 @@ func classify(step string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) { // already classified
+		return err
+	}
 	var bad *dataset.BadDataError
 	if errors.As(err, &bad) {
 		return nonRetryable(ErrBadData, fmt.Errorf("%s: %w", step, err))

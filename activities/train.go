@@ -13,6 +13,7 @@ import (
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/internal/metrics"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/spec"
 )
 
 const trainResultFile = "train_result.json"
@@ -44,27 +45,8 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	if err != nil {
 		return TrainOutput{}, err
 	}
-	snap, err := dataset.ReadSnapshot(snapDir)
-	if err != nil {
-		return TrainOutput{}, err
-	}
-	base, err := loadBase(in.Spec.BaseModel)
-	if err != nil {
-		return TrainOutput{}, classify("TrainLoRA", err)
-	}
-	cfg, err := peftConfig(in.Spec)
-	if err != nil {
-		return TrainOutput{}, classify("TrainLoRA", err)
-	}
-	t := in.Spec.Training
-	tc := lora.TrainConfig{
-		Steps: t.Steps, Epochs: t.Epochs, BatchSize: t.BatchSize, SeqLen: t.SeqLen, GradAccumSteps: t.GradAccumSteps,
-		WarmupSteps: t.WarmupSteps, LearningRate: t.LearningRate, WeightDecay: t.WeightDecay, MaxGradNorm: t.MaxGradNorm,
-		LoraPlusLRRatio: in.Spec.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
-		CheckpointDir: filepath.Join(work, "checkpoints"), CheckpointEvery: t.CheckpointEvery,
-	}
 	var lastCheckpoint string
-	progress := func(p lora.Progress) {
+	heartbeat := func(p lora.Progress) {
 		if p.Checkpoint != "" {
 			lastCheckpoint = "file://" + p.Checkpoint
 		}
@@ -75,8 +57,18 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
 		})
 	}
-	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
+	dir, err := a.Store.ScratchDir("adapter")
 	if err != nil {
+		return TrainOutput{}, err
+	}
+	var res TrainResult
+	if a.RemoteTrainer != nil {
+		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
+	} else {
+		res, err = TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
 		if ctx.Err() != nil {
 			return TrainOutput{}, ctx.Err()
 		}
@@ -84,13 +76,6 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	}
 	metrics.TrainTokensPerSecond.Set(res.TokensPerSec)
 
-	dir, err := a.Store.ScratchDir("adapter")
-	if err != nil {
-		return TrainOutput{}, err
-	}
-	if err := adapter.Save(dir); err != nil {
-		return TrainOutput{}, fmt.Errorf("TrainLoRA: saving adapter: %w", err)
-	}
 	ref, err := a.Store.Commit(ctx, dir)
 	if err != nil {
 		return TrainOutput{}, err
@@ -98,7 +83,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	out := TrainOutput{
 		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: res.Losses,
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
-		TrainableParams: int64(res.TrainableParams), TotalParams: int64(base.model.NumParams()),
+		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams,
 	}
 	b, _ := json.Marshal(out)
 	if err := artifact.WriteFileAtomic(filepath.Join(work, trainResultFile), b); err != nil {
@@ -128,4 +113,45 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 		return TrainOutput{}, false
 	}
 	return out, true
+}
+
+// TrainResult is what a training run reports: the engine's figures and the
+// base model's parameter count.
+type TrainResult struct {
+	lora.TrainResult
+	TotalParams int64
+}
+
+// TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
+// and writes it (PEFT format) into outDir, checkpointing into
+// checkpointDir and resuming from the latest checkpoint there. TrainLoRA
+// runs it in the worker; `loraflow train` runs it in a trainer container.
+func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointDir string, progress func(lora.Progress)) (TrainResult, error) {
+	snap, err := dataset.ReadSnapshot(snapDir)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	base, err := loadBase(s.BaseModel)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	cfg, err := peftConfig(s)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	t := s.Training
+	tc := lora.TrainConfig{
+		Steps: t.Steps, Epochs: t.Epochs, BatchSize: t.BatchSize, SeqLen: t.SeqLen, GradAccumSteps: t.GradAccumSteps,
+		WarmupSteps: t.WarmupSteps, LearningRate: t.LearningRate, WeightDecay: t.WeightDecay, MaxGradNorm: t.MaxGradNorm,
+		LoraPlusLRRatio: s.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
+		CheckpointDir: checkpointDir, CheckpointEvery: t.CheckpointEvery,
+	}
+	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := adapter.Save(outDir); err != nil {
+		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
+	}
+	return TrainResult{TrainResult: res, TotalParams: int64(base.model.NumParams())}, nil
 }

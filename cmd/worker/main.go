@@ -69,6 +69,7 @@ func main() {
 	rf.StringVar(&o.trustedKeys, "trusted-keys", os.Getenv("LORAFLOW_TRUSTED_KEYS"), "comma-separated public key PEM paths trusted for verification")
 	rf.StringVar(&o.plugin.Region, "region", os.Getenv("LORAFLOW_REGION"), "carbon region: ISO country code or provider:region")
 	rf.Float64Var(&o.plugin.PUE, "pue", pue, "data centre power usage effectiveness")
+	rf.StringVar(&o.plugin.TrainerBackend, "trainer-backend", env("LORAFLOW_TRAINER_BACKEND", "local"), "local, or argo (training as Argo Workflows; LORAFLOW_ARGO_* configure it)")
 	rf.StringVar(&o.metricsAddr, "metrics-addr", os.Getenv("LORAFLOW_METRICS_ADDR"), "Prometheus /metrics listen address (empty: off)")
 
 	root.AddCommand(&cobra.Command{

@@ -1,0 +1,100 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/loraflow/loraflow/argo"
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/spec"
+)
+
+// fakeArgo plays the Argo backend: it runs the trainer contract in process
+// (like the trainer image's `loraflow train`) or fails as told.
+type fakeArgo struct {
+	fail error
+	jobs []argo.Job
+}
+
+func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.Status)) (string, error) {
+	f.jobs = append(f.jobs, job)
+	if f.fail != nil {
+		return "", f.fail
+	}
+	b, err := os.ReadFile(job.SpecPath)
+	if err != nil {
+		return "", err
+	}
+	var s spec.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", err
+	}
+	heartbeat(argo.Status{Phase: "Running", Trainer: &argo.TrainerProgress{Step: 1, TotalSteps: 4}})
+	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
+		return "", err
+	}
+	if _, err := TrainAdapter(ctx, s, job.SnapshotPath, job.OutputDir, filepath.Join(job.OutputDir+".ck"), nil); err != nil {
+		return "", err
+	}
+	return job.OutputDir, nil
+}
+
+func TestTrainLoRAOnRemoteTrainer(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	fake := &fakeArgo{}
+	w.acts.RemoteTrainer = fake
+	v, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out TrainOutput
+	v.Get(&out)
+	if len(fake.jobs) != 1 || out.Adapter.SHA256 == "" {
+		t.Fatalf("jobs %d, out %+v", len(fake.jobs), out)
+	}
+	if p, err := w.acts.Store.Path(out.Adapter); err != nil || checkAdapterFitsBase(p, w.spec.BaseModel) != nil {
+		t.Fatalf("adapter from the remote trainer not in the store or not fitting: %v", err)
+	}
+}
+
+func TestRemoteTrainerBadInputIsNonRetryable(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	w.acts.RemoteTrainer = &fakeArgo{fail: &argo.Error{Reason: argo.ReasonBadInput, ExitCode: 2, Message: "trainer: rank too large"}}
+	_, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	nonRetryableType(t, err, "Argo"+string(argo.ReasonBadInput), "rank too large")
+}
+
+func TestCheckAdapterFitsBaseRejectsWrongShapes(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	snap, _ := w.acts.Store.Path(prep.Snapshot)
+	out := filepath.Join(w.dir, "ad")
+	os.MkdirAll(out, 0o755)
+	other := w.spec
+	other.LoRA.TargetModules = []any{"q_proj"}
+	if _, err := TrainAdapter(context.Background(), other, snap, out, filepath.Join(w.dir, "ck"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A base model of other sizes: the adapter's shapes do not fit.
+	big := filepath.Join(w.dir, "big")
+	if err := writeWiderModel(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAdapterFitsBase(out, big); err == nil {
+		t.Fatal("adapter accepted for a base model of other shapes")
+	}
+}
+
+func writeWiderModel(dir string) error {
+	m, err := lora.NewModel(lora.ModelConfig{ModelType: "llama", VocabSize: 300, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2,
+		Intermediate: 64, MaxPositions: 64, BosTokenID: -1, EosTokenID: -1}, 1)
+	if err != nil {
+		return err
+	}
+	return m.Save(dir)
+}
