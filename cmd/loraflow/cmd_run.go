@@ -86,6 +86,7 @@ type runFlags struct {
 	id           string
 	detach       bool
 	ui           bool
+	devPort      int
 }
 
 func newRunCmd() *cobra.Command {
@@ -112,7 +113,8 @@ worker: the embedded default.`,
 	fl.StringVar(&f.signingKey, "signing-key", os.Getenv("LORAFLOW_SIGNING_KEY"), "signing key of the in-process worker when the spec names none (default: a key generated under ~/.local/share/loraflow/keys)")
 	fl.StringVar(&f.id, "id", "", "workflow ID (default loraflow-NAME-TIMESTAMP)")
 	fl.BoolVar(&f.detach, "detach", false, "start the run and return its ID without following it")
-	fl.BoolVar(&f.ui, "ui", true, "serve the dev server's Web UI (embedded default only)")
+	fl.BoolVar(&f.ui, "ui", true, "serve the dev server's Web UI on the port + 1000 (embedded default only)")
+	fl.IntVar(&f.devPort, "dev-port", 7233, "port of the embedded default's dev server")
 	return cmd
 }
 
@@ -139,10 +141,10 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 		if f.conn.Address != "" {
 			fmt.Fprintf(out, "Temporal at %s is not reachable; using the embedded default.\n", f.conn.Address)
 		}
-		f.conn.Address = defaultDevAddress
+		f.conn.Address = fmt.Sprintf("127.0.0.1:%d", f.devPort)
 		if !temporalx.Reachable(f.conn.Address, 500*time.Millisecond) {
 			fmt.Fprintf(out, "Starting the Temporal dev server (SQLite: %s) ...\n", filepath.Join(dataDir, "temporal.db"))
-			dev, err := temporalx.StartDevServer(ctx, filepath.Join(dataDir, "temporal.db"), 7233, f.ui, filepath.Join(dataDir, "temporal.log"))
+			dev, err := temporalx.StartDevServer(ctx, filepath.Join(dataDir, "temporal.db"), f.devPort, f.ui, filepath.Join(dataDir, "temporal.log"))
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loraflow/loraflow/internal/temporalx"
+	"github.com/loraflow/loraflow/internal/testmodel"
+)
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunEmbeddedDefault runs `loraflow run` the way a new user does: no
+// Temporal configured, so it starts the dev server and an in-process
+// worker, follows the run and prints the summary.
+func TestRunEmbeddedDefault(t *testing.T) {
+	if _, err := temporalx.FindTemporalCLI(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
+	corpus := testmodel.Corpus(200)
+	if err := testmodel.Llama(filepath.Join(dir, "base"), corpus, 300, 1); err != nil {
+		t.Fatal(err)
+	}
+	var rows bytes.Buffer
+	for _, l := range corpus {
+		b, _ := json.Marshal(map[string]string{"text": l})
+		rows.Write(append(b, '\n'))
+	}
+	os.WriteFile(filepath.Join(dir, "data.jsonl"), rows.Bytes(), 0o644)
+	os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(`name: cli
+base_model: base
+dataset: {files: [data.jsonl], format: text}
+lora: {r: 4, target_modules: [q_proj, v_proj]}
+training: {steps: 20, batch_size: 8, seq_len: 48, learning_rate: 0.01, seed: 1}
+merge: true
+`), 0o644)
+
+	port := freePort(t)
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"run", filepath.Join(dir, "spec.yaml"), "--dev-port", fmt.Sprint(port), "--ui=false"})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"Starting the Temporal dev server", "Pipeline published", "adapter ", "evaluation  held-out loss",
+		"merged ", "attested    adapter", "registry    cli version 1 alias champion", "carbon "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
+		t.Errorf("no SQLite database under the data dir: %v", err)
+	}
+}
