@@ -306,6 +306,14 @@ energy. --plot draws the spectra (PNG, SVG or PDF by extension).`,
 				return fmt.Errorf("inspect: %w", err)
 			}
 			var b diagnose.Base
+			if base == "" {
+				// The adapter's own base_model_name_or_path, when it is a local folder.
+				if p := a.Config.BaseModelNameOrPath; p != "" {
+					if _, err := os.Stat(filepath.Join(p, "config.json")); err == nil {
+						base = p
+					}
+				}
+			}
 			if base != "" {
 				ck, err := safetensors.OpenDir(base)
 				if err != nil {
@@ -330,7 +338,7 @@ energy. --plot draws the spectra (PNG, SVG or PDF by extension).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&base, "base", "", "base model folder, for ‖ΔW‖/‖W0‖ and parameter totals")
+	f.StringVar(&base, "base", "", "base model folder, for ‖ΔW‖/‖W0‖ and parameter totals (default: base_model_name_or_path when it is a local folder)")
 	f.StringVar(&plotPath, "plot", "", "write a plot of the singular value spectra (.png, .svg, .pdf)")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	return cmd
