@@ -27,7 +27,19 @@ func benchData(vocab, n, length int) []Sequence {
 
 // BenchmarkTrainStepLlama30M times LoRA training steps (batch 8 × 256, r 16
 // on q,k,v,o,gate,up,down) and reports tokens/s.
-func BenchmarkTrainStepLlama30M(b *testing.B) {
+func BenchmarkTrainStepLlama30M(b *testing.B) { benchLlama30M(b, false, false) }
+
+// BenchmarkTrainStepLlama30MCheckpointed is the same with gradient checkpointing.
+func BenchmarkTrainStepLlama30MCheckpointed(b *testing.B) { benchLlama30M(b, false, true) }
+
+// BenchmarkFullFineTuneStepLlama30M is the same workload as full
+// fine-tuning, for the memory comparison.
+func BenchmarkFullFineTuneStepLlama30M(b *testing.B) { benchLlama30M(b, true, false) }
+
+// BenchmarkFullFineTuneStepLlama30MCheckpointed is full fine-tuning with gradient checkpointing.
+func BenchmarkFullFineTuneStepLlama30MCheckpointed(b *testing.B) { benchLlama30M(b, true, true) }
+
+func benchLlama30M(b *testing.B, full, ckpt bool) {
 	m, err := NewModel(Llama30M, 1)
 	if err != nil {
 		b.Fatal(err)
@@ -36,7 +48,7 @@ func BenchmarkTrainStepLlama30M(b *testing.B) {
 	pc.R, pc.LoraAlpha = 16, 32
 	data := benchData(Llama30M.VocabSize, 8*(b.N+1), 256)
 	b.ResetTimer()
-	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256}, data, nil)
+	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256, FullFineTune: full, GradientCheckpointing: ckpt}, data, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,22 +68,6 @@ func BenchmarkTrainStepSmall(b *testing.B) {
 	data := benchData(cfg.VocabSize, 2*(b.N+1), 256)
 	b.ResetTimer()
 	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 2, SeqLen: 256}, data, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(res.TokensPerSec, "tokens/s")
-}
-
-// BenchmarkFullFineTuneStepLlama30M is the same workload as full
-// fine-tuning, for the memory comparison.
-func BenchmarkFullFineTuneStepLlama30M(b *testing.B) {
-	m, err := NewModel(Llama30M, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	data := benchData(Llama30M.VocabSize, 8*(b.N+1), 256)
-	b.ResetTimer()
-	_, res, err := Train(context.Background(), m, peft.Config{}, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256, FullFineTune: true}, data, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ type workspace[T Float] struct {
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
 	hn, sb             []T // normalised block input and MLP activation, shared by the layers
+	shared             *acts[T]
 	scratch            bufPool[T]
 	rowOK              []bool
 }
@@ -77,11 +78,22 @@ type stepResult struct {
 	correct int // targets predicted by argmax
 }
 
+// dropoutSeed seeds the dropout masks of one micro-batch; each block (and
+// the head) draws from its own stream, so a replayed block sees the same masks.
+type dropoutSeed struct{ hi, lo uint64 }
+
+func (d *dropoutSeed) rng(layer int) *rand.Rand {
+	if d == nil {
+		return nil
+	}
+	return rand.New(rand.NewPCG(d.hi, d.lo^uint64(layer+1)<<40))
+}
+
 // run does the forward pass of bt, and with train the backward pass, adding
-// the gradients of lossSum·gscale to the trainable parameters. rng drives
+// the gradients of lossSum·gscale to the trainable parameters. drop seeds
 // dropout (nil: none). lowest is the lowest block index that has trainable
 // parameters (−1: the embeddings are trainable).
-func (n *net[T]) run(bt batch, train bool, gscale float64, rng *rand.Rand, lowest int) stepResult {
+func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lowest int) stepResult {
 	cfg := n.cfg
 	H, S, N := cfg.Hidden, bt.S, bt.B*bt.S
 	ws := &n.ws
@@ -105,8 +117,21 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, rng *rand.Rand, lowes
 			}
 		}
 	})
+	// With checkpointing (training only) all blocks share one set of activations.
+	ckpt := train && n.checkpointing
+	if ckpt && ws.shared == nil {
+		ws.shared = &acts[T]{}
+	}
 	for _, b := range n.blocks {
-		n.blockForward(b, bt, ws.xs[b.idx], ws.xs[b.idx+1], rng)
+		switch {
+		case ckpt:
+			b.a = ws.shared
+		case b.a == nil || b.a == ws.shared:
+			b.a = &acts[T]{}
+		}
+	}
+	for _, b := range n.blocks {
+		n.blockForward(b, bt, ws.xs[b.idx], ws.xs[b.idx+1], drop.rng(b.idx))
 	}
 	xl := ws.xs[cfg.Layers]
 	ws.hf = grow(ws.hf, N*H)
@@ -117,7 +142,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, rng *rand.Rand, lowes
 	} else {
 		rmsNormForward(xl, n.normF.w.w, N, H, cfg.NormEps, ws.hf, ws.rsF)
 	}
-	res := n.headLoss(bt, train, gscale, rng)
+	res := n.headLoss(bt, train, gscale, drop.rng(cfg.Layers))
 	if !train {
 		return res
 	}
@@ -130,6 +155,10 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, rng *rand.Rand, lowes
 		rmsNormBackward(ws.dhf, xl, n.normF.w.w, ws.rsF, N, H, ws.dres, n.normF.w.g)
 	}
 	for i := len(n.blocks) - 1; i >= 0 && i >= lowest; i-- {
+		if ckpt && i < len(n.blocks)-1 {
+			// replay the forward pass (it rewrites xs[i+1] with the same values)
+			n.blockForward(n.blocks[i], bt, ws.xs[i], ws.xs[i+1], drop.rng(i))
+		}
 		n.blockBackward(n.blocks[i], bt, ws.xs[i])
 	}
 	if lowest < 0 {
@@ -233,6 +262,7 @@ func (n *net[T]) attnShape(bt batch) attnShape {
 }
 
 func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand) {
+	a := b.a
 	cfg := n.cfg
 	H, I, S, N := cfg.Hidden, cfg.Intermediate, bt.S, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
@@ -240,48 +270,48 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	ws.hn = grow(ws.hn, N*H)
 	ws.sb = grow(ws.sb, N*I)
 	h := ws.hn // the normalised input; recomputed in the backward pass
-	b.rs1 = grow(b.rs1, N)
-	b.x2 = grow(b.x2, N*H)
-	b.rs2 = grow(b.rs2, N)
-	b.att = grow(b.att, N*qd)
-	b.g = grow(b.g, N*I)
+	a.rs1 = grow(a.rs1, N)
+	a.x2 = grow(a.x2, N*H)
+	a.rs2 = grow(a.rs2, N)
+	a.att = grow(a.att, N*qd)
+	a.g = grow(a.g, N*I)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
-		b.mu1 = grow(b.mu1, N)
-		b.mu2 = grow(b.mu2, N)
-		b.qkvb = grow(b.qkvb, N*3*H)
-		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, b.mu1, b.rs1)
-		b.qkv.forward(h, N, b.qkvb, rng)
-		attentionForward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], b.att, &ws.scratch)
+		a.mu1 = grow(a.mu1, N)
+		a.mu2 = grow(a.mu2, N)
+		a.qkvb = grow(a.qkvb, N*3*H)
+		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, a.mu1, a.rs1)
+		b.qkv.forward(h, N, a.qkvb, rng)
+		attentionForward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], a.att, &ws.scratch)
 	} else {
-		b.qb = grow(b.qb, N*qd)
-		b.kb = grow(b.kb, N*kd)
-		b.vb = grow(b.vb, N*kd)
-		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, b.rs1)
-		b.q.forward(h, N, b.qb, rng)
-		b.k.forward(h, N, b.kb, rng)
-		b.v.forward(h, N, b.vb, rng)
+		a.qb = grow(a.qb, N*qd)
+		a.kb = grow(a.kb, N*kd)
+		a.vb = grow(a.vb, N*kd)
+		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, a.rs1)
+		b.q.forward(h, N, a.qb, rng)
+		b.k.forward(h, N, a.kb, rng)
+		b.v.forward(h, N, a.vb, rng)
 		pos := func(r int) int { return r % S }
-		n.rope.apply(b.qb, N, qd, cfg.Heads, pos, false)
-		n.rope.apply(b.kb, N, kd, cfg.KVHeads, pos, false)
-		attentionForward(sh, b.qb, b.kb, b.vb, b.att, &ws.scratch)
+		n.rope.apply(a.qb, N, qd, cfg.Heads, pos, false)
+		n.rope.apply(a.kb, N, kd, cfg.KVHeads, pos, false)
+		attentionForward(sh, a.qb, a.kb, a.vb, a.att, &ws.scratch)
 	}
-	b.o.forward(b.att, N, b.x2, rng)
-	addInto(b.x2, x[:N*H])
+	b.o.forward(a.att, N, a.x2, rng)
+	addInto(a.x2, x[:N*H])
 	if cfg.isGPT2() {
-		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, b.mu2, b.rs2)
-		b.fc.forward(h, N, b.g, rng)
-		geluForward(b.g[:N*I], ws.sb)
+		layerNormForward(a.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, a.mu2, a.rs2)
+		b.fc.forward(h, N, a.g, rng)
+		geluForward(a.g[:N*I], ws.sb)
 		b.mlpProj.forward(ws.sb, N, out, rng)
 	} else {
-		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, h, b.rs2)
-		b.u = grow(b.u, N*I)
-		b.gate.forward(h, N, b.g, rng)
-		b.up.forward(h, N, b.u, rng)
-		swigluForward(b.g[:N*I], b.u, ws.sb)
+		rmsNormForward(a.x2, b.ln2.w.w, N, H, cfg.NormEps, h, a.rs2)
+		a.u = grow(a.u, N*I)
+		b.gate.forward(h, N, a.g, rng)
+		b.up.forward(h, N, a.u, rng)
+		swigluForward(a.g[:N*I], a.u, ws.sb)
 		b.down.forward(ws.sb, N, out, rng)
 	}
-	addInto(out[:N*H], b.x2[:N*H])
+	addInto(out[:N*H], a.x2[:N*H])
 }
 
 func addInto[T Float](dst, src []T) {
@@ -296,6 +326,7 @@ func addInto[T Float](dst, src []T) {
 // blockBackward turns ws.dres (gradient at the block's output) into the
 // gradient at its input x, adding parameter gradients on the way.
 func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
+	a := b.a
 	cfg := n.cfg
 	ws := &n.ws
 	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
@@ -308,49 +339,49 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	// the MLP and its activation.
 	h := ws.hn[:N*H]
 	if cfg.isGPT2() {
-		layerNormForward(b.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, b.mu2, b.rs2)
-		geluForward(b.g[:N*I], ws.sb[:N*I])
+		layerNormForward(a.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, a.mu2, a.rs2)
+		geluForward(a.g[:N*I], ws.sb[:N*I])
 		b.fc.x, b.mlpProj.x = h, ws.sb
 	} else {
-		rmsNormForward(b.x2, b.ln2.w.w, N, H, cfg.NormEps, h, b.rs2)
-		swigluForward(b.g[:N*I], b.u[:N*I], ws.sb[:N*I])
+		rmsNormForward(a.x2, b.ln2.w.w, N, H, cfg.NormEps, h, a.rs2)
+		swigluForward(a.g[:N*I], a.u[:N*I], ws.sb[:N*I])
 		b.gate.x, b.up.x, b.down.x = h, h, ws.sb
 	}
 	// MLP
 	if cfg.isGPT2() {
 		b.mlpProj.backward(ws.dres, ws.ds, false)
-		geluBackward(ws.ds, b.g[:N*I], ws.dg)
+		geluBackward(ws.ds, a.g[:N*I], ws.dg)
 		b.fc.backward(ws.dg, ws.dh, false)
-		layerNormBackward(ws.dh, b.x2, b.ln2.w.w, b.mu2, b.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
+		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
 	} else {
 		ws.du = grow(ws.du, N*I)
 		b.down.backward(ws.dres, ws.ds, false)
-		swigluBackward(ws.ds, b.g[:N*I], b.u, ws.dg, ws.du)
+		swigluBackward(ws.ds, a.g[:N*I], a.u, ws.dg, ws.du)
 		b.gate.backward(ws.dg, ws.dh, false)
 		b.up.backward(ws.du, ws.dh, true)
-		rmsNormBackward(ws.dh, b.x2, b.ln2.w.w, b.rs2, N, H, ws.dtmp, b.ln2.w.g)
+		rmsNormBackward(ws.dh, a.x2, b.ln2.w.w, a.rs2, N, H, ws.dtmp, b.ln2.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
 	// attention; recompute its normalised input
 	if cfg.isGPT2() {
-		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, b.mu1, b.rs1)
+		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, a.mu1, a.rs1)
 		b.qkv.x = h
 	} else {
-		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, b.rs1)
+		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, a.rs1)
 		b.q.x, b.k.x, b.v.x = h, h, h
 	}
 	b.o.backward(ws.dres, ws.datt, false)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		ws.dqkv = grow(ws.dqkv, N*3*H)
-		attentionBackward(sh, b.qkvb, b.qkvb[H:], b.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
+		attentionBackward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
-		layerNormBackward(ws.dh, x, b.ln1.w.w, b.mu1, b.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
+		layerNormBackward(ws.dh, x, b.ln1.w.w, a.mu1, a.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
 	} else {
 		ws.dq = grow(ws.dq, N*qd)
 		ws.dk = grow(ws.dk, N*kd)
 		ws.dv = grow(ws.dv, N*kd)
-		attentionBackward(sh, b.qb, b.kb, b.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
+		attentionBackward(sh, a.qb, a.kb, a.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
 		n.rope.apply(ws.dq, N, qd, cfg.Heads, pos, true)
@@ -358,7 +389,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		b.q.backward(ws.dq, ws.dh, false)
 		b.k.backward(ws.dk, ws.dh, true)
 		b.v.backward(ws.dv, ws.dh, true)
-		rmsNormBackward(ws.dh, x, b.ln1.w.w, b.rs1, N, H, ws.dtmp, b.ln1.w.g)
+		rmsNormBackward(ws.dh, x, b.ln1.w.w, a.rs1, N, H, ws.dtmp, b.ln1.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
 }

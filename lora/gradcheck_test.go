@@ -108,3 +108,16 @@ func TestGradientsWholeModelLoRA(t *testing.T) {
 		})
 	}
 }
+
+func TestGradientsWithCheckpointing(t *testing.T) {
+	m := newTiny(t, tinyLlamaConfig(), 4)
+	n := netAs[float64](t, m)
+	n.checkpointing = true
+	pc := peft.DefaultConfig("q_proj", "down_proj")
+	pc.InitLoraWeights = "false"
+	tr, err := initLoRA(n, pc, 9, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGrads(t, n, tr, gradBatch(32), 4)
+}

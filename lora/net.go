@@ -15,6 +15,13 @@ type block[T Float] struct {
 	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn)
 	gate, up, down, fc, mlpProj *linear[T] // llama: gate,up,down; gpt2: fc, mlpProj
 
+	a *acts[T] // activations kept for the backward pass
+}
+
+// acts are the activations a block keeps for its backward pass. With
+// gradient checkpointing all blocks share one acts and each block's forward
+// pass is replayed just before its backward pass.
+type acts[T Float] struct {
 	rs1, mu1, qb, kb, vb, qkvb, att, x2, rs2, mu2, g, u []T
 }
 
@@ -28,6 +35,8 @@ type net[T Float] struct {
 	head   *linear[T] // its weight is embed when tied
 	rope   *ropeTable[T]
 	params []*param[T] // every base tensor, in checkpoint naming order
+
+	checkpointing bool // gradient checkpointing: keep only block inputs, replay blocks in backward
 
 	ws workspace[T]
 }
