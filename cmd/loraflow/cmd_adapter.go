@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -106,12 +107,24 @@ the tolerance fails the merge.`,
   loraflow merge --base m --adapter a1 --adapter a2 --weight 0.7 --weight 0.3 --out merged --report merge.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if base == "" || out == "" {
-				return errors.New("merge: --base and --out are required")
+			if out == "" {
+				return errors.New("merge: --out is required")
 			}
 			ws, err := loadWeighted(adapters, weights)
 			if err != nil {
 				return fmt.Errorf("merge: %w", err)
+			}
+			if base == "" {
+				p := ws[0].Adapter.Config.BaseModelNameOrPath
+				if _, err := os.Stat(filepath.Join(p, "config.json")); p == "" || err != nil {
+					return fmt.Errorf("merge: --base is required (the adapter's base_model_name_or_path %q is not a local model folder)", p)
+				}
+				base = p
+			}
+			for _, w := range ws {
+				if p := w.Adapter.Config.BaseModelNameOrPath; p != "" && filepath.Base(filepath.Clean(p)) != filepath.Base(filepath.Clean(base)) {
+					slog.Warn("adapter was trained on another base name; shapes are checked tensor by tensor", "adapter", w.Name, "base_model_name_or_path", p, "base", base)
+				}
 			}
 			opts := merge.Options{Adapters: ws, SafeMerge: !unsafe, Overwrite: overwrite, ReportFile: reportIn, NoSync: noFsync}
 			if !noVerify {
@@ -146,7 +159,7 @@ the tolerance fails the merge.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&base, "base", "", "base model folder (config.json + model.safetensors or shards)")
+	f.StringVar(&base, "base", "", "base model folder (config.json + model.safetensors or shards; default: the adapter's base_model_name_or_path when it is a local folder)")
 	f.StringArrayVar(&adapters, "adapter", nil, "PEFT adapter folder (repeat to merge several)")
 	f.Float64SliceVar(&weights, "weight", nil, "weight of each adapter, in order (default 1 each; negative subtracts)")
 	f.StringVar(&out, "out", "", "output folder (must not exist unless --overwrite)")

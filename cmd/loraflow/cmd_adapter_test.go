@@ -116,6 +116,7 @@ func TestAdapterCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"merge", "--base", base, "--out", filepath.Join(dir, "x")}, "--adapter"},
+		{[]string{"merge", "--adapter", a1, "--out", filepath.Join(dir, "x")}, "--base is required"},
 		{[]string{"merge", "--base", base, "--adapter", a1, "--weight", "1", "--weight", "2", "--out", filepath.Join(dir, "x")}, "2 --weight values for 1 adapters"},
 		{[]string{"merge", "--base", base, "--adapter", filepath.Join(dir, "nope"), "--out", filepath.Join(dir, "x")}, "adapter_config.json"},
 		{[]string{"merge", "--base", a1, "--adapter", a2, "--out", filepath.Join(dir, "x")}, "model.safetensors"},
