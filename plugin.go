@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/loraflow/loraflow/activities"
@@ -28,6 +30,9 @@ import (
 
 // Version is the plugin's version, reported in worker heartbeats.
 var Version = "0.1.0"
+
+// heartbeatThrottle bounds how long the SDK holds back activity heartbeats.
+const heartbeatThrottle = 2 * time.Second
 
 // Worker roles.
 const (
@@ -73,6 +78,18 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 		Name:               "loraflow",
 		Version:            Version,
 		WorkerInterceptors: []interceptor.WorkerInterceptor{newEnergyInterceptor(acts)},
+		ConfigureWorker: func(ctx context.Context, o worker.PluginConfigureWorkerOptions) error {
+			// Training progress (step, loss, checkpoint) reaches the server,
+			// and so `loraflow run`'s progress bar, every few seconds rather
+			// than at 80% of the heartbeat timeout. Options a team set win.
+			if o.WorkerOptions.MaxHeartbeatThrottleInterval == 0 {
+				o.WorkerOptions.MaxHeartbeatThrottleInterval = heartbeatThrottle
+			}
+			if o.WorkerOptions.DefaultHeartbeatThrottleInterval == 0 {
+				o.WorkerOptions.DefaultHeartbeatThrottleInterval = heartbeatThrottle
+			}
+			return nil
+		},
 		RunContextBefore: func(ctx context.Context, o temporal.SimplePluginRunContextBeforeOptions) error {
 			Register(o.Registry, acts, cfg)
 			return nil

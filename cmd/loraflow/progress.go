@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"golang.org/x/term"
 
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/workflows"
@@ -56,18 +58,19 @@ func snapshot(ctx context.Context, c client.Client, id, runID string) (runSnapsh
 	return s, nil
 }
 
-// follow draws the run's progress until it ends and returns its result.
+// progressView shows a run's progress: a progress bar on a terminal, a line
+// per stage and per tenth of training elsewhere (logs, CI).
+type progressView interface {
+	update(s runSnapshot)
+	finish()
+}
+
+// follow shows the run's progress until it ends and returns its result.
 func follow(ctx context.Context, out io.Writer, c client.Client, run client.WorkflowRun) (*workflows.Result, error) {
-	bar := progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(out),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionSpinnerType(14),
-		progressbar.OptionSetRenderBlankState(true),
-	)
+	var view progressView = &lineView{out: out, lastTenth: -1}
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		view = newBarView(out)
+	}
 	done := make(chan struct{})
 	var res workflows.Result
 	var runErr error
@@ -77,49 +80,105 @@ func follow(ctx context.Context, out io.Writer, c client.Client, run client.Work
 	}()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
-	stage, max := "", int64(-1)
 	for {
 		select {
 		case <-done:
-			_ = bar.Finish()
-			fmt.Fprintln(out)
+			view.finish()
 			if runErr != nil {
 				return nil, runErr
 			}
 			return &res, nil
 		case <-ctx.Done():
-			fmt.Fprintln(out)
+			view.finish()
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		s, err := snapshot(ctx, c, run.GetID(), run.GetRunID())
-		if err != nil {
-			continue
-		}
-		desc := s.progress.Stage
-		if s.attempt > 1 {
-			desc += fmt.Sprintf(" (attempt %d: %s)", s.attempt, firstLine(s.failure))
-		}
-		if s.progress.Stage == workflows.StageTrainLoRA && s.train != nil && s.train.TotalSteps > 0 {
-			if max != int64(s.train.TotalSteps) {
-				max = int64(s.train.TotalSteps)
-				bar.ChangeMax64(max)
-				bar.Reset()
-			}
-			desc = fmt.Sprintf("%s loss %.4f lr %.2e %.0f tok/s", desc, s.train.Loss, s.train.LearningRate, s.train.TokensPerSec)
-			_ = bar.Set(s.train.Step)
-		} else if s.progress.Stage != stage && max != -1 {
-			max = -1
-			bar.ChangeMax64(-1)
-			bar.Reset()
-		}
-		stage = s.progress.Stage
-		bar.Describe(fmt.Sprintf("%-60s", desc))
-		if max == -1 {
-			_ = bar.Add(1)
+		if s, err := snapshot(ctx, c, run.GetID(), run.GetRunID()); err == nil {
+			view.update(s)
 		}
 	}
 }
+
+func describe(s runSnapshot) string {
+	d := s.progress.Stage
+	if s.attempt > 1 {
+		d += fmt.Sprintf(" (attempt %d: %s)", s.attempt, firstLine(s.failure))
+	}
+	if s.training() {
+		d += fmt.Sprintf(" loss %.4f %.0f tok/s", s.train.Loss, s.train.TokensPerSec)
+	}
+	return d
+}
+
+func (s runSnapshot) training() bool {
+	return s.progress.Stage == workflows.StageTrainLoRA && s.train != nil && s.train.TotalSteps > 0
+}
+
+type barView struct {
+	out io.Writer
+	bar *progressbar.ProgressBar
+	max int64
+}
+
+func newBarView(out io.Writer) *barView {
+	return &barView{out: out, max: -1, bar: progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(out),
+		progressbar.OptionSetWidth(20),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionSetRenderBlankState(true),
+	)}
+}
+
+func (b *barView) update(s runSnapshot) {
+	if s.training() {
+		if b.max != int64(s.train.TotalSteps) {
+			b.max = int64(s.train.TotalSteps)
+			b.bar.ChangeMax64(b.max)
+			b.bar.Reset()
+		}
+		b.bar.Describe(describe(s))
+		_ = b.bar.Set(s.train.Step)
+		return
+	}
+	if b.max != -1 {
+		b.max = -1
+		b.bar.ChangeMax64(-1)
+		b.bar.Reset()
+	}
+	b.bar.Describe(describe(s))
+	_ = b.bar.Add(1)
+}
+
+func (b *barView) finish() {
+	_ = b.bar.Finish()
+	fmt.Fprintln(b.out)
+}
+
+type lineView struct {
+	out       io.Writer
+	stage     string
+	lastTenth int
+}
+
+func (l *lineView) update(s runSnapshot) {
+	if s.progress.Stage != l.stage {
+		l.stage, l.lastTenth = s.progress.Stage, -1
+		fmt.Fprintf(l.out, "%s %s\n", time.Now().Format("15:04:05"), describe(s))
+	}
+	if s.training() {
+		if tenth := 10 * s.train.Step / s.train.TotalSteps; tenth > l.lastTenth {
+			l.lastTenth = tenth
+			fmt.Fprintf(l.out, "%s   step %d/%d loss %.4f lr %.2e %.0f tokens/s\n", time.Now().Format("15:04:05"),
+				s.train.Step, s.train.TotalSteps, s.train.Loss, s.train.LearningRate, s.train.TokensPerSec)
+		}
+	}
+}
+
+func (l *lineView) finish() {}
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -138,7 +197,13 @@ func printSummary(out io.Writer, r *workflows.Result) {
 	fmt.Fprintf(out, "  dataset     snapshot %s  train %d, validation %d, bad rows %d, duplicates %d\n",
 		short(p.Snapshot.SHA256), p.Train, p.Validation, p.BadRows, p.Duplicates)
 	if t := r.Train; t != nil {
-		fmt.Fprintf(out, "  adapter     %s\n              sha256 %s\n", strings.TrimPrefix(t.Adapter.URI, "file://"), t.Adapter.SHA256)
+		adapter := t.Adapter
+		for _, a := range r.Attestations {
+			if a.Kind == "adapter" { // the signed adapter, with its model card
+				adapter = a.Artifact
+			}
+		}
+		fmt.Fprintf(out, "  adapter     %s\n              sha256 %s\n", strings.TrimPrefix(adapter.URI, "file://"), adapter.SHA256)
 		fmt.Fprintf(out, "  training    %d steps, %d tokens, final loss %.4f, %.0f tokens/s", t.Steps, t.Tokens, t.FinalLoss, t.TokensPerSec)
 		if t.ResumedFromStep > 0 {
 			fmt.Fprintf(out, " (resumed from step %d)", t.ResumedFromStep)
@@ -162,7 +227,7 @@ func printSummary(out io.Writer, r *workflows.Result) {
 		fmt.Fprintf(out, "  merged      %s\n              max |logit diff| %.3g (tolerance %.3g)\n", strings.TrimPrefix(m.Merged.URI, "file://"), m.MaxLogitDiff, m.Tolerance)
 	}
 	for _, a := range r.Attestations {
-		fmt.Fprintf(out, "  attested    %-13s %s\n", a.Kind, strings.Join(a.Bundles, ", "))
+		fmt.Fprintf(out, "  attested    %-13s %s (+%d companion bundles)\n", a.Kind, a.Bundles[0], len(a.Bundles)-1)
 	}
 	if pub := r.Publication; pub != nil {
 		existed := ""
@@ -173,10 +238,10 @@ func printSummary(out io.Writer, r *workflows.Result) {
 	}
 	cs := r.Carbon
 	t := cs.Total
-	fmt.Fprintf(out, "  carbon      %.6f kWh, %.3f gCO2e (%s; %.0f gCO2e/kWh, %s; PUE %.2f)\n",
+	fmt.Fprintf(out, "  carbon      %.3g kWh, %.3g gCO2e (%s; %.0f gCO2e/kWh, %s; PUE %.2f)\n",
 		t.EnergyKWh, t.EmissionsKg*1000, t.Method(), t.IntensityGPerKWh, t.IntensitySource, t.PUE)
 	if cf := cs.Counterfactual; cf != nil {
-		fmt.Fprintf(out, "              full fine-tuning instead: %.6f kWh, %.3f gCO2e (%.1fx the FLOPs, %.1fx the optimizer memory)\n",
+		fmt.Fprintf(out, "              full fine-tuning instead: %.3g kWh, %.3g gCO2e (%.1fx the FLOPs, %.1fx the optimizer memory)\n",
 			cf.FullEnergyKWh, cf.FullEmissionsKg*1000, cf.FLOPRatio, cf.OptimizerMemoryRatio)
 	}
 	fmt.Fprint(out, "  stages     ")
@@ -192,4 +257,3 @@ func short(d string) string {
 	}
 	return d
 }
-
