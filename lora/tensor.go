@@ -9,6 +9,12 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
+var blasBackend = "gonum"
+
+// BLASBackend names the BLAS the engine's matrix products run on: "gonum"
+// (pure Go) or "openblas" (built with -tags openblas).
+func BLASBackend() string { return blasBackend }
+
 // Float is the element type of the numerics: float32 for models, float64 for
 // the gradient checks.
 type Float interface{ float32 | float64 }
