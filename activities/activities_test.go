@@ -191,3 +191,41 @@ func TestMergeRefusesUnsignedOrTamperedAdapter(t *testing.T) {
 		t.Fatal("snapshot changed")
 	}
 }
+
+func TestPublishVerifiesAndIsIdempotent(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	env := w.env()
+	v, err := env.ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var train TrainOutput
+	v.Get(&train)
+	v, err = env.ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
+		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var att Attestation
+	v.Get(&att)
+	in := PublishInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel, Train: train,
+		Attestations: []Attestation{att}, Promote: true, InvocationID: "wf/run"}
+	var first, again PublishOutput
+	if v, err = env.ExecuteActivity(w.acts.Publish, in); err != nil {
+		t.Fatal(err)
+	}
+	v.Get(&first)
+	if v, err = env.ExecuteActivity(w.acts.Publish, in); err != nil {
+		t.Fatal(err)
+	}
+	v.Get(&again)
+	if first.Version != "1" || again.Version != "1" || !again.Existed || first.Alias != "champion" {
+		t.Fatalf("publish %+v, retried publish %+v", first, again)
+	}
+	// A tampered adapter is refused before anything is registered.
+	dir, _ := w.acts.Store.Path(att.Artifact)
+	os.WriteFile(filepath.Join(dir, "README.md"), []byte("edited card"), 0o644)
+	_, err = env.ExecuteActivity(w.acts.Publish, in)
+	nonRetryableType(t, err, ErrVerificationFailed, "README.md")
+}
