@@ -122,6 +122,8 @@ func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		}
 		if keep && !seen[p] {
 			seen[p] = true
+			// the clone shares the base model's values: train a copy
+			p.w = append([]T(nil), p.w...)
 			key := peft.KeyParam(p.name)
 			if isBias {
 				l := n.findLinear(mod)

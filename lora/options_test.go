@@ -51,6 +51,7 @@ func TestAdapterOptions(t *testing.T) {
 	pc = llamaLoRAConfig("c_attn")
 	pc.Bias = "all"
 	pc.ModulesToSave = []string{"lm_head"}
+	base0, _ := Evaluate(ctx, g, nil, data, 4)
 	a, _, err = Train(ctx, g, pc, tc, data, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +66,9 @@ func TestAdapterOptions(t *testing.T) {
 		t.Fatal("bias=all saved a norm weight")
 	}
 	base, _ := Evaluate(ctx, g, nil, data, 4)
+	if base.Loss != base0.Loss {
+		t.Fatalf("training biases / modules_to_save changed the base model: %v → %v", base0.Loss, base.Loss)
+	}
 	with, err := Evaluate(ctx, g, a, data, 4)
 	if err != nil || with.Loss == base.Loss {
 		t.Fatalf("adapter with saved head: %v %v %v", err, with.Loss, base.Loss)
