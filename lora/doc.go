@@ -1,17 +1,51 @@
 // Package lora is loraflow's training engine: a pure-Go transformer (Llama and
 // GPT-2 architectures) with forward and backward passes, LoRA adapters on any
 // linear layer, AdamW, checkpoints with exact resume, evaluation and
-// generation. It reads Hugging Face checkpoint folders and writes PEFT adapters
-// (package lora/peft), works on token IDs (Sequence) and knows nothing of
-// Temporal.
+// generation. It reads Hugging Face checkpoint folders (LoadModel) and writes
+// PEFT adapters (package lora/peft); it works on token IDs (Sequence) and
+// knows nothing of Temporal.
+//
+// # Entry points
+//
+//   - LoadModel / NewModel / (*Model).Save: Hugging Face folders (config.json,
+//     model.safetensors or shards) for llama (RMSNorm, RoPE with rope_theta and
+//     rope_scaling, grouped-query attention, SwiGLU, tied or untied head) and
+//     gpt2 (LayerNorm, learned positions, GELU-tanh, fused Conv1D c_attn,
+//     optional "transformer." prefix, tied head).
+//   - Train: LoRA (peft.Config: target_modules, r, lora_alpha, use_rslora,
+//     rank/alpha patterns, lora_dropout, bias, layers_to_transform,
+//     modules_to_save, init_lora_weights true/false/gaussian) or, with
+//     TrainConfig.FullFineTune, every weight on the same code path. AdamW with
+//     decoupled weight decay, LoRA+, constant/linear/cosine schedules with
+//     warmup, global-norm clipping, gradient accumulation, loss only after
+//     Sequence.PromptLen, right-padded batches of unequal length, optional
+//     gradient checkpointing.
+//   - Evaluate, ClassificationAccuracy, Logits, Generate (KV cache; greedy,
+//     temperature, top-k, top-p, stop tokens).
+//
+// Bad input is reported as *InputError with a stable Kind.
+//
+// # Numerics
 //
 // All matrix products are batched GEMMs through gonum's blas32/blas64
-// implementations (blas32.Use can plug in OpenBLAS). The LoRA path is computed
-// as (x·Aᵀ)·Bᵀ, never as a dense ΔW. Frozen base weights have no gradient
-// buffers and no optimizer state. The numerics are generic over float32 and
-// float64; models run in float32, the gradient checks in float64.
+// implementations; built with -tags openblas (cgo, libopenblas-dev) they run
+// on OpenBLAS. The LoRA path is computed as (x·Aᵀ)·Bᵀ, never as a dense ΔW.
+// Frozen base weights have no gradient buffers and no optimizer state. The
+// logits are produced and differentiated in chunks of rows that have targets;
+// attention probabilities and normalised block inputs are recomputed in the
+// backward pass instead of being kept. Row-wise work is split across
+// GOMAXPROCS goroutines in chunks whose boundaries do not depend on the thread
+// count. The numerics are generic over float32 and float64: models run in
+// float32, the finite-difference gradient checks in float64.
 //
-// Results are deterministic: the same seed, data and thread count give
-// bit-identical adapters, and a run resumed from a checkpoint ends with the
-// same adapter bytes as an uninterrupted one.
+// # Reproducibility and checkpoints
+//
+// The data order of epoch e is a permutation seeded by (Seed, e) and the
+// dropout masks of each block by (Seed, step, micro-batch, layer), so the
+// same seed, data and thread count give bit-identical adapters. With
+// TrainConfig.CheckpointDir set, Train writes step-NNNNNN folders (trainable
+// tensors, AdamW moments and run state in state.safetensors, plus the PEFT
+// adapter) atomically and names the newest in LATEST; a later Train with the
+// same inputs resumes from it and ends with the same adapter bytes as an
+// uninterrupted run.
 package lora
