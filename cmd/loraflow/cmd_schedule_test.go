@@ -240,6 +240,21 @@ func TestScheduleLifecycle(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 
+	// A schedule made by another client (no loraflow memo) is described from
+	// the server's spec.
+	if _, err := srv.Client().ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID: "foreign", Spec: client.ScheduleSpec{CronExpressions: []string{"30 4 * * 1"}},
+		Action: &client.ScheduleWorkflowAction{Workflow: "SomethingElse", TaskQueue: "elsewhere"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out = mustCLI("schedule", "describe", "foreign")
+	if !regexp.MustCompile(`calendar:\s+sec=0 min=30 hour=4 dom=1-31 month=1-12 dow=1\n`).MatchString(out) ||
+		!strings.Contains(out, "SomethingElse on task queue elsewhere") || strings.Contains(out, "model:") {
+		t.Fatalf("describe of a schedule without loraflow's memo:\n%s", out)
+	}
+	mustCLI("schedule", "delete", "foreign")
+
 	// pause / unpause / delete round trip.
 	mustCLI("schedule", "pause", "nightly", "--note", "data freeze")
 	out = mustCLI("schedule", "describe", "nightly")
