@@ -53,6 +53,8 @@ func benchLlama30M(b *testing.B, full, ckpt bool) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(res.TokensPerSec, "tokens/s")
+	b.ReportMetric(m.StepFLOPs(pc, 8, 256, full)*res.TokensPerSec/2048/1e9, "GFLOP/s")
+	b.Logf("BLAS backend: %s", BLASBackend())
 }
 
 // BenchmarkTrainStepSmall is a quick profile target: llama30m shapes with 2 layers, batch 2 × 256.
@@ -91,4 +93,22 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 	b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.Logf("BLAS backend: %s", BLASBackend())
+}
+
+func TestStepFLOPs(t *testing.T) {
+	m, err := NewModel(Llama30M, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := peft.DefaultConfig("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+	pc.R = 16
+	lora := m.StepFLOPs(pc, 8, 256, false)
+	full := m.StepFLOPs(pc, 8, 256, true)
+	// DESIGN.md §8: about 4 × matmul parameters × tokens plus attention for LoRA.
+	params := 8*(4*512*512+3*512*1408) + 8192*512
+	base := 4 * float64(params) * 2048
+	if lora < base || lora > 1.2*base || full < 1.45*base {
+		t.Fatalf("LoRA %.3g, full %.3g FLOPs; 4·P·T = %.3g", lora, full, base)
+	}
+	t.Logf("llama30m step: LoRA %.1f GFLOP, full %.1f GFLOP", lora/1e9, full/1e9)
 }
