@@ -229,3 +229,42 @@ func TestPublishVerifiesAndIsIdempotent(t *testing.T) {
 	_, err = env.ExecuteActivity(w.acts.Publish, in)
 	nonRetryableType(t, err, ErrVerificationFailed, "README.md")
 }
+
+func TestClassificationAccuracyRises(t *testing.T) {
+	var lines []string
+	animals := []string{"cat", "dog", "bird", "horse"}
+	people := []string{"man", "child", "friend", "woman"}
+	places := []string{"the river", "a house", "the hill", "a tree", "the road"}
+	for i := 0; i < 80; i++ {
+		// Labels of equal token length, so that accuracy measures what was learnt.
+		who, label := animals[i%4], "A"
+		if i%2 == 1 {
+			who, label = people[(i/2)%4], "B"
+		}
+		b, _ := json.Marshal(map[string]string{"text": "the " + who + " walked to " + places[i%5] + " " + strings.Repeat("again ", i%3), "label": label})
+		lines = append(lines, string(b))
+	}
+	w := newWorld(t, lines)
+	w.spec.Dataset.Format = "classification"
+	w.spec.Dataset.ValidationFraction = 0.25
+	w.spec.Training.Steps, w.spec.Training.LearningRate, w.spec.Training.BatchSize, w.spec.Training.SeqLen = 60, 0.02, 8, 96
+	w.spec.LoRA.R, w.spec.LoRA.LoraAlpha, w.spec.LoRA.TargetModules = 8, 16, "all-linear"
+	prep := w.prepare(t)
+	env := w.env()
+	v, err := env.ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var train TrainOutput
+	v.Get(&train)
+	v, err = env.ExecuteActivity(w.acts.Evaluate, EvaluateInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel, Adapter: train.Adapter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev EvaluateOutput
+	v.Get(&ev)
+	t.Logf("accuracy %.3f -> %.3f, loss %.4f -> %.4f", ev.Base.Accuracy, ev.Adapter.Accuracy, ev.Base.Loss, ev.Adapter.Loss)
+	if !ev.Classification || ev.Adapter.Accuracy <= ev.Base.Accuracy || ev.Adapter.Loss >= ev.Base.Loss {
+		t.Fatalf("classification did not improve: %+v", ev)
+	}
+}

@@ -63,6 +63,14 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	}
 	val := base.sequences(snap.Validation)
 	classification := snap.Manifest.Format == "classification"
+	// For accuracy each example is its prompt and gold label, without EOS,
+	// so that the gold continuation is one of the label candidates.
+	var labelled []lora.Sequence
+	if classification {
+		for _, sq := range val {
+			labelled = append(labelled, lora.Sequence{Tokens: sq.Tokens[:len(sq.Tokens)-btoi(base.eos >= 0)], PromptLen: sq.PromptLen})
+		}
+	}
 	score := func(label string, ad *peft.Adapter) (Metrics, error) {
 		activity.RecordHeartbeat(ctx, "evaluating "+label)
 		r, err := lora.Evaluate(ctx, base.model, ad, val, in.Spec.Evaluation.BatchSize)
@@ -75,7 +83,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 			for i, l := range snap.Manifest.Labels {
 				labels[i] = base.tok.Encode(" " + l)
 			}
-			if m.Accuracy, err = lora.ClassificationAccuracy(ctx, base.model, ad, val, labels); err != nil {
+			if m.Accuracy, err = lora.ClassificationAccuracy(ctx, base.model, ad, labelled, labels); err != nil {
 				return Metrics{}, classify("Evaluate "+label, err)
 			}
 		}
@@ -186,4 +194,11 @@ func (a *Activities) registryURI(s spec.Spec) string {
 
 func (a *Activities) openRegistry(ctx context.Context, s spec.Spec) (registry.Registry, error) {
 	return registry.Open(ctx, a.registryURI(s))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
