@@ -112,3 +112,27 @@ func TestStepFLOPs(t *testing.T) {
 	}
 	t.Logf("llama30m step: LoRA %.1f GFLOP, full %.1f GFLOP", lora/1e9, full/1e9)
 }
+
+// GPT2Small is the gpt2s workload of DESIGN.md §8.
+var GPT2Small = ModelConfig{ModelType: "gpt2", VocabSize: 50257, Hidden: 768, Layers: 12, Heads: 12,
+	Intermediate: 3072, MaxPositions: 1024, BosTokenID: -1, EosTokenID: -1}
+
+// BenchmarkTrainStepGPT2Small times LoRA steps on GPT-2 small shapes (batch
+// 4 × 256, r 8, alpha 16 on c_attn).
+func BenchmarkTrainStepGPT2Small(b *testing.B) {
+	m, err := NewModel(GPT2Small, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc := peft.DefaultConfig("c_attn")
+	pc.R, pc.LoraAlpha = 8, 16
+	data := benchData(GPT2Small.VocabSize, 4*(b.N+1), 256)
+	b.ResetTimer()
+	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 4, SeqLen: 256}, data, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.TokensPerSec, "tokens/s")
+	b.ReportMetric(m.StepFLOPs(pc, 4, 256, false)*res.TokensPerSec/1024/1e9, "GFLOP/s")
+	b.Logf("BLAS backend: %s", BLASBackend())
+}

@@ -337,15 +337,26 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	ws.datt = grow(ws.datt, N*qd)
 	// Recompute what the forward pass did not keep: the normalised input of
 	// the MLP and its activation.
+	// (only where a trainable weight or LoRA branch reads it).
 	h := ws.hn[:N*H]
 	if cfg.isGPT2() {
-		layerNormForward(a.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, a.mu2, a.rs2)
-		geluForward(a.g[:N*I], ws.sb[:N*I])
-		b.fc.x, b.mlpProj.x = h, ws.sb
+		if b.fc.needsInput() {
+			layerNormForward(a.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, a.mu2, a.rs2)
+			b.fc.x = h
+		}
+		if b.mlpProj.needsInput() {
+			geluForward(a.g[:N*I], ws.sb[:N*I])
+			b.mlpProj.x = ws.sb
+		}
 	} else {
-		rmsNormForward(a.x2, b.ln2.w.w, N, H, cfg.NormEps, h, a.rs2)
-		swigluForward(a.g[:N*I], a.u[:N*I], ws.sb[:N*I])
-		b.gate.x, b.up.x, b.down.x = h, h, ws.sb
+		if b.gate.needsInput() || b.up.needsInput() {
+			rmsNormForward(a.x2, b.ln2.w.w, N, H, cfg.NormEps, h, a.rs2)
+			b.gate.x, b.up.x = h, h
+		}
+		if b.down.needsInput() {
+			swigluForward(a.g[:N*I], a.u[:N*I], ws.sb[:N*I])
+			b.down.x = ws.sb
+		}
 	}
 	// MLP
 	if cfg.isGPT2() {
@@ -364,9 +375,11 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
 	// attention; recompute its normalised input
 	if cfg.isGPT2() {
-		layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, a.mu1, a.rs1)
-		b.qkv.x = h
-	} else {
+		if b.qkv.needsInput() {
+			layerNormForward(x, b.ln1.w.w, b.ln1.b.w, N, H, cfg.NormEps, h, a.mu1, a.rs1)
+			b.qkv.x = h
+		}
+	} else if b.q.needsInput() || b.k.needsInput() || b.v.needsInput() {
 		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, a.rs1)
 		b.q.x, b.k.x, b.v.x = h, h, h
 	}

@@ -34,6 +34,10 @@ type loraBranch[T Float] struct {
 	dxd  []T
 }
 
+// needsInput reports whether backward reads the saved input: only for the
+// gradient of a trainable weight or of a LoRA branch.
+func (l *linear[T]) needsInput() bool { return l.w.g != nil || l.lora != nil }
+
 // forward computes y[:n·out] from x[:n·in]. rng drives dropout; nil means
 // evaluation (no dropout).
 func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
