@@ -28,7 +28,8 @@ func init() { register(newScheduleCmd) }
 
 // Memo keys a loraflow schedule carries, so that list and describe can show
 // the schedule as it was written (the server rewrites cron expressions into
-// calendar specs).
+// calendar specs). They sit on the schedule and on its workflow action: an
+// update can replace only the latter, which also lands on every run.
 const (
 	memoSpecFile = "loraflow.spec_file"
 	memoModel    = "loraflow.model"
@@ -63,6 +64,7 @@ type scheduleCreateOptions struct {
 	catchupWindow  time.Duration
 	pauseOnFailure bool
 	note           string
+	update         bool // replace an existing schedule's spec, action and policies
 }
 
 // validate checks the arguments before anything is dialled.
@@ -93,6 +95,10 @@ func (o scheduleCreateOptions) validate() error {
 	return nil
 }
 
+// scheduleOverlap is the only overlap policy loraflow schedules use: a
+// retraining run never starts while the previous one is going.
+const scheduleOverlap = enums.SCHEDULE_OVERLAP_POLICY_SKIP
+
 // scheduleOptions builds the Temporal schedule for a loaded spec.
 func (o scheduleCreateOptions) scheduleOptions(s spec.Spec, taskQueue string) client.ScheduleOptions {
 	s.SkipIfUnchanged = true
@@ -114,8 +120,9 @@ func (o scheduleCreateOptions) scheduleOptions(s spec.Spec, taskQueue string) cl
 			Workflow:  workflows.PipelineName,
 			Args:      []any{s},
 			TaskQueue: taskQueue,
+			Memo:      memo,
 		},
-		Overlap:        enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Overlap:        scheduleOverlap,
 		CatchupWindow:  o.catchupWindow,
 		PauseOnFailure: o.pauseOnFailure,
 		Note:           o.note,
@@ -159,15 +166,23 @@ evaluated in UTC unless prefixed with CRON_TZ=Zone.`,
 				return err
 			}
 			defer c.Close()
-			h, err := c.ScheduleClient().Create(ctx, o.scheduleOptions(*s, f.taskQueue))
+			so := o.scheduleOptions(*s, f.taskQueue)
+			verb, doing := "created", "creating"
+			h, err := c.ScheduleClient().Create(ctx, so)
 			if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-				return fmt.Errorf("schedule %q already exists in namespace %s (delete it first, or pick another --id)", o.id, f.conn.Namespace)
+				if !o.update {
+					return fmt.Errorf("schedule %q already exists in namespace %s (--update replaces it; or delete it first, or pick another --id)", o.id, f.conn.Namespace)
+				}
+				h, verb, doing = c.ScheduleClient().GetHandle(ctx, o.id), "updated", "updating"
+				err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+					return updatedSchedule(in.Description.Schedule, so), nil
+				}})
 			}
 			if err != nil {
-				return fmt.Errorf("creating schedule %q: %w", o.id, err)
+				return fmt.Errorf("%s schedule %q: %w", doing, o.id, err)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "schedule %s created: pipeline %s on task queue %s, overlap SKIP, unchanged data publishes nothing\n", h.GetID(), s.Name, f.taskQueue)
+			fmt.Fprintf(out, "schedule %s %s: pipeline %s on task queue %s, overlap SKIP, unchanged data publishes nothing\n", h.GetID(), verb, s.Name, f.taskQueue)
 			if d, err := h.Describe(ctx); err == nil && len(d.Info.NextActionTimes) > 0 {
 				fmt.Fprintf(out, "next run: %s\n", d.Info.NextActionTimes[0].UTC().Format(time.RFC3339))
 			}
@@ -183,7 +198,27 @@ evaluated in UTC unless prefixed with CRON_TZ=Zone.`,
 	fl.DurationVar(&o.catchupWindow, "catchup-window", 0, "how late a run missed during a server outage may still start (0: the server's default, one year)")
 	fl.BoolVar(&o.pauseOnFailure, "pause-on-failure", true, "pause the schedule when a run fails")
 	fl.StringVar(&o.note, "note", "", "a note shown with the schedule")
+	fl.BoolVar(&o.update, "update", false, "when the schedule exists, replace its spec, timing and policies (paused state kept); for deploy jobs")
 	return cmd
+}
+
+// updatedSchedule is the existing schedule with create's spec, action and
+// policies; whether it is paused is kept, its note replaced when one is given.
+func updatedSchedule(cur client.Schedule, so client.ScheduleOptions) *client.ScheduleUpdate {
+	state := client.ScheduleState{}
+	if cur.State != nil {
+		state = *cur.State
+	}
+	if so.Note != "" {
+		state.Note = so.Note
+	}
+	when := so.Spec
+	return &client.ScheduleUpdate{Schedule: &client.Schedule{
+		Action: so.Action,
+		Spec:   &when,
+		Policy: &client.SchedulePolicies{Overlap: so.Overlap, CatchupWindow: so.CatchupWindow, PauseOnFailure: so.PauseOnFailure},
+		State:  &state,
+	}}
 }
 
 func newScheduleListCmd() *cobra.Command {
@@ -221,7 +256,14 @@ func newScheduleListCmd() *cobra.Command {
 				if n := len(e.RecentActions); n > 0 {
 					last = e.RecentActions[n-1].ActualTime.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, state, strings.Join(scheduleWhen(e.Memo, e.Spec), "; "), e.WorkflowType.Name, next, last)
+				memo := newScheduleMemo(e.Memo, nil)
+				if e.WorkflowType.Name == workflows.PipelineName {
+					// The action's memo is current after an update; the list entry lacks it.
+					if d, err := c.ScheduleClient().GetHandle(ctx, e.ID).Describe(ctx); err == nil {
+						memo = describedScheduleMemo(d)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, state, strings.Join(scheduleWhen(memo, e.Spec), "; "), e.WorkflowType.Name, next, last)
 			}
 			return tw.Flush()
 		},
@@ -436,10 +478,11 @@ func printSchedule(ctx context.Context, out io.Writer, c client.Client, id strin
 			row("model", "%s (base %s, skip_if_unchanged %t)", s.Name, s.BaseModel, s.SkipIfUnchanged)
 		}
 	}
-	if file := scheduleMemoString(d.Memo, memoSpecFile); file != "" {
+	memo := describedScheduleMemo(d)
+	if file := memo.string(memoSpecFile); file != "" {
 		row("spec file", "%s", file)
 	}
-	for _, w := range scheduleWhen(d.Memo, d.Schedule.Spec) {
+	for _, w := range scheduleWhen(memo, d.Schedule.Spec) {
 		k, v, _ := strings.Cut(w, " ")
 		row(k, "%s", v)
 	}
@@ -518,15 +561,15 @@ func scheduleRunOutcome(ctx context.Context, c client.Client, workflowID, runID 
 
 // scheduleWhen says when a schedule runs, as "cron EXPR" / "every D" lines:
 // from the memo loraflow wrote, else from the server's spec.
-func scheduleWhen(memo *commonpb.Memo, s *client.ScheduleSpec) []string {
+func scheduleWhen(memo scheduleMemo, s *client.ScheduleSpec) []string {
 	var lines []string
 	var crons []string
-	if decodeScheduleMemo(memo, memoCron, &crons) {
+	if memo.decode(memoCron, &crons) {
 		for _, c := range crons {
 			lines = append(lines, "cron "+c)
 		}
 	}
-	if every := scheduleMemoString(memo, memoEvery); every != "" {
+	if every := memo.string(memoEvery); every != "" {
 		lines = append(lines, "every "+every)
 	}
 	if len(lines) > 0 || s == nil {
@@ -598,14 +641,40 @@ func actionSpec(act *client.ScheduleWorkflowAction) (spec.Spec, bool) {
 	return s, converter.GetDefaultDataConverter().FromPayload(p, &s) == nil
 }
 
-func decodeScheduleMemo(memo *commonpb.Memo, key string, v any) bool {
-	p, ok := memo.GetFields()[key]
+// scheduleMemo is a schedule's memo fields, decoded on demand.
+type scheduleMemo map[string]*commonpb.Payload
+
+// newScheduleMemo is the action's memo when it carries loraflow's fields
+// (an update replaces them there), else the schedule's.
+func newScheduleMemo(schedule *commonpb.Memo, action map[string]any) scheduleMemo {
+	m := scheduleMemo{}
+	for k, v := range action {
+		if p, ok := v.(*commonpb.Payload); ok {
+			m[k] = p
+		}
+	}
+	if _, ok := m[memoModel]; ok {
+		return m
+	}
+	return scheduleMemo(schedule.GetFields())
+}
+
+func describedScheduleMemo(d *client.ScheduleDescription) scheduleMemo {
+	var action map[string]any
+	if act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
+		action = act.Memo
+	}
+	return newScheduleMemo(d.Memo, action)
+}
+
+func (m scheduleMemo) decode(key string, v any) bool {
+	p, ok := m[key]
 	return ok && converter.GetDefaultDataConverter().FromPayload(p, v) == nil
 }
 
-func scheduleMemoString(memo *commonpb.Memo, key string) string {
+func (m scheduleMemo) string(key string) string {
 	var s string
-	decodeScheduleMemo(memo, key, &s)
+	m.decode(key, &s)
 	return s
 }
 

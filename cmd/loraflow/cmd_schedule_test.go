@@ -169,6 +169,19 @@ func TestScheduleLifecycle(t *testing.T) {
 	if !regexp.MustCompile(`every:\s+24h0m0s`).MatchString(out) || !regexp.MustCompile(`pause on failure:\s+false`).MatchString(out) {
 		t.Fatalf("describe daily:\n%s", out)
 	}
+	// --update replaces timing and policies of an existing schedule, keeping it paused.
+	mustCLI("schedule", "pause", "daily")
+	if out, err := cli("schedule", "create", "--spec", specPath, "--id", "daily", "--every", "12h"); err == nil || !strings.Contains(err.Error(), "--update replaces it") {
+		t.Fatalf("create over an existing schedule: %v\n%s", err, out)
+	}
+	if out = mustCLI("schedule", "create", "--update", "--spec", specPath, "--id", "daily", "--every", "12h", "--note", "twice a day", "--task-queue", queue); !strings.Contains(out, "schedule daily updated") {
+		t.Fatalf("create --update:\n%s", out)
+	}
+	out = mustCLI("schedule", "describe", "daily")
+	if !regexp.MustCompile(`every:\s+12h0m0s\n`).MatchString(out) || strings.Contains(out, "24h") || !regexp.MustCompile(`pause on failure:\s+true`).MatchString(out) ||
+		!regexp.MustCompile(`state:\s+paused`).MatchString(out) || !strings.Contains(out, "twice a day") {
+		t.Fatalf("describe after create --update:\n%s", out)
+	}
 
 	// trigger: the first run trains and publishes version 1.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -231,7 +244,7 @@ func TestScheduleLifecycle(t *testing.T) {
 	for {
 		out = mustCLI("schedule", "list")
 		if regexp.MustCompile(`(?m)^nightly\s+active\s+cron 0 3 1 1 \*\s+LoRAPipeline`).MatchString(out) &&
-			regexp.MustCompile(`(?m)^daily\s+active\s+every 24h0m0s\s+LoRAPipeline`).MatchString(out) {
+			regexp.MustCompile(`(?m)^daily\s+paused\s+every 12h0m0s\s+LoRAPipeline`).MatchString(out) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -327,5 +340,14 @@ func TestScheduleOptions(t *testing.T) {
 	o.cron, o.every = nil, 90*time.Minute
 	if so = o.scheduleOptions(spec.Spec{Name: "m"}, "q"); len(so.Spec.Intervals) != 1 || so.Spec.Intervals[0].Every != 90*time.Minute || len(so.Spec.CronExpressions) != 0 {
 		t.Fatalf("interval schedule: %+v", so.Spec)
+	}
+	if act = so.Action.(*client.ScheduleWorkflowAction); act.Memo[memoEvery] != "1h30m0s" || act.Memo[memoCron] != nil || so.Memo[memoModel] != "m" {
+		t.Fatalf("memo: schedule %v, action %v", so.Memo, act.Memo)
+	}
+	so.Note = ""
+	up := updatedSchedule(client.Schedule{State: &client.ScheduleState{Paused: true, Note: "frozen"}}, so)
+	if !up.Schedule.State.Paused || up.Schedule.State.Note != "frozen" || up.Schedule.Spec.Intervals[0].Every != 90*time.Minute ||
+		up.Schedule.Policy.Overlap != enums.SCHEDULE_OVERLAP_POLICY_SKIP || up.Schedule.Action != so.Action {
+		t.Fatalf("update: %+v", up.Schedule)
 	}
 }
