@@ -2,7 +2,9 @@ package lora
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
 func TestSaveLoadModel(t *testing.T) {
@@ -188,5 +191,50 @@ func TestRopeScalingLlama3(t *testing.T) {
 	}
 	if _, err := ParseModelConfig([]byte(`{"model_type":"llama","vocab_size":8,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":8,"rope_scaling":{"type":"yarn","factor":2}}`)); err == nil {
 		t.Fatal("yarn accepted")
+	}
+}
+
+// TestLoadHalfPrecisionSharded loads a checkpoint stored as BF16 and F16 in
+// two shards with an index, as Hugging Face saves larger models.
+func TestLoadHalfPrecisionSharded(t *testing.T) {
+	m := newTiny(t, tinyLlamaConfig(), 3)
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "model.safetensors"))
+	shards := [2][]safetensors.Tensor{}
+	weightMap := map[string]string{}
+	for i, name := range m.TensorNames() {
+		w, shape, _ := m.Tensor(name)
+		dt := safetensors.DType("BF16")
+		if i%2 == 1 {
+			dt = safetensors.DType("F16")
+		}
+		b, err := safetensors.EncodeFloat32(dt, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shards[i%2] = append(shards[i%2], safetensors.Tensor{Name: name, DType: dt, Shape: shape, Data: b})
+		weightMap[name] = fmt.Sprintf("model-%05d-of-00002.safetensors", i%2+1)
+	}
+	for i, ts := range shards {
+		if err := safetensors.WriteFile(filepath.Join(dir, fmt.Sprintf("model-%05d-of-00002.safetensors", i+1)), ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, _ := json.Marshal(map[string]any{"metadata": map[string]any{}, "weight_map": weightMap})
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644)
+	m2, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := []int{1, 2, 3, 4}
+	a, _ := Logits(context.Background(), m, nil, toks)
+	b, _ := Logits(context.Background(), m2, nil, toks)
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 0.02 {
+			t.Fatalf("logit %d: f32 %v, half %v", i, a[i], b[i])
+		}
 	}
 }
