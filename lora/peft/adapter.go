@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/loraflow/loraflow/lora/safetensors"
@@ -135,8 +136,10 @@ func (a *Adapter) Check() error {
 	return nil
 }
 
-// MarshalConfig renders the config as adapter_config.json (indented, keys in
-// a fixed order, empty patterns as {} as PEFT writes them).
+// MarshalConfig renders the config as adapter_config.json the way PEFT
+// writes it (json.dumps(indent=2, sort_keys=True)): keys sorted, two-space
+// indent, no final newline, float fields in Python's repr (0.0, 0.05),
+// empty patterns as {}.
 func MarshalConfig(c Config) ([]byte, error) {
 	if c.RankPattern == nil {
 		c.RankPattern = map[string]int{}
@@ -147,14 +150,36 @@ func MarshalConfig(c Config) ([]byte, error) {
 	if c.PeftType == "" {
 		c.PeftType = "LORA"
 	}
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("peft: encode %s: %w", ConfigFile, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, fmt.Errorf("peft: encode %s: %w", ConfigFile, err)
+	}
+	fields["lora_dropout"] = json.RawMessage(pyFloat(c.LoraDropout))
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(fields); err != nil { // map keys are sorted
 		return nil, fmt.Errorf("peft: encode %s: %w", ConfigFile, err)
 	}
-	return buf.Bytes(), nil
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// pyFloat formats v as Python's repr of a float does.
+func pyFloat(v float64) string {
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if e := strings.IndexByte(s, 'e'); e >= 0 {
+		// Python: 1e-05, 1.5e-07; Go: 1e-05, 1.5e-07 (same two-digit exponent)
+		return s
+	}
+	if !strings.ContainsAny(s, ".") && !strings.ContainsAny(s, "IN") {
+		s += ".0"
+	}
+	return s
 }
 
 // Save writes adapter_config.json and adapter_model.safetensors (F32,

@@ -121,6 +121,14 @@ func TestPEFTKeyNamingGPT2(t *testing.T) {
 	}
 }
 
+func TestPyFloat(t *testing.T) {
+	for v, want := range map[float64]string{0: "0.0", 0.05: "0.05", 0.1: "0.1", 1e-05: "1e-05", 0.5: "0.5"} {
+		if got := pyFloat(v); got != want {
+			t.Fatalf("pyFloat(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestScale(t *testing.T) {
 	c := Config{R: 16, LoraAlpha: 32}
 	if s := c.Scale("model.layers.0.self_attn.q_proj"); s != 2 {
@@ -184,7 +192,10 @@ func TestConfigJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"peft_type": "LORA"`, `"init_lora_weights": true`, `"rank_pattern": {}`, `"target_modules": [`} {
+	if b[len(b)-1] != '}' || !bytes.HasPrefix(b, []byte("{\n  \"alpha_pattern\": {},\n  \"base_model_name_or_path\": \"\",")) {
+		t.Fatalf("config JSON is not sorted like json.dumps(indent=2, sort_keys=True):\n%s", b)
+	}
+	for _, want := range []string{`"peft_type": "LORA"`, `"init_lora_weights": true`, `"rank_pattern": {}`, `"target_modules": [`, `"lora_dropout": 0.0,`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Fatalf("config JSON lacks %s:\n%s", want, b)
 		}
