@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -153,6 +154,36 @@ func TestGradientCheckpointingIsExact(t *testing.T) {
 		}
 		if !bytes.Equal(adapterBytes(t, a1), adapterBytes(t, a2)) {
 			t.Fatalf("%s: gradient checkpointing changed the adapter", cfg.ModelType)
+		}
+	}
+}
+
+// TestSameAdapterAcrossThreadCounts: work is split in chunks that do not
+// depend on GOMAXPROCS (and gonum's GEMM computes each output block on one
+// goroutine), so the adapter bytes do not depend on the thread count.
+func TestSameAdapterAcrossThreadCounts(t *testing.T) {
+	if BLASBackend() != "gonum" {
+		t.Skip("OpenBLAS's results may depend on its own thread count")
+	}
+	cfg := tinyLlamaConfig()
+	cfg.Hidden, cfg.Intermediate = 128, 256
+	m := newTiny(t, cfg, 8)
+	pc, tc, _ := resumeSetup()
+	tc.BatchSize, tc.Steps = 8, 4
+	data := patternData(32, 32, 32, 5)
+	var want []byte
+	for _, p := range []int{1, 3} {
+		old := runtime.GOMAXPROCS(p)
+		a, _, err := Train(context.Background(), m, pc, tc, data, nil)
+		runtime.GOMAXPROCS(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := adapterBytes(t, a)
+		if want == nil {
+			want = got
+		} else if !bytes.Equal(got, want) {
+			t.Fatalf("GOMAXPROCS=%d gave a different adapter", p)
 		}
 	}
 }
