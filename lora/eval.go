@@ -98,39 +98,45 @@ func ClassificationAccuracy(ctx context.Context, m *Model, a *peft.Adapter, data
 		return 0, err
 	}
 	correct := 0
-	for i, ex := range data {
+	per := max(1, 32/len(labels)) // examples per forward pass
+	for i0 := 0; i0 < len(data); i0 += per {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("lora: classification stopped: %w", err)
 		}
-		if ex.PromptLen < 1 {
-			return 0, inputErr(KindBadData, "example %d has no prompt (PromptLen 0)", i)
-		}
-		prompt := ex.Tokens[:ex.PromptLen]
-		gold := ex.Tokens[ex.PromptLen:]
-		seqs := make([]Sequence, len(labels))
-		for j, l := range labels {
-			toks := append(append([]int(nil), prompt...), l...)
-			if len(toks) > m.cfg.MaxPositions {
-				toks = toks[len(toks)-m.cfg.MaxPositions:]
+		chunk := data[i0:min(len(data), i0+per)]
+		var seqs []Sequence
+		for i, ex := range chunk {
+			if ex.PromptLen < 1 {
+				return 0, inputErr(KindBadData, "example %d has no prompt (PromptLen 0)", i0+i)
 			}
-			seqs[j] = Sequence{Tokens: toks, PromptLen: len(toks) - len(l)}
+			prompt := ex.Tokens[:ex.PromptLen]
+			for _, l := range labels {
+				toks := append(append([]int(nil), prompt...), l...)
+				if len(toks) > m.cfg.MaxPositions {
+					toks = toks[len(toks)-m.cfg.MaxPositions:]
+				}
+				seqs = append(seqs, Sequence{Tokens: toks, PromptLen: len(toks) - len(l)})
+			}
 		}
 		bt := makeBatch(seqs, 0)
 		n.run(bt, false, 0, nil, 0)
-		best, bestLL := -1, math.Inf(-1)
-		for j := range labels {
-			var ll float64
-			for s := 0; s < bt.S; s++ {
-				if bt.targets[j*bt.S+s] >= 0 {
-					ll -= n.ws.rowLoss[j*bt.S+s]
+		for i, ex := range chunk {
+			best, bestLL := -1, math.Inf(-1)
+			for j := range labels {
+				row0 := (i*len(labels) + j) * bt.S
+				var ll float64
+				for s := 0; s < bt.S; s++ {
+					if bt.targets[row0+s] >= 0 {
+						ll -= n.ws.rowLoss[row0+s]
+					}
+				}
+				if ll > bestLL {
+					best, bestLL = j, ll
 				}
 			}
-			if ll > bestLL {
-				best, bestLL = j, ll
+			if equalInts(labels[best], ex.Tokens[ex.PromptLen:]) {
+				correct++
 			}
-		}
-		if equalInts(labels[best], gold) {
-			correct++
 		}
 	}
 	return float64(correct) / float64(len(data)), nil

@@ -239,6 +239,10 @@ func TestClassificationAndSampling(t *testing.T) {
 	if acc != 1 {
 		t.Fatalf("accuracy %v on a task the model was trained on", acc)
 	}
+	data[1].Tokens[4] = 12 // a wrong gold label
+	if acc, _ = ClassificationAccuracy(ctx, m, nil, data, labels); math.Abs(acc-2.0/3) > 1e-12 {
+		t.Fatalf("accuracy %v with one wrong gold label, want 2/3", acc)
+	}
 	// greedy continues the pattern; sampling is reproducible by seed and respects top-k 1 and stop tokens
 	out, err := Generate(ctx, m, nil, []int{3, 4, 5}, GenerateOptions{MaxTokens: 4})
 	if err != nil {
