@@ -42,7 +42,8 @@
 //
 // The data order of epoch e is a permutation seeded by (Seed, e) and the
 // dropout masks of each block by (Seed, step, micro-batch, layer), so the
-// same seed, data and thread count give bit-identical adapters. With
+// same seed and data give bit-identical adapters (with gonum's BLAS whatever
+// GOMAXPROCS is; with OpenBLAS for the same OpenBLAS thread count). With
 // TrainConfig.CheckpointDir set, Train writes step-NNNNNN folders (trainable
 // tensors, AdamW moments and run state in state.safetensors, plus the PEFT
 // adapter) atomically and names the newest in LATEST; a later Train with the
