@@ -2,10 +2,8 @@ package loraflow_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,53 +15,16 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/loraflow/loraflow"
 	"github.com/loraflow/loraflow/activities"
-	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/internal/testmodel"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/workflows"
 )
-
-// devServer starts the Temporal CLI's dev server (installed, never
-// downloaded). Without the CLI the test fails in CI and skips elsewhere.
-func devServer(t *testing.T) *testsuite.DevServer {
-	t.Helper()
-	bin, err := temporalx.FindTemporalCLI()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  bin,
-		LogLevel:      "error",
-		ClientOptions: &client.Options{Logger: quiet()},
-		Stdout:        io.Discard, Stderr: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	return srv
-}
-
-func quiet() *slogAdapter { return &slogAdapter{slog.New(slog.NewTextHandler(io.Discard, nil))} }
-
-type slogAdapter struct{ *slog.Logger }
-
-func (l *slogAdapter) Debug(msg string, kv ...any) {}
-func (l *slogAdapter) Info(msg string, kv ...any)  {}
-func (l *slogAdapter) Warn(msg string, kv ...any)  {}
-func (l *slogAdapter) Error(msg string, kv ...any) {}
 
 // fixture is a base model, a dataset, a key and a spec in a temp folder.
 type fixture struct {
@@ -72,39 +33,20 @@ type fixture struct {
 
 func newFixture(t *testing.T, steps int, extra string) fixture {
 	t.Helper()
-	f := fixture{dir: t.TempDir()}
-	corpus := testmodel.Corpus(240)
-	if err := testmodel.Llama(filepath.Join(f.dir, "base"), corpus, 300, 1); err != nil {
-		t.Fatal(err)
-	}
-	var rows strings.Builder
-	for _, line := range corpus {
-		b, _ := json.Marshal(map[string]string{"text": line})
-		rows.Write(append(b, '\n'))
-	}
-	if err := os.WriteFile(filepath.Join(f.dir, "data.jsonl"), []byte(rows.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if f.keyPath, f.pubPath, err = provenance.GenerateKey(filepath.Join(f.dir, "keys"), provenance.KeyECDSAP256); err != nil {
-		t.Fatal(err)
-	}
-	f.artifacts, f.registry = filepath.Join(f.dir, "artifacts"), filepath.Join(f.dir, "registry")
-	doc := fmt.Sprintf(`name: tiny
+	ws := testmodel.NewWorkspace(t, 240)
+	f := fixture{dir: ws.Dir, keyPath: ws.Key, pubPath: ws.PubKey,
+		artifacts: filepath.Join(ws.Dir, "artifacts"), registry: filepath.Join(ws.Dir, "registry")}
+	f.specPath = ws.WriteSpec(t, fmt.Sprintf(`name: tiny
 base_model: base
 dataset: {files: [data.jsonl], format: text, validation_fraction: 0.15, seed: 3}
 lora: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, up_proj]}
 training: {steps: %d, batch_size: 8, seq_len: 48, learning_rate: 0.01, warmup_steps: 2, seed: 7, checkpoint_every: 5}
 evaluation: {min_improvement: 0.01}
 merge: true
-signing: {key: keys/%s}
+signing: {key: %s}
 registry: {uri: "file://registry"}
 carbon: {region: FRA, pue: 1.2}
-%s`, steps, provenance.PrivateKeyFile, extra)
-	f.specPath = filepath.Join(f.dir, "spec.yaml")
-	if err := os.WriteFile(f.specPath, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
+%s`, steps, ws.KeyRel, extra))
 	return f
 }
 
@@ -117,9 +59,9 @@ func (f fixture) spec(t *testing.T) spec.Spec {
 }
 
 func TestPipelineEndToEndOnDevServer(t *testing.T) {
-	srv := devServer(t)
+	srv := testmodel.DevServer(t)
 	f := newFixture(t, 30, "")
-	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: f.artifacts, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: f.artifacts, Logger: testmodel.Quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +169,7 @@ func TestPipelineEndToEndOnDevServer(t *testing.T) {
 // TestWorkerCrashResumesTraining kills the worker process in the middle of
 // TrainLoRA; a new worker resumes from the last checkpoint, not step 0.
 func TestWorkerCrashResumesTraining(t *testing.T) {
-	srv := devServer(t)
+	srv := testmodel.DevServer(t)
 	f := newFixture(t, 400, "timeouts: {heartbeat: 2s}\n")
 	f.specPath = rewriteMerge(t, f.specPath)
 	bin := filepath.Join(t.TempDir(), "worker")

@@ -116,7 +116,7 @@ type Registry struct {
 // Carbon sets the emissions context.
 type Carbon struct {
 	// Region is an ISO country code (FRA) or a cloud region (aws:eu-west-3).
-	Region string `yaml:"region" json:"region"`
+	Region string  `yaml:"region" json:"region"`
 	PUE    float64 `yaml:"pue" json:"pue"`
 	// IntensityGCO2PerKWh overrides the grid intensity table.
 	IntensityGCO2PerKWh float64 `yaml:"intensity_gco2_per_kwh" json:"intensity_gco2_per_kwh,omitempty"`

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/internal/testmodel"
 )
 
@@ -29,39 +27,25 @@ func freePort(t *testing.T) int {
 // Temporal configured, so it starts the dev server and an in-process
 // worker, follows the run and prints the summary.
 func TestRunEmbeddedDefault(t *testing.T) {
-	if _, err := temporalx.FindTemporalCLI(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
+	testmodel.RequireTemporalCLI(t)
+	ws := testmodel.NewWorkspace(t, 200)
+	dir := ws.Dir
 	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
-	corpus := testmodel.Corpus(200)
-	if err := testmodel.Llama(filepath.Join(dir, "base"), corpus, 300, 1); err != nil {
-		t.Fatal(err)
-	}
-	var rows bytes.Buffer
-	for _, l := range corpus {
-		b, _ := json.Marshal(map[string]string{"text": l})
-		rows.Write(append(b, '\n'))
-	}
-	os.WriteFile(filepath.Join(dir, "data.jsonl"), rows.Bytes(), 0o644)
-	os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(`name: cli
+	specPath := ws.WriteSpec(t, `name: cli
 base_model: base
 dataset: {files: [data.jsonl], format: text}
 lora: {r: 4, target_modules: [q_proj, v_proj]}
 training: {steps: 20, batch_size: 8, seq_len: 48, learning_rate: 0.01, seed: 1}
 merge: true
-`), 0o644)
+`)
 
 	port := freePort(t)
 	var out bytes.Buffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"run", filepath.Join(dir, "spec.yaml"), "--dev-port", fmt.Sprint(port), "--ui=false"})
+	root.SetArgs([]string{"run", specPath, "--dev-port", fmt.Sprint(port), "--ui=false"})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if err := root.ExecuteContext(ctx); err != nil {

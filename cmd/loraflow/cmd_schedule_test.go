@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,14 +13,10 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/loraflow/loraflow"
-	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/internal/testmodel"
-	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/workflows"
@@ -42,52 +36,12 @@ func runScheduleCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// scheduleDevServer starts the Temporal CLI's dev server (installed, never
-// downloaded). Without the CLI the test fails in CI and skips elsewhere.
-func scheduleDevServer(t *testing.T) *testsuite.DevServer {
-	t.Helper()
-	bin, err := temporalx.FindTemporalCLI()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  bin,
-		LogLevel:      "error",
-		ClientOptions: &client.Options{Logger: sdklog.NewStructuredLogger(scheduleLogger())},
-		Stdout:        io.Discard, Stderr: io.Discard,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	return srv
-}
-
 // scheduleSpecFixture writes a tiny base model, a dataset, a signing key and
 // a spec publishing to a file registry; it returns the spec and registry paths.
 func scheduleSpecFixture(t *testing.T) (specPath, registryDir string) {
 	t.Helper()
-	dir := t.TempDir()
-	corpus := testmodel.Corpus(160)
-	if err := testmodel.Llama(filepath.Join(dir, "base"), corpus, 300, 1); err != nil {
-		t.Fatal(err)
-	}
-	var rows strings.Builder
-	for _, line := range corpus {
-		b, _ := json.Marshal(map[string]string{"text": line})
-		rows.Write(append(b, '\n'))
-	}
-	if err := os.WriteFile(filepath.Join(dir, "data.jsonl"), []byte(rows.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := provenance.GenerateKey(filepath.Join(dir, "keys"), provenance.KeyECDSAP256); err != nil {
-		t.Fatal(err)
-	}
+	ws := testmodel.NewWorkspace(t, 160)
+	dir := ws.Dir
 	doc := fmt.Sprintf(`name: sched-tiny
 base_model: base
 dataset: {files: [data.jsonl], format: text, validation_fraction: 0.15, seed: 3}
@@ -95,10 +49,10 @@ lora: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj]}
 training: {steps: 12, batch_size: 8, seq_len: 32, learning_rate: 0.02, warmup_steps: 2, seed: 7}
 evaluation: {min_improvement: 0}
 merge: false
-signing: {key: keys/%s}
+signing: {key: %s}
 registry: {uri: "file://registry"}
 carbon: {region: FRA, pue: 1.2}
-`, provenance.PrivateKeyFile)
+`, ws.KeyRel)
 	specPath = filepath.Join(dir, "spec.yaml")
 	if err := os.WriteFile(specPath, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -112,7 +66,7 @@ var startedWorkflowRE = regexp.MustCompile(`started workflow (\S+) \(run (\S+)\)
 // server with an in-process worker: scheduled runs publish once, then end
 // as "unchanged" while dataset and base stay the same.
 func TestScheduleLifecycle(t *testing.T) {
-	srv := scheduleDevServer(t)
+	srv := testmodel.DevServer(t)
 	specPath, registryDir := scheduleSpecFixture(t)
 	const queue = "schedule-test"
 	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: filepath.Join(t.TempDir(), "artifacts"), Logger: scheduleLogger()})
