@@ -8,10 +8,6 @@ import (
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
-// Llama30M is the llama30m workload of DESIGN.md §8.
-var Llama30M = ModelConfig{ModelType: "llama", VocabSize: 8192, Hidden: 512, Layers: 8, Heads: 8, KVHeads: 8,
-	Intermediate: 1408, MaxPositions: 256, RopeTheta: 10000, BosTokenID: -1, EosTokenID: -1}
-
 func benchData(vocab, n, length int) []Sequence {
 	rng := rand.New(rand.NewPCG(1, 1))
 	var out []Sequence
@@ -40,13 +36,13 @@ func BenchmarkFullFineTuneStepLlama30M(b *testing.B) { benchLlama30M(b, true, fa
 func BenchmarkFullFineTuneStepLlama30MCheckpointed(b *testing.B) { benchLlama30M(b, true, true) }
 
 func benchLlama30M(b *testing.B, full, ckpt bool) {
-	m, err := NewModel(Llama30M, 1)
+	m, err := NewModel(Llama30M.Model, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	pc := peft.DefaultConfig("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 	pc.R, pc.LoraAlpha = 16, 32
-	data := benchData(Llama30M.VocabSize, 8*(b.N+1), 256)
+	data := benchData(Llama30M.Model.VocabSize, 8*(b.N+1), 256)
 	b.ResetTimer()
 	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 8, SeqLen: 256, FullFineTune: full, GradientCheckpointing: ckpt}, data, nil)
 	if err != nil {
@@ -59,7 +55,7 @@ func benchLlama30M(b *testing.B, full, ckpt bool) {
 
 // BenchmarkTrainStepSmall is a quick profile target: llama30m shapes with 2 layers, batch 2 × 256.
 func BenchmarkTrainStepSmall(b *testing.B) {
-	cfg := Llama30M
+	cfg := Llama30M.Model
 	cfg.Layers = 2
 	m, err := NewModel(cfg, 1)
 	if err != nil {
@@ -96,7 +92,7 @@ func BenchmarkSgemm(b *testing.B) {
 }
 
 func TestStepFLOPs(t *testing.T) {
-	m, err := NewModel(Llama30M, 1)
+	m, err := NewModel(Llama30M.Model, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,20 +109,16 @@ func TestStepFLOPs(t *testing.T) {
 	t.Logf("llama30m step: LoRA %.1f GFLOP, full %.1f GFLOP", lora/1e9, full/1e9)
 }
 
-// GPT2Small is the gpt2s workload of DESIGN.md §8.
-var GPT2Small = ModelConfig{ModelType: "gpt2", VocabSize: 50257, Hidden: 768, Layers: 12, Heads: 12,
-	Intermediate: 3072, MaxPositions: 1024, BosTokenID: -1, EosTokenID: -1}
-
 // BenchmarkTrainStepGPT2Small times LoRA steps on GPT-2 small shapes (batch
 // 4 × 256, r 8, alpha 16 on c_attn).
 func BenchmarkTrainStepGPT2Small(b *testing.B) {
-	m, err := NewModel(GPT2Small, 1)
+	m, err := NewModel(GPT2Small.Model, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	pc := peft.DefaultConfig("c_attn")
 	pc.R, pc.LoraAlpha = 8, 16
-	data := benchData(GPT2Small.VocabSize, 4*(b.N+1), 256)
+	data := benchData(GPT2Small.Model.VocabSize, 4*(b.N+1), 256)
 	b.ResetTimer()
 	_, res, err := Train(context.Background(), m, pc, TrainConfig{Steps: b.N, BatchSize: 4, SeqLen: 256}, data, nil)
 	if err != nil {
@@ -135,4 +127,18 @@ func BenchmarkTrainStepGPT2Small(b *testing.B) {
 	b.ReportMetric(res.TokensPerSec, "tokens/s")
 	b.ReportMetric(m.StepFLOPs(pc, 4, 256, false)*res.TokensPerSec/1024/1e9, "GFLOP/s")
 	b.Logf("BLAS backend: %s", BLASBackend())
+}
+
+func TestRunBenchmarkTiny(t *testing.T) {
+	w := Workload{Name: "tiny", Model: tinyLlamaConfig(), Batch: 2, SeqLen: 16, Rank: 2, Alpha: 4, Targets: []string{"q_proj"}}
+	r, err := RunBenchmark(context.Background(), w, 2, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TokensPerSec <= 0 || r.GFLOPs <= 0 || r.PeakRSSBytes <= 0 || r.BLAS == "" {
+		t.Fatalf("%+v", r)
+	}
+	if g := SgemmGFLOPs(64, 64, 64, 2); g <= 0 {
+		t.Fatalf("sgemm %v", g)
+	}
 }
