@@ -354,7 +354,8 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 			b.gate.x, b.up.x = h, h
 		}
 		if b.down.needsInput() {
-			swigluForward(a.g[:N*I], a.u[:N*I], ws.sb[:N*I])
+			// ws.dg holds σ(g) until swigluBackwardSig overwrites it with dg
+			swigluForwardSig(a.g[:N*I], a.u[:N*I], ws.sb[:N*I], ws.dg[:N*I])
 			b.down.x = ws.sb
 		}
 	}
@@ -367,7 +368,11 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	} else {
 		ws.du = grow(ws.du, N*I)
 		b.down.backward(ws.dres, ws.ds, false)
-		swigluBackward(ws.ds, a.g[:N*I], a.u, ws.dg, ws.du)
+		if b.down.needsInput() {
+			swigluBackwardSig(ws.ds[:N*I], a.g[:N*I], a.u, ws.dg, ws.dg, ws.du)
+		} else {
+			swigluBackward(ws.ds, a.g[:N*I], a.u, ws.dg, ws.du)
+		}
 		b.gate.backward(ws.dg, ws.dh, false)
 		b.up.backward(ws.du, ws.dh, true)
 		rmsNormBackward(ws.dh, a.x2, b.ln2.w.w, a.rs2, N, H, ws.dtmp, b.ln2.w.g)

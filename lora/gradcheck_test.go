@@ -121,3 +121,19 @@ func TestGradientsWithCheckpointing(t *testing.T) {
 	}
 	checkGrads(t, n, tr, gradBatch(32), 4)
 }
+
+// TestGradientsPartialTargets covers the backward pass where the MLP has no
+// trainable weight (nothing is recomputed for it).
+func TestGradientsPartialTargets(t *testing.T) {
+	for _, cfg := range []ModelConfig{tinyLlamaConfig(), tinyGPT2Config()} {
+		m := newTiny(t, cfg, 4)
+		n := netAs[float64](t, m)
+		pc := peft.DefaultConfig("q_proj", "c_attn")
+		pc.InitLoraWeights = "false"
+		tr, err := initLoRA(n, pc, 9, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkGrads(t, n, tr, gradBatch(32), 4)
+	}
+}

@@ -223,6 +223,30 @@ func swigluBackward[T Float](ds, g, u, dg, du []T) {
 	})
 }
 
+// swigluForwardSig is swigluForward that also keeps σ(g) in sig, so that
+// swigluBackwardSig needs no second exponential.
+func swigluForwardSig[T Float](g, u, s, sig []T) {
+	parallelFor(len(g), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := float64(g[i])
+			sg := 1 / (1 + math.Exp(-x))
+			sig[i] = T(sg)
+			s[i] = T(x*sg) * u[i]
+		}
+	})
+}
+
+// swigluBackwardSig is swigluBackward with σ(g) from swigluForwardSig; dg may be sig.
+func swigluBackwardSig[T Float](ds, g, u, sig, dg, du []T) {
+	parallelFor(len(g), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x, sg, d := float64(g[i]), float64(sig[i]), float64(ds[i])
+			du[i] = T(d * x * sg)
+			dg[i] = T(d * float64(u[i]) * sg * (1 + x*(1-sg)))
+		}
+	})
+}
+
 const geluC = 0.7978845608028654 // √(2/π)
 
 // tanh through one exp: about twice as fast as math.Tanh here, with an
