@@ -345,7 +345,8 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 			b.fc.x = h
 		}
 		if b.mlpProj.needsInput() {
-			geluForward(a.g[:N*I], ws.sb[:N*I])
+			// ws.dg holds the tanh term until geluBackwardTanh overwrites it
+			geluForwardTanh(a.g[:N*I], ws.sb[:N*I], ws.dg[:N*I])
 			b.mlpProj.x = ws.sb
 		}
 	} else {
@@ -362,7 +363,11 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	// MLP
 	if cfg.isGPT2() {
 		b.mlpProj.backward(ws.dres, ws.ds, false)
-		geluBackward(ws.ds, a.g[:N*I], ws.dg)
+		if b.mlpProj.needsInput() {
+			geluBackwardTanh(ws.ds[:N*I], a.g[:N*I], ws.dg, ws.dg)
+		} else {
+			geluBackward(ws.ds, a.g[:N*I], ws.dg)
+		}
 		b.fc.backward(ws.dg, ws.dh, false)
 		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
 	} else {

@@ -253,6 +253,29 @@ const geluC = 0.7978845608028654 // √(2/π)
 // absolute error near 1e-16.
 func tanh(x float64) float64 { return 1 - 2/(math.Exp(2*x)+1) }
 
+// geluForwardTanh is geluForward that keeps the tanh term in th for geluBackwardTanh.
+func geluForwardTanh[T Float](x, y, th []T) {
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			t := tanh(geluC * (v + 0.044715*v*v*v))
+			th[i] = T(t)
+			y[i] = T(0.5 * v * (1 + t))
+		}
+	})
+}
+
+// geluBackwardTanh is geluBackward with the tanh term from geluForwardTanh; dx may be th.
+func geluBackwardTanh[T Float](dy, x, th, dx []T) {
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v, t := float64(x[i]), float64(th[i])
+			d := 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v)
+			dx[i] = T(float64(dy[i]) * d)
+		}
+	})
+}
+
 // geluForward: GELU with the tanh approximation (GPT-2's gelu_new).
 func geluForward[T Float](x, y []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
