@@ -1,7 +1,6 @@
 package activities
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/loraflow/loraflow/artifact"
@@ -37,5 +36,3 @@ func (a *Activities) logger() *slog.Logger {
 }
 
 func (a *Activities) path(ref artifact.Ref) (string, error) { return a.Store.Path(ref) }
-
-var _ = context.Background

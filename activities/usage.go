@@ -35,8 +35,8 @@ func MeterOptions(c spec.Carbon, workerRegion string, workerPUE float64) carbon.
 	if region == "" {
 		region = workerRegion
 	}
-	if pue == 0 || (pue == 1 && workerPUE > 1 && c.Region == "") {
-		pue = workerPUE
+	if pue == 0 {
+		pue = workerPUE // 0 here too: carbon's default, 1.0
 	}
 	o := carbon.Options{PUE: pue, IntensityOverride: c.IntensityGCO2PerKWh}
 	if provider, r, ok := strings.Cut(region, ":"); ok {

@@ -139,13 +139,18 @@ func (s *Store) indexPath(step, key string) string {
 	return filepath.Join(s.root, "index", safeName(step), safeName(key)+".json")
 }
 
+// safeName turns a step or key into one path element.
 func safeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 || r == '.' && s == ".." {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
 			return '_'
 		}
 		return r
 	}, s)
+	if s == "." || s == ".." || s == "" {
+		return "_" + s
+	}
+	return s
 }
 
 // WriteFileAtomic writes data to path through a temporary file and a rename.

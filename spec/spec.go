@@ -116,8 +116,10 @@ type Registry struct {
 // Carbon sets the emissions context.
 type Carbon struct {
 	// Region is an ISO country code (FRA) or a cloud region (aws:eu-west-3).
-	Region string  `yaml:"region" json:"region"`
-	PUE    float64 `yaml:"pue" json:"pue"`
+	Region string `yaml:"region" json:"region"`
+	// PUE is the data centre's power usage effectiveness; 0 takes the
+	// worker's (default 1.0).
+	PUE float64 `yaml:"pue" json:"pue"`
 	// IntensityGCO2PerKWh overrides the grid intensity table.
 	IntensityGCO2PerKWh float64 `yaml:"intensity_gco2_per_kwh" json:"intensity_gco2_per_kwh,omitempty"`
 }
@@ -283,9 +285,6 @@ func (s *Spec) applyDefaults() {
 	}
 	if s.Evaluation.BatchSize == 0 {
 		s.Evaluation.BatchSize = t.BatchSize
-	}
-	if s.Carbon.PUE == 0 {
-		s.Carbon.PUE = 1.0
 	}
 	if s.Timeouts.Heartbeat == "" {
 		s.Timeouts.Heartbeat = "60s"

@@ -20,7 +20,7 @@ func TestParseMinimalAppliesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.LoRA.R != 8 || s.LoRA.LoraAlpha != 16 || s.Training.Schedule != "cosine" || s.Carbon.PUE != 1 {
+	if s.LoRA.R != 8 || s.LoRA.LoraAlpha != 16 || s.Training.Schedule != "cosine" {
 		t.Fatalf("defaults not applied: %+v", s)
 	}
 	if s.Dataset.ValidationFraction != 0.1 {
