@@ -222,6 +222,7 @@ func exportAdapter[T Float](cfg peft.Config, tr []trainable[T], isGPT2 bool) *pe
 	if isGPT2 {
 		c.FanInFanOut = true
 	}
+	c.InferenceMode = true // as PeftModel.save_pretrained writes it
 	a := &peft.Adapter{Config: c, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
 	for _, t := range tr {
 		a.Tensors[t.key] = toFloat32(t.p.w)
