@@ -11,7 +11,7 @@ import (
 )
 
 // trainable is a parameter the optimizer updates.
-type trainable[T Float] struct {
+type trainable[T float] struct {
 	p       *param[T]
 	key     string  // name in the adapter / checkpoint
 	lrScale float64 // LoRA+: B gets loraplus_lr_ratio
@@ -26,7 +26,7 @@ func moduleOf(paramName string) string {
 }
 
 // moduleList renders the linear layers for error messages.
-func moduleList[T Float](n *net[T]) string {
+func moduleList[T float](n *net[T]) string {
 	var names []string
 	for _, l := range n.linears() {
 		names = append(names, fmt.Sprintf("%s [%d→%d]", l.module, l.in, l.out))
@@ -37,7 +37,7 @@ func moduleList[T Float](n *net[T]) string {
 // initLoRA attaches fresh LoRA branches to the layers cfg selects and marks
 // the parameters that bias and modules_to_save make trainable. It returns the
 // trainable parameters in a fixed order.
-func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio float64) ([]trainable[T], error) {
+func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio float64) ([]trainable[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &InputError{Kind: KindBadConfig, Msg: "adapter config", Err: err}
 	}
@@ -136,7 +136,7 @@ func initLoRA[T Float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 }
 
 // fullTrainables makes every base parameter trainable.
-func fullTrainables[T Float](n *net[T]) []trainable[T] {
+func fullTrainables[T float](n *net[T]) []trainable[T] {
 	var out []trainable[T]
 	for _, p := range n.params {
 		out = append(out, trainable[T]{p: p, key: p.name, lrScale: 1, decay: len(p.shape) >= 2})
@@ -146,7 +146,7 @@ func fullTrainables[T Float](n *net[T]) []trainable[T] {
 
 // applyAdapter attaches a saved adapter's LoRA branches and replaces the
 // parameters it carries (biases, modules_to_save), checking every shape.
-func applyAdapter[T Float](n *net[T], a *peft.Adapter) error {
+func applyAdapter[T float](n *net[T], a *peft.Adapter) error {
 	if a == nil {
 		return nil
 	}
@@ -213,7 +213,7 @@ func scaleFor(c peft.Config, module string, r int) float64 {
 }
 
 // exportAdapter collects the trained tensors as a PEFT adapter.
-func exportAdapter[T Float](cfg peft.Config, tr []trainable[T], isGPT2 bool) *peft.Adapter {
+func exportAdapter[T float](cfg peft.Config, tr []trainable[T], isGPT2 bool) *peft.Adapter {
 	c := cfg
 	c.Normalize()
 	if c.TaskType == "" {

@@ -7,7 +7,7 @@ import "math"
 func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
 
 // softmaxCausalRow turns row[:last+1] into probabilities and zeroes the rest.
-func softmaxCausalRow[T Float](row []T, last int) {
+func softmaxCausalRow[T float](row []T, last int) {
 	if r32, ok := any(row).([]float32); ok {
 		mx := r32[0]
 		for j := 1; j <= last; j++ {

@@ -6,7 +6,7 @@ import (
 
 // workspace holds the buffers of a batch forward/backward pass; they are
 // grown on demand and reused across steps.
-type workspace[T Float] struct {
+type workspace[T float] struct {
 	xs                 [][]T // residual stream before each block and after the last
 	hf, rsF, muF       []T
 	dres, dtmp, dh     []T
@@ -314,7 +314,7 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	addInto(out[:N*H], a.x2[:N*H])
 }
 
-func addInto[T Float](dst, src []T) {
+func addInto[T float](dst, src []T) {
 	parallelFor(len(dst), 8192, func(lo, hi int) {
 		d, s := dst[lo:hi], src[lo:hi]
 		for i := range d {

@@ -21,12 +21,12 @@ type GenerateOptions struct {
 }
 
 // kvCache keeps each layer's keys and values of the positions seen so far.
-type kvCache[T Float] struct {
+type kvCache[T float] struct {
 	k, v [][]T // per layer [positions × kvDim]
 	n    int   // positions filled
 }
 
-func newKVCache[T Float](c ModelConfig, positions int) *kvCache[T] {
+func newKVCache[T float](c ModelConfig, positions int) *kvCache[T] {
 	kc := &kvCache[T]{}
 	for i := 0; i < c.Layers; i++ {
 		kc.k = append(kc.k, make([]T, positions*c.kvDim()))

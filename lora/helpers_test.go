@@ -77,7 +77,7 @@ func patternData(vocab, count, length int, seed uint64) []Sequence {
 }
 
 // netAs rebuilds m's network with element type T.
-func netAs[T Float](t testing.TB, m *Model) *net[T] {
+func netAs[T float](t testing.TB, m *Model) *net[T] {
 	t.Helper()
 	src := func(name string, shape []int) ([]float32, error) {
 		w, _, ok := m.Tensor(name)

@@ -7,7 +7,7 @@ import (
 // linear is a linear layer y = x·Wᵀ + b (W stored [out, in]) or, for GPT-2's
 // Conv1D, y = x·W + b (W stored [in, out]), with an optional LoRA branch
 // scale·((dropout(x)·Aᵀ)·Bᵀ).
-type linear[T Float] struct {
+type linear[T float] struct {
 	module  string // e.g. "model.layers.0.self_attn.q_proj"
 	in, out int
 	w       *param[T]
@@ -21,7 +21,7 @@ type linear[T Float] struct {
 	n int
 }
 
-type loraBranch[T Float] struct {
+type loraBranch[T float] struct {
 	r       int
 	scale   T
 	dropout float64

@@ -4,12 +4,12 @@ import (
 	"fmt"
 )
 
-type norm[T Float] struct {
+type norm[T float] struct {
 	w, b *param[T] // b is nil for RMSNorm
 }
 
 // block is one transformer layer with the activations its backward pass needs.
-type block[T Float] struct {
+type block[T float] struct {
 	idx                         int
 	ln1, ln2                    norm[T]
 	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn)
@@ -21,12 +21,12 @@ type block[T Float] struct {
 // acts are the activations a block keeps for its backward pass. With
 // gradient checkpointing all blocks share one acts and each block's forward
 // pass is replayed just before its backward pass.
-type acts[T Float] struct {
+type acts[T float] struct {
 	rs1, mu1, qb, kb, vb, qkvb, att, x2, rs2, mu2, g, u []T
 }
 
 // net is the network, generic over the element type.
-type net[T Float] struct {
+type net[T float] struct {
 	cfg    ModelConfig
 	embed  *param[T] // [vocab, hidden]
 	pos    *param[T] // gpt2: [positions, hidden]
@@ -59,7 +59,7 @@ func (n *net[T]) linears() []*linear[T] {
 }
 
 // buildNet makes a network of cfg with weights from src.
-func buildNet[T Float](cfg ModelConfig, src weightSource) (*net[T], error) {
+func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

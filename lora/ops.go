@@ -9,7 +9,7 @@ const rowGrain = 16
 
 // reduceRows computes out[j] += Σ_rows f(row, j) with per-chunk partial sums
 // added in chunk order, so the result does not depend on the thread count.
-func reduceRows[T Float](n, d int, out []T, f func(r int, acc []T)) {
+func reduceRows[T float](n, d int, out []T, f func(r int, acc []T)) {
 	if out == nil {
 		return
 	}
@@ -31,7 +31,7 @@ func reduceRows[T Float](n, d int, out []T, f func(r int, acc []T)) {
 
 // rmsNormForward: y = x · rstd · w with rstd = 1/√(mean(x²)+eps), per row of d.
 // rstd may be nil (inference).
-func rmsNormForward[T Float](x, w []T, n, d int, eps float64, y, rstd []T) {
+func rmsNormForward[T float](x, w []T, n, d int, eps float64, y, rstd []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*d : (r+1)*d]
@@ -52,7 +52,7 @@ func rmsNormForward[T Float](x, w []T, n, d int, eps float64, y, rstd []T) {
 }
 
 // rmsNormBackward writes dx and adds to dw (when not nil).
-func rmsNormBackward[T Float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
+func rmsNormBackward[T float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -78,7 +78,7 @@ func rmsNormBackward[T Float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
 }
 
 // layerNormForward: y = (x-mean)·rstd·g + b. mean and rstd may be nil.
-func layerNormForward[T Float](x, g, b []T, n, d int, eps float64, y, mean, rstd []T) {
+func layerNormForward[T float](x, g, b []T, n, d int, eps float64, y, mean, rstd []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*d : (r+1)*d]
@@ -105,7 +105,7 @@ func layerNormForward[T Float](x, g, b []T, n, d int, eps float64, y, mean, rstd
 }
 
 // layerNormBackward writes dx and adds to dg, db (when not nil).
-func layerNormBackward[T Float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db []T) {
+func layerNormBackward[T float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -140,12 +140,12 @@ func layerNormBackward[T Float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db [
 }
 
 // ropeTable holds cos and sin of position·θ^(-2i/hd) for i < hd/2.
-type ropeTable[T Float] struct {
+type ropeTable[T float] struct {
 	half     int
 	cos, sin []T // [positions × half]
 }
 
-func newRopeTable[T Float](positions, headDim int, theta float64, scaling *RopeScaling) *ropeTable[T] {
+func newRopeTable[T float](positions, headDim int, theta float64, scaling *RopeScaling) *ropeTable[T] {
 	half := headDim / 2
 	t := &ropeTable[T]{half: half, cos: make([]T, positions*half), sin: make([]T, positions*half)}
 	for i := 0; i < half; i++ {
@@ -189,7 +189,7 @@ func (t *ropeTable[T]) apply(x []T, rows, ld, heads int, pos func(r int) int, in
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // swigluForward: s = silu(g)·u.
-func swigluForward[T Float](g, u, s []T) {
+func swigluForward[T float](g, u, s []T) {
 	if g32, ok := any(g).([]float32); ok {
 		u32, s32 := any(u).([]float32), any(s).([]float32)
 		parallelFor(len(g), 4096, func(lo, hi int) { swiglu32(g32[lo:hi], u32[lo:hi], s32[lo:hi]) })
@@ -204,7 +204,7 @@ func swigluForward[T Float](g, u, s []T) {
 }
 
 // swigluBackward writes dg and du from ds.
-func swigluBackward[T Float](ds, g, u, dg, du []T) {
+func swigluBackward[T float](ds, g, u, dg, du []T) {
 	if g32, ok := any(g).([]float32); ok {
 		ds32, u32, dg32, du32 := any(ds).([]float32), any(u).([]float32), any(dg).([]float32), any(du).([]float32)
 		parallelFor(len(g), 4096, func(lo, hi int) {
@@ -225,7 +225,7 @@ func swigluBackward[T Float](ds, g, u, dg, du []T) {
 
 // swigluForwardSig is swigluForward that also keeps σ(g) in sig, so that
 // swigluBackwardSig needs no second exponential.
-func swigluForwardSig[T Float](g, u, s, sig []T) {
+func swigluForwardSig[T float](g, u, s, sig []T) {
 	parallelFor(len(g), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x := float64(g[i])
@@ -237,7 +237,7 @@ func swigluForwardSig[T Float](g, u, s, sig []T) {
 }
 
 // swigluBackwardSig is swigluBackward with σ(g) from swigluForwardSig; dg may be sig.
-func swigluBackwardSig[T Float](ds, g, u, sig, dg, du []T) {
+func swigluBackwardSig[T float](ds, g, u, sig, dg, du []T) {
 	parallelFor(len(g), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			x, sg, d := float64(g[i]), float64(sig[i]), float64(ds[i])
@@ -254,7 +254,7 @@ const geluC = 0.7978845608028654 // √(2/π)
 func tanh(x float64) float64 { return 1 - 2/(math.Exp(2*x)+1) }
 
 // geluForwardTanh is geluForward that keeps the tanh term in th for geluBackwardTanh.
-func geluForwardTanh[T Float](x, y, th []T) {
+func geluForwardTanh[T float](x, y, th []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
@@ -266,7 +266,7 @@ func geluForwardTanh[T Float](x, y, th []T) {
 }
 
 // geluBackwardTanh is geluBackward with the tanh term from geluForwardTanh; dx may be th.
-func geluBackwardTanh[T Float](dy, x, th, dx []T) {
+func geluBackwardTanh[T float](dy, x, th, dx []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v, t := float64(x[i]), float64(th[i])
@@ -277,7 +277,7 @@ func geluBackwardTanh[T Float](dy, x, th, dx []T) {
 }
 
 // geluForward: GELU with the tanh approximation (GPT-2's gelu_new).
-func geluForward[T Float](x, y []T) {
+func geluForward[T float](x, y []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
@@ -287,7 +287,7 @@ func geluForward[T Float](x, y []T) {
 }
 
 // geluBackward writes dx from dy.
-func geluBackward[T Float](dy, x, dx []T) {
+func geluBackward[T float](dy, x, dx []T) {
 	parallelFor(len(x), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
@@ -308,7 +308,7 @@ type attnShape struct {
 }
 
 // attentionScores fills p (S×S) with softmax(Q_h·K_kvᵀ/√hd) under the causal mask.
-func attentionScores[T Float](sh attnShape, q, k []T, b, h int, p []T) {
+func attentionScores[T float](sh attnShape, q, k []T, b, h int, p []T) {
 	S, hd := sh.S, sh.hd
 	kv := h / (sh.heads / sh.kvHeads)
 	scale := T(1 / math.Sqrt(float64(hd)))
@@ -321,7 +321,7 @@ func attentionScores[T Float](sh attnShape, q, k []T, b, h int, p []T) {
 // attentionForward computes O = softmax(QKᵀ/√hd + causal mask)·V per head.
 // The probabilities are not kept: the backward pass recomputes them, which
 // costs one more Q·Kᵀ product and saves B·heads·S² values per layer.
-func attentionForward[T Float](sh attnShape, q, k, v, o []T, scratch *bufPool[T]) {
+func attentionForward[T float](sh attnShape, q, k, v, o []T, scratch *bufPool[T]) {
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	parallelFor(sh.B*sh.heads, 1, func(lo, hi int) {
@@ -338,7 +338,7 @@ func attentionForward[T Float](sh attnShape, q, k, v, o []T, scratch *bufPool[T]
 
 // attentionBackward writes dq, dk, dv (same layouts as q, k, v) from dO.
 // scratch lends the S×S buffers of the workers.
-func attentionBackward[T Float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scratch *bufPool[T]) {
+func attentionBackward[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scratch *bufPool[T]) {
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	scale := T(1 / math.Sqrt(float64(hd)))
@@ -386,7 +386,7 @@ func attentionBackward[T Float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scrat
 // crossEntropyRows turns logits rows (V wide) into softmax − onehot(target),
 // scaled by gscale, in place, and returns each row's loss (−log p[target])
 // in loss. With grad false the logits are left as they are.
-func crossEntropyRows[T Float](logits []T, rows, V int, targets []int, gscale float64, grad bool, loss []float64, argmaxOK []bool) {
+func crossEntropyRows[T float](logits []T, rows, V int, targets []int, gscale float64, grad bool, loss []float64, argmaxOK []bool) {
 	parallelFor(rows, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := logits[r*V : (r+1)*V]

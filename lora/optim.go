@@ -13,12 +13,12 @@ const (
 
 // optimizer is AdamW (decoupled weight decay, as torch.optim.AdamW) over the
 // trainable parameters; only they have gradient buffers and moments.
-type optimizer[T Float] struct {
+type optimizer[T float] struct {
 	tr   []trainable[T]
 	m, v [][]T
 }
 
-func newOptimizer[T Float](tr []trainable[T]) *optimizer[T] {
+func newOptimizer[T float](tr []trainable[T]) *optimizer[T] {
 	o := &optimizer[T]{tr: tr}
 	for _, t := range tr {
 		if t.p.g == nil {

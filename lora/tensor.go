@@ -15,9 +15,9 @@ var blasBackend = "gonum"
 // (pure Go) or "openblas" (built with -tags openblas).
 func BLASBackend() string { return blasBackend }
 
-// Float is the element type of the numerics: float32 for models, float64 for
+// float is the element type of the numerics: float32 for models, float64 for
 // the gradient checks.
-type Float interface{ float32 | float64 }
+type float interface{ float32 | float64 }
 
 func trans(t bool) blas.Transpose {
 	if t {
@@ -28,7 +28,7 @@ func trans(t bool) blas.Transpose {
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with
 // op(A) m×k and op(B) k×n, through blas32 or blas64.
-func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func gemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -87,7 +87,7 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 
 // param is one named tensor of the network. w holds the values; g is the
 // gradient buffer, nil for frozen tensors.
-type param[T Float] struct {
+type param[T float] struct {
 	name  string // Hugging Face name, e.g. "model.layers.0.mlp.up_proj.weight"
 	shape []int
 	w     []T
@@ -96,7 +96,7 @@ type param[T Float] struct {
 
 func (p *param[T]) size() int { return len(p.w) }
 
-func newParam[T Float](name string, shape []int) *param[T] {
+func newParam[T float](name string, shape []int) *param[T] {
 	n := 1
 	for _, d := range shape {
 		n *= d
@@ -104,20 +104,20 @@ func newParam[T Float](name string, shape []int) *param[T] {
 	return &param[T]{name: name, shape: append([]int(nil), shape...), w: make([]T, n)}
 }
 
-func grow[T Float](buf []T, n int) []T {
+func grow[T float](buf []T, n int) []T {
 	if cap(buf) < n {
 		return make([]T, n)
 	}
 	return buf[:n]
 }
 
-func zero[T Float](x []T) {
+func zero[T float](x []T) {
 	for i := range x {
 		x[i] = 0
 	}
 }
 
-func toFloat32[T Float](x []T) []float32 {
+func toFloat32[T float](x []T) []float32 {
 	out := make([]float32, len(x))
 	for i, v := range x {
 		out[i] = float32(v)
@@ -125,7 +125,7 @@ func toFloat32[T Float](x []T) []float32 {
 	return out
 }
 
-func fromFloat32[T Float](x []float32) []T {
+func fromFloat32[T float](x []float32) []T {
 	out := make([]T, len(x))
 	for i, v := range x {
 		out[i] = T(v)
@@ -134,7 +134,7 @@ func fromFloat32[T Float](x []float32) []T {
 }
 
 // bufPool lends reusable buffers to concurrent workers.
-type bufPool[T Float] struct {
+type bufPool[T float] struct {
 	mu   sync.Mutex
 	free [][]T
 }

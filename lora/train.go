@@ -183,7 +183,7 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 }
 
 // trainRun is the state of one training run.
-type trainRun[T Float] struct {
+type trainRun[T float] struct {
 	n           *net[T]
 	tr          []trainable[T]
 	opt         *optimizer[T]
@@ -201,7 +201,7 @@ type trainRun[T Float] struct {
 	lastGood string // last checkpoint folder
 }
 
-func newTrainRun[T Float](n *net[T], tr []trainable[T], tc TrainConfig, data []Sequence) *trainRun[T] {
+func newTrainRun[T float](n *net[T], tr []trainable[T], tc TrainConfig, data []Sequence) *trainRun[T] {
 	t := &trainRun[T]{n: n, tr: tr, opt: newOptimizer(tr), tc: tc, data: data,
 		order: dataOrder{n: len(data), seed: tc.Seed, epoch: -1}, total: tc.totalSteps(len(data))}
 	t.lowest = n.cfg.Layers
