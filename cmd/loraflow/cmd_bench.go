@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loraflow/loraflow/lora"
+)
+
+func init() { register(newBenchCmd) }
+
+// benchWorkloads are the workloads `loraflow bench` knows, by name.
+var benchWorkloads = map[string]lora.Workload{
+	lora.Llama30M.Name:  lora.Llama30M,
+	lora.GPT2Small.Name: lora.GPT2Small,
+}
+
+// benchWorkloadOrder is the order of --workload all.
+var benchWorkloadOrder = []string{lora.Llama30M.Name, lora.GPT2Small.Name}
+
+// benchChildSpec is what the parent asks one child process to run.
+type benchChildSpec struct {
+	Workload string `json:"workload"`
+	Steps    int    `json:"steps"`
+	Full     bool   `json:"full"`
+	BLAS     string `json:"blas"`
+}
+
+// benchChildCommand makes the command of one child run; tests replace it.
+var benchChildCommand = func(ctx context.Context, spec string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: locating this binary to re-run it: %w", err)
+	}
+	return exec.CommandContext(ctx, exe, "bench", "--child", spec), nil
+}
+
+// benchRow is one line of the bench table.
+type benchRow struct {
+	lora.BenchResult
+	Mode           string  `json:"mode"` // "LoRA" or "full"
+	SgemmGFLOPs    float64 `json:"sgemm_gflops"`
+	StepVsSgemm    float64 `json:"step_vs_sgemm"`              // achieved GFLOP/s ÷ sgemm GFLOP/s
+	RSSLoRAVsFull  float64 `json:"rss_lora_vs_full,omitempty"` // on the LoRA row, with --full
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	SgemmShape     [3]int  `json:"sgemm_mnk"`
+	LoadAvgAtStart string  `json:"loadavg_at_start"`
+}
+
+// benchReport is the --json output.
+type benchReport struct {
+	GOMAXPROCS   int        `json:"gomaxprocs"`
+	NumCPU       int        `json:"num_cpu"`
+	LoadAvgStart string     `json:"loadavg_start"`
+	LoadAvgEnd   string     `json:"loadavg_end"`
+	Rows         []benchRow `json:"rows"`
+	// FallbackSlowdown is openblas tokens/s ÷ gonum tokens/s per workload
+	// and mode, when both backends ran.
+	FallbackSlowdown map[string]float64 `json:"fallback_slowdown,omitempty"`
+}
+
+func newBenchCmd() *cobra.Command {
+	var (
+		workload string
+		steps    int
+		full     bool
+		asJSON   bool
+		backend  string
+		child    string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [--workload llama30m|gpt2s|all] [--steps N] [--full] [--json]",
+		Short: "Measure the training engine's throughput and memory on the reference workloads",
+		Long: `Bench trains the reference workloads (DESIGN.md §8, random weights and tokens)
+for a few steps and prints tokens/s, the achieved GFLOP/s (from the model's
+FLOP count), the float32 sgemm GFLOP/s of the same BLAS measured in the same
+run, their ratio, and the peak RSS. Each workload runs in its own child
+process, so peak RSS is per workload. With --full the same workloads also run
+as full fine-tuning, and the LoRA/full peak-RSS ratio is printed. --blas all
+runs both BLAS backends (openblas needs a binary built with -tags openblas).
+The machine's load average is printed beside the figures: on a shared CPU
+they are only comparable at similar load.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if child != "" {
+				return runBenchChild(cmd.Context(), child, cmd.OutOrStdout())
+			}
+			var names []string
+			if workload == "all" {
+				names = benchWorkloadOrder
+			} else {
+				for _, n := range strings.Split(workload, ",") {
+					if _, ok := benchWorkloads[n]; !ok {
+						return fmt.Errorf("bench: unknown workload %q (want %s or all)", n, strings.Join(benchWorkloadOrder, ", "))
+					}
+					names = append(names, n)
+				}
+			}
+			if steps < 1 {
+				return fmt.Errorf("bench: --steps %d: want at least 1", steps)
+			}
+			backends := []string{lora.BLASBackend()}
+			switch backend {
+			case "", "default":
+			case "all":
+				backends = lora.BLASBackends()
+			default:
+				if !slices.Contains(lora.BLASBackends(), backend) {
+					return fmt.Errorf("bench: --blas %q: this binary has %s", backend, strings.Join(lora.BLASBackends(), ", "))
+				}
+				backends = []string{backend}
+			}
+			rep, err := runBench(cmd.Context(), names, backends, steps, full, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printBenchTable(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&workload, "workload", "all", "llama30m, gpt2s (comma-separated) or all")
+	f.IntVar(&steps, "steps", 3, "optimizer steps per run")
+	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
+	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, gonum or all")
+	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
+	_ = f.MarkHidden("child")
+	return cmd
+}
+
+// runBench runs every (backend, workload, mode) in its own child process.
+func runBench(ctx context.Context, names, backends []string, steps int, full bool, progress io.Writer) (*benchReport, error) {
+	rep := &benchReport{GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg(),
+		FallbackSlowdown: map[string]float64{}}
+	orig := lora.BLASBackend()
+	defer func() { _ = lora.UseBLAS(orig) }()
+	modes := []bool{false}
+	if full {
+		modes = append(modes, true)
+	}
+	for _, be := range backends {
+		if err := lora.UseBLAS(be); err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			w := benchWorkloads[name]
+			// the sgemm of the engine's largest block product: tokens × intermediate × hidden
+			mnk := [3]int{w.Batch * w.SeqLen, w.Model.Intermediate, w.Model.Hidden}
+			sg := lora.SgemmGFLOPs(mnk[0], mnk[1], mnk[2], 5)
+			var loraRow = -1
+			for _, fm := range modes {
+				la := loadAvg()
+				fmt.Fprintf(progress, "bench: %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, steps, la)
+				res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be})
+				if err != nil {
+					return nil, err
+				}
+				row := benchRow{BenchResult: res, Mode: modeName(fm), SgemmGFLOPs: sg, SgemmShape: mnk,
+					PeakRSSMiB: float64(res.PeakRSSBytes) / (1 << 20), LoadAvgAtStart: la}
+				if sg > 0 {
+					row.StepVsSgemm = res.GFLOPs / sg
+				}
+				if !fm {
+					loraRow = len(rep.Rows)
+				} else if loraRow >= 0 && res.PeakRSSBytes > 0 {
+					rep.Rows[loraRow].RSSLoRAVsFull = float64(rep.Rows[loraRow].PeakRSSBytes) / float64(res.PeakRSSBytes)
+				}
+				rep.Rows = append(rep.Rows, row)
+			}
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.BLAS != "openblas" {
+			continue
+		}
+		for _, g := range rep.Rows {
+			if g.BLAS == "gonum" && g.Workload == r.Workload && g.Mode == r.Mode && g.TokensPerSec > 0 {
+				rep.FallbackSlowdown[r.Workload+" "+r.Mode] = r.TokensPerSec / g.TokensPerSec
+			}
+		}
+	}
+	if len(rep.FallbackSlowdown) == 0 {
+		rep.FallbackSlowdown = nil
+	}
+	rep.LoadAvgEnd = loadAvg()
+	return rep, nil
+}
+
+func modeName(full bool) string {
+	if full {
+		return "full"
+	}
+	return "LoRA"
+}
+
+func runBenchChildProcess(ctx context.Context, spec benchChildSpec) (lora.BenchResult, error) {
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return lora.BenchResult{}, err
+	}
+	c, err := benchChildCommand(ctx, string(js))
+	if err != nil {
+		return lora.BenchResult{}, err
+	}
+	var out, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &out, &stderr
+	if err := c.Run(); err != nil {
+		return lora.BenchResult{}, fmt.Errorf("bench: child for %s (%s, %s): %w: %s", spec.Workload, modeName(spec.Full), spec.BLAS, err, strings.TrimSpace(stderr.String()))
+	}
+	var res lora.BenchResult
+	if err := json.Unmarshal(lastLine(out.Bytes()), &res); err != nil {
+		return lora.BenchResult{}, fmt.Errorf("bench: child for %s: reading its result %q: %w", spec.Workload, out.String(), err)
+	}
+	return res, nil
+}
+
+// lastLine returns the last non-empty line of b (the child's JSON result).
+func lastLine(b []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	return lines[len(lines)-1]
+}
+
+// runBenchChild runs one benchmark in this process and prints its result as one JSON line.
+func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
+	var spec benchChildSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		return fmt.Errorf("bench: --child %q: %w", specJSON, err)
+	}
+	wl, ok := benchWorkloads[spec.Workload]
+	if !ok {
+		return fmt.Errorf("bench: --child: unknown workload %q", spec.Workload)
+	}
+	if spec.BLAS != "" {
+		if err := lora.UseBLAS(spec.BLAS); err != nil {
+			return err
+		}
+	}
+	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, false)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func printBenchTable(w io.Writer, rep *benchReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tmode\tbackend\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tpeak RSS MiB\tLoRA/full RSS\tload avg\t")
+	for _, r := range rep.Rows {
+		ratio := "-"
+		if r.RSSLoRAVsFull > 0 {
+			ratio = fmt.Sprintf("%.2f", r.RSSLoRAVsFull)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%s\t%s\t\n",
+			r.Workload, r.Mode, r.BLAS, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm, r.PeakRSSMiB, ratio, r.LoadAvgAtStart)
+	}
+	_ = tw.Flush()
+	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
+		fmt.Fprintf(w, "openblas/gonum tokens/s, %s: %.2f×\n", k, rep.FallbackSlowdown[k])
+	}
+	fmt.Fprintf(w, "GOMAXPROCS %d, %d CPUs; load average %s at start, %s at end\n", rep.GOMAXPROCS, rep.NumCPU, rep.LoadAvgStart, rep.LoadAvgEnd)
+}
+
+// loadAvg returns the 1-, 5- and 15-minute load averages (Linux), or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
