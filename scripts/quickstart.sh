@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
+. scripts/blas-env.sh   # OpenBLAS (-tags openblas) where libopenblas is installed
 mkdir -p bin
-go build -o bin/loraflow ./cmd/loraflow
-go build -o bin/worker ./cmd/worker
+go build $GO_BLAS_TAGS -o bin/loraflow ./cmd/loraflow
+go build $GO_BLAS_TAGS -o bin/worker ./cmd/worker
 exec bin/loraflow run examples/quickstart/spec.yaml "$@"

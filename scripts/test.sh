@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
-go vet ./...
+. scripts/blas-env.sh   # OpenBLAS (-tags openblas) where libopenblas is installed
+go vet $GO_BLAS_TAGS ./...
 CGO_ENABLED=0 go build ./...   # the pure-Go build must keep working
-go test -count=1 -timeout 30m ./...
+go test $GO_BLAS_TAGS -count=1 -timeout 30m ./...
+if [ -n "$GO_BLAS_TAGS" ]; then
+  # the engine on the pure-Go BLAS too (the fallback of cgo-less builds)
+  CGO_ENABLED=0 go test -count=1 -timeout 10m ./lora/
+fi

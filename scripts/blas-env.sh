@@ -1,0 +1,21 @@
+# Sourced by scripts/test.sh and scripts/quickstart.sh: picks the engine's
+# BLAS backend. Where cgo, a C compiler and libopenblas (Debian
+# libopenblas-dev, installed by scripts/setup.sh) are present, builds use
+# OpenBLAS (-tags openblas, CGO_LDFLAGS=-lopenblas); otherwise gonum's pure-Go
+# BLAS. LORAFLOW_BLAS=gonum forces the pure-Go build.
+# Sets GO_BLAS_TAGS (empty or "-tags=openblas") and LORAFLOW_BLAS_BACKEND.
+GO_BLAS_TAGS=""
+LORAFLOW_BLAS_BACKEND=gonum
+if [ "${LORAFLOW_BLAS:-auto}" != gonum ] &&
+  [ "$(go env CGO_ENABLED)" = 1 ] &&
+  command -v "$(go env CC)" >/dev/null 2>&1 &&
+  { ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' ||
+    ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; }; then
+  case " ${CGO_LDFLAGS:-} " in
+  *" -lopenblas "*) ;;
+  *) export CGO_LDFLAGS="${CGO_LDFLAGS:+$CGO_LDFLAGS }-lopenblas" ;;
+  esac
+  GO_BLAS_TAGS="-tags=openblas"
+  LORAFLOW_BLAS_BACKEND=openblas
+fi
+echo "loraflow: BLAS backend $LORAFLOW_BLAS_BACKEND" >&2
