@@ -963,9 +963,7 @@ func TestExistingSecretAndClaim(t *testing.T) {
 	}
 	script := jc.Command[2]
 	for _, want := range []string{
-		`loraflow schedule describe "$SCHEDULE_ID"`,
-		`loraflow schedule delete "$SCHEDULE_ID"`,
-		`exec loraflow schedule create --spec /etc/loraflow/schedule/spec.yaml --cron "$SCHEDULE_CRON" --id "$SCHEDULE_ID" "$@"`,
+		`exec loraflow schedule create --update --spec /etc/loraflow/schedule/spec.yaml --cron "$SCHEDULE_CRON" --id "$SCHEDULE_ID" "$@"`,
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("schedule script lacks %q:\n%s", want, script)
@@ -981,34 +979,23 @@ func TestExistingSecretAndClaim(t *testing.T) {
 	if envs["SCHEDULE_ID"] != "support-bot-weekly" || envs["SCHEDULE_CRON"] != "30 2 * * 1" {
 		t.Errorf("schedule env %v", envs)
 	}
-	// Run the script with a stub `loraflow` to see the commands it issues,
-	// once with the schedule absent and once with it present.
+	// Run the script with a stub `loraflow` to see the command it issues.
 	if sh, err := exec.LookPath("sh"); err == nil {
-		for _, exists := range []bool{false, true} {
-			dir := t.TempDir()
-			logf := filepath.Join(dir, "calls")
-			stub := "#!/bin/sh\necho \"$*\" >> " + logf + "\n"
-			if !exists {
-				stub += "[ \"$2\" = describe ] && exit 1\n"
-			}
-			stub += "exit 0\n"
-			if err := os.WriteFile(filepath.Join(dir, "loraflow"), []byte(stub), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(sh, append([]string{"-ec", script}, jc.Command[3:]...)...)
-			cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "SCHEDULE_ID=" + envs["SCHEDULE_ID"], "SCHEDULE_CRON=" + envs["SCHEDULE_CRON"]}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("script: %v\n%s", err, out)
-			}
-			calls, _ := os.ReadFile(logf)
-			want := "schedule describe support-bot-weekly\n"
-			if exists {
-				want += "schedule delete support-bot-weekly\n"
-			}
-			want += "schedule create --spec /etc/loraflow/schedule/spec.yaml --cron 30 2 * * 1 --id support-bot-weekly --pause-on-failure\n"
-			if string(calls) != want {
-				t.Errorf("exists=%v: calls\n%s\nwant\n%s", exists, calls, want)
-			}
+		dir := t.TempDir()
+		logf := filepath.Join(dir, "calls")
+		stub := "#!/bin/sh\necho \"$*\" >> " + logf + "\nexit 0\n"
+		if err := os.WriteFile(filepath.Join(dir, "loraflow"), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(sh, append([]string{"-ec", script}, jc.Command[3:]...)...)
+		cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin", "SCHEDULE_ID=" + envs["SCHEDULE_ID"], "SCHEDULE_CRON=" + envs["SCHEDULE_CRON"]}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("script: %v\n%s", err, out)
+		}
+		calls, _ := os.ReadFile(logf)
+		want := "schedule create --update --spec /etc/loraflow/schedule/spec.yaml --cron 30 2 * * 1 --id support-bot-weekly --pause-on-failure\n"
+		if string(calls) != want {
+			t.Errorf("calls\n%s\nwant\n%s", calls, want)
 		}
 	}
 	specCM := r.get(t, "ConfigMap", release+"-loraflow-schedule").(*corev1.ConfigMap)
