@@ -41,13 +41,9 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	if err := cfg.Validate(); err != nil {
 		return nil, &InputError{Kind: KindBadConfig, Msg: "adapter config", Err: err}
 	}
-	switch cfg.InitLoraWeights {
-	case "", "true", "false", "gaussian":
-	default:
-		return nil, inputErr(KindBadConfig, "init_lora_weights %q is not supported for training (true, false, gaussian)", string(cfg.InitLoraWeights))
-	}
-	if cfg.UseDoRA {
-		return nil, inputErr(KindBadConfig, "use_dora is not supported for training")
+	method, err := initMethod(cfg.InitLoraWeights)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.TargetModules.IsEmpty() {
 		return nil, inputErr(KindTargetModuleNotFound, "target_modules is empty; linear layers: %s", moduleList(n))
@@ -66,7 +62,12 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		}
 		lb := &loraBranch[T]{r: r, scale: T(cfg.Scale(l.module)), dropout: cfg.LoraDropout,
 			a: newParam[T](peft.KeyA(l.module), []int{r, l.in}), b: newParam[T](peft.KeyB(l.module), []int{l.out, r})}
-		switch cfg.InitLoraWeights {
+		switch method {
+		case "pissa", "olora":
+			l.lora = lb
+			if err := initFromWeights(n, l, cfg.Scale(l.module), method); err != nil {
+				return nil, err
+			}
 		case "gaussian":
 			std := 1 / float64(r)
 			for i := range lb.a.w {
@@ -91,6 +92,11 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 			ratio = 1
 		}
 		out = append(out, trainable[T]{p: lb.b, key: lb.b.name, lrScale: ratio, decay: true})
+		if cfg.UseDoRA {
+			// LoRA+ puts 1-D parameters in B's group; vectors get no weight decay here.
+			d := newDoRA(l, peft.KeyMagnitude(l.module))
+			out = append(out, trainable[T]{p: d.mag, key: d.mag.name, lrScale: ratio, decay: false})
+		}
 	}
 	if matched == 0 {
 		return nil, inputErr(KindTargetModuleNotFound, "target_modules %s matches no linear layer; linear layers: %s", cfg.TargetModules, moduleList(n))
@@ -180,7 +186,7 @@ func applyAdapter[T float](n *net[T], a *peft.Adapter) error {
 				lb.scale = T(scaleFor(a.Config, mod, r))
 			}
 			l.lora = lb
-		case "lora_B":
+		case "lora_B", "lora_magnitude_vector":
 		case "":
 			name := peft.ParamName(mod)
 			var p *param[T]
@@ -201,7 +207,7 @@ func applyAdapter[T float](n *net[T], a *peft.Adapter) error {
 			return inputErr(KindAdapterMismatch, "adapter tensor %q (%s) is not supported", key, kind)
 		}
 	}
-	return nil
+	return applyMagnitudes(n, a)
 }
 
 func scaleFor(c peft.Config, module string, r int) float64 {

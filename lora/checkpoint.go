@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +87,11 @@ func (t *trainRun[T]) saveCheckpoint() (string, error) {
 		return "", fmt.Errorf("lora: checkpoint: %w", err)
 	}
 	if t.peftCfg != nil {
-		if err := exportAdapter(*t.peftCfg, t.tr, t.n.cfg.isGPT2()).Save(filepath.Join(tmp, "adapter")); err != nil {
+		a, err := exportTrained(context.Background(), t.n, *t.peftCfg, t.tr)
+		if err != nil {
+			return "", fmt.Errorf("lora: checkpoint: %w", err)
+		}
+		if err := a.Save(filepath.Join(tmp, "adapter")); err != nil {
 			return "", fmt.Errorf("lora: checkpoint: %w", err)
 		}
 	}

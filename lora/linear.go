@@ -6,7 +6,7 @@ import (
 
 // linear is a linear layer y = x·Wᵀ + b (W stored [out, in]) or, for GPT-2's
 // Conv1D, y = x·W + b (W stored [in, out]), with an optional LoRA branch
-// scale·((dropout(x)·Aᵀ)·Bᵀ).
+// scale·((dropout(x)·Aᵀ)·Bᵀ), which may be a DoRA branch (see dora.go).
 type linear[T float] struct {
 	module  string // e.g. "model.layers.0.self_attn.q_proj"
 	in, out int
@@ -26,6 +26,10 @@ type loraBranch[T float] struct {
 	scale   T
 	dropout float64
 	a, b    *param[T] // a [r, in], b [out, r]
+	dora    *doraState[T]
+	// a0, b0 are the data-driven initial factors (PiSSA, OLoRA) that the
+	// saved adapter is converted against; nil otherwise.
+	a0, b0 []float32
 	// saved by forward
 	xd   []T     // dropped-out input (only with dropout)
 	keep []uint8 // dropout mask
@@ -38,37 +42,61 @@ type loraBranch[T float] struct {
 // gradient of a trainable weight or of a LoRA branch.
 func (l *linear[T]) needsInput() bool { return l.w.g != nil || l.lora != nil }
 
-// forward computes y[:n·out] from x[:n·in]. rng drives dropout; nil means
-// evaluation (no dropout).
-func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
-	l.x, l.n = x, n
+// mulW writes y[:n·out] = x·W (as the layer applies it; no bias).
+func (l *linear[T]) mulW(x []T, n int, y []T) {
 	if l.conv1d {
 		gemm(false, false, n, l.out, l.in, 1, x, l.in, l.w.w, l.out, 0, y, l.out)
 	} else {
 		gemm(false, true, n, l.out, l.in, 1, x, l.in, l.w.w, l.in, 0, y, l.out)
 	}
-	if l.b != nil {
-		bw := l.b.w
-		parallelFor(n, 64, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				yr := y[r*l.out : (r+1)*l.out]
-				for j := range yr {
-					yr[j] += bw[j]
-				}
-			}
-		})
+}
+
+// inputGrad writes (beta 0) or adds (beta 1) g·W to dx: the input gradient
+// of the base product for an output gradient g [n, out].
+func (l *linear[T]) inputGrad(g []T, n int, beta T, dx []T) {
+	if l.conv1d {
+		gemm(false, true, n, l.in, l.out, 1, g, l.out, l.w.w, l.out, beta, dx, l.in)
+	} else {
+		gemm(false, false, n, l.in, l.out, 1, g, l.out, l.w.w, l.in, beta, dx, l.in)
 	}
-	lb := l.lora
-	if lb == nil {
+}
+
+// weightGrad adds the gradient of the base weight for output gradient g and
+// input x to l.w.g.
+func (l *linear[T]) weightGrad(g, x []T, n int) {
+	if l.conv1d { // dW[in,out] += xᵀ·g
+		gemm(true, false, l.in, l.out, n, 1, x, l.in, g, l.out, 1, l.w.g, l.out)
+	} else { // dW[out,in] += gᵀ·x
+		gemm(true, false, l.out, l.in, n, 1, g, l.out, x, l.in, 1, l.w.g, l.in)
+	}
+}
+
+// addBias adds the bias to every row of y[:n·out].
+func (l *linear[T]) addBias(y []T, n int) {
+	if l.b == nil {
 		return
 	}
-	xd := x
-	if lb.dropout > 0 && rng != nil {
-		lb.xd = grow(lb.xd, n*l.in)
-		if cap(lb.keep) < n*l.in {
-			lb.keep = make([]uint8, n*l.in)
+	bw := l.b.w
+	parallelFor(n, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			yr := y[r*l.out : (r+1)*l.out]
+			for j := range yr {
+				yr[j] += bw[j]
+			}
 		}
-		lb.keep = lb.keep[:n*l.in]
+	})
+}
+
+// dropoutInput returns the branch input: x itself, or with dropout in
+// training (rng not nil) a dropped-out, rescaled copy whose mask is kept
+// for the backward pass.
+func (lb *loraBranch[T]) dropoutInput(x []T, size int, rng *rand.Rand) []T {
+	if lb.dropout > 0 && rng != nil {
+		lb.xd = grow(lb.xd, size)
+		if cap(lb.keep) < size {
+			lb.keep = make([]uint8, size)
+		}
+		lb.keep = lb.keep[:size]
 		inv := T(1 / (1 - lb.dropout))
 		for i := range lb.keep {
 			if rng.Float64() >= lb.dropout {
@@ -79,10 +107,28 @@ func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
 				lb.xd[i] = 0
 			}
 		}
-		xd = lb.xd[:n*l.in]
-	} else {
-		lb.keep = lb.keep[:0]
+		return lb.xd[:size]
 	}
+	lb.keep = lb.keep[:0]
+	return x
+}
+
+// forward computes y[:n·out] from x[:n·in]. rng drives dropout; nil means
+// evaluation (no dropout).
+func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
+	l.x, l.n = x, n
+	l.mulW(x, n, y)
+	lb := l.lora
+	if lb != nil && lb.dora != nil {
+		l.doraForward(x, n, y, rng)
+		l.addBias(y, n)
+		return
+	}
+	l.addBias(y, n)
+	if lb == nil {
+		return
+	}
+	xd := lb.dropoutInput(x, n*l.in, rng)
 	lb.u = grow(lb.u, n*lb.r)
 	gemm(false, true, n, lb.r, l.in, 1, xd, l.in, lb.a.w, l.in, 0, lb.u, lb.r)
 	gemm(false, true, n, l.out, lb.r, lb.scale, lb.u, lb.r, lb.b.w, lb.r, 1, y, l.out)
@@ -93,13 +139,6 @@ func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
 // (accumulate=true) the input gradient.
 func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 	n, x := l.n, l.x
-	if l.w.g != nil {
-		if l.conv1d { // dW[in,out] += xᵀ·dy
-			gemm(true, false, l.in, l.out, n, 1, x, l.in, dy, l.out, 1, l.w.g, l.out)
-		} else { // dW[out,in] += dyᵀ·x
-			gemm(true, false, l.out, l.in, n, 1, dy, l.out, x, l.in, 1, l.w.g, l.in)
-		}
-	}
 	if l.b != nil && l.b.g != nil {
 		reduceRows(n, l.out, l.b.g, func(r int, acc []T) {
 			dr := dy[r*l.out : (r+1)*l.out]
@@ -112,14 +151,17 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 	if accumulate {
 		beta = 1
 	}
-	if dx != nil {
-		if l.conv1d {
-			gemm(false, true, n, l.in, l.out, 1, dy, l.out, l.w.w, l.out, beta, dx, l.in)
-		} else {
-			gemm(false, false, n, l.in, l.out, 1, dy, l.out, l.w.w, l.in, beta, dx, l.in)
-		}
-	}
 	lb := l.lora
+	if lb != nil && lb.dora != nil {
+		l.doraBackward(dy, dx, beta)
+		return
+	}
+	if l.w.g != nil {
+		l.weightGrad(dy, x, n)
+	}
+	if dx != nil {
+		l.inputGrad(dy, n, beta, dx)
+	}
 	if lb == nil {
 		return
 	}
@@ -127,15 +169,7 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 	if len(lb.keep) > 0 {
 		xd = lb.xd
 	}
-	// du = scale·dy·B  [n, r]
-	lb.du = grow(lb.du, n*lb.r)
-	gemm(false, false, n, lb.r, l.out, lb.scale, dy, l.out, lb.b.w, lb.r, 0, lb.du, lb.r)
-	if lb.b.g != nil { // dB += scale·dyᵀ·u
-		gemm(true, false, l.out, lb.r, n, lb.scale, dy, l.out, lb.u, lb.r, 1, lb.b.g, lb.r)
-	}
-	if lb.a.g != nil { // dA += duᵀ·xd
-		gemm(true, false, lb.r, l.in, n, 1, lb.du, lb.r, xd, l.in, 1, lb.a.g, l.in)
-	}
+	lb.branchGrads(dy, xd, n, l.in, l.out)
 	if dx == nil {
 		return
 	}
@@ -145,6 +179,25 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 	}
 	lb.dxd = grow(lb.dxd, n*l.in)
 	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 0, lb.dxd, l.in)
+	lb.addMasked(dx)
+}
+
+// branchGrads computes du = scale·g·B [n, r] and adds the gradients of A and
+// B for the branch output gradient g [n, out] and branch input xd.
+func (lb *loraBranch[T]) branchGrads(g, xd []T, n, in, out int) {
+	lb.du = grow(lb.du, n*lb.r)
+	gemm(false, false, n, lb.r, out, lb.scale, g, out, lb.b.w, lb.r, 0, lb.du, lb.r)
+	if lb.b.g != nil { // dB += scale·gᵀ·u
+		gemm(true, false, out, lb.r, n, lb.scale, g, out, lb.u, lb.r, 1, lb.b.g, lb.r)
+	}
+	if lb.a.g != nil { // dA += duᵀ·xd
+		gemm(true, false, lb.r, in, n, 1, lb.du, lb.r, xd, in, 1, lb.a.g, in)
+	}
+}
+
+// addMasked adds the gradient in lb.dxd, taken with respect to the
+// dropped-out input, to dx through the dropout mask.
+func (lb *loraBranch[T]) addMasked(dx []T) {
 	inv := T(1 / (1 - lb.dropout))
 	for i, k := range lb.keep {
 		if k != 0 {

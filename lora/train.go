@@ -179,7 +179,11 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	if tc.FullFineTune {
 		return nil, res, nil
 	}
-	return exportAdapter(cfg, tr, m.cfg.isGPT2()), res, nil
+	a, err := exportTrained(ctx, n, cfg, tr)
+	if err != nil {
+		return nil, res, err
+	}
+	return a, res, nil
 }
 
 // trainRun is the state of one training run.

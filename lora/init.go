@@ -1,0 +1,85 @@
+package lora
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/loraflow/loraflow/lora/combine"
+	"github.com/loraflow/loraflow/lora/peft"
+)
+
+// initMethod maps init_lora_weights to the initialisation training uses:
+// "kaiming" (true: Kaiming-uniform A, zero B), "false", "gaussian", "pissa"
+// (pissa_niter_K too: the SVD here is exact, not PEFT's fast randomised
+// one) or "olora".
+func initMethod(v peft.InitLoraWeights) (string, error) {
+	s := strings.ToLower(string(v))
+	switch s {
+	case "", "true":
+		return "kaiming", nil
+	case "false", "gaussian", "pissa", "olora":
+		return s, nil
+	}
+	if k, ok := strings.CutPrefix(s, "pissa_niter_"); ok {
+		if n, err := strconv.Atoi(k); err == nil && n >= 1 {
+			return "pissa", nil
+		}
+	}
+	return "", inputErr(KindBadConfig, "init_lora_weights %q is not supported for training (true, false, gaussian, pissa, pissa_niter_K, olora)", string(v))
+}
+
+// dataDriven reports whether method takes the factors from the base weights.
+func dataDriven(method string) bool { return method == "pissa" || method == "olora" }
+
+// initFromWeights sets l's LoRA factors from its base weight by PiSSA (top-r
+// singular triplets) or OLoRA (thin QR), as combine.PiSSA / combine.OLoRA,
+// and replaces the weight the layer trains against by the residual
+// W0 − s·B₀·A₀, so the layer's output is unchanged at initialisation. The
+// residual is a new slice: the model's own weights are not touched.
+func initFromWeights[T float](n *net[T], l *linear[T], scale float64, method string) error {
+	if l.w == n.embed {
+		return inputErr(KindBadConfig, "init_lora_weights %q cannot target %s: its weight is tied to the embeddings", method, l.module)
+	}
+	lb := l.lora
+	fn := combine.PiSSA
+	if method == "olora" {
+		fn = combine.OLoRA
+	}
+	in, err := fn(toFloat32(l.w.w), l.out, l.in, lb.r, scale, l.conv1d)
+	if err != nil {
+		return &InputError{Kind: KindBadConfig, Msg: fmt.Sprintf("init_lora_weights %q on %s [%d→%d]", method, l.module, l.in, l.out), Err: err}
+	}
+	copy(lb.a.w, fromFloat32[T](in.A))
+	copy(lb.b.w, fromFloat32[T](in.B))
+	lb.a0, lb.b0 = in.A, in.B
+	l.w.w = fromFloat32[T](in.Residual)
+	return nil
+}
+
+// exportTrained collects the trained adapter. After a PiSSA or OLoRA
+// initialisation the adapter is converted, as PEFT's save_pretrained with
+// path_initial_model_for_weight_conversion, into a plain LoRA of rank 2r
+// (A' = [A; A₀], B' = [B, −B₀], alpha doubled, init_lora_weights true)
+// that applies to the original base model; see combine.ConvertMutatedInit.
+func exportTrained[T float](ctx context.Context, n *net[T], cfg peft.Config, tr []trainable[T]) (*peft.Adapter, error) {
+	a := exportAdapter(cfg, tr, n.cfg.isGPT2())
+	initial := &peft.Adapter{Config: a.Config, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
+	for _, l := range n.linears() {
+		if l.lora == nil || l.lora.a0 == nil {
+			continue
+		}
+		ka, kb := peft.KeyA(l.module), peft.KeyB(l.module)
+		initial.Tensors[ka], initial.Shapes[ka] = l.lora.a0, []int{l.lora.r, l.in}
+		initial.Tensors[kb], initial.Shapes[kb] = l.lora.b0, []int{l.out, l.lora.r}
+	}
+	if len(initial.Tensors) == 0 {
+		return a, nil
+	}
+	conv, err := combine.ConvertMutatedInit(ctx, a, initial)
+	if err != nil {
+		return nil, fmt.Errorf("lora: converting the %s-initialised adapter to plain LoRA: %w", cfg.InitLoraWeights, err)
+	}
+	return conv, nil
+}
