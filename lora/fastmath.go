@@ -2,9 +2,9 @@ package lora
 
 import "math"
 
-// exp32 is exp on the float32 path. (A Cephes-style polynomial was measured
-// here and was no faster than math.Exp's assembly.)
-func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
+// exp32 is exp on the float32 path: expf, in float32 arithmetic, about 1.6×
+// as fast as math.Exp here (BenchmarkExpf).
+func exp32(x float32) float32 { return expf(x) }
 
 // softmaxCausalRow turns row[:last+1] into probabilities and zeroes the rest.
 func softmaxCausalRow[T float](row []T, last int) {
