@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
@@ -14,17 +12,6 @@ import (
 	"github.com/loraflow/loraflow/lora/merge"
 	"github.com/loraflow/loraflow/lora/peft"
 )
-
-func runAdapterCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
 
 // tinyModelAndAdapters saves a tiny llama and two rank-4 adapters for it.
 func tinyModelAndAdapters(t *testing.T, dir string) (base, a1, a2 string) {
@@ -69,7 +56,7 @@ func TestAdapterCommands(t *testing.T) {
 	merged := filepath.Join(dir, "merged")
 	report := filepath.Join(dir, "report.json")
 
-	out, err := runAdapterCLI(t, "merge", "--base", base, "--adapter", a1, "--adapter", a2, "--weight", "0.7", "--weight", "0.3", "--out", merged, "--report", report)
+	out, err := runCLI(t, "merge", "--base", base, "--adapter", a1, "--adapter", a2, "--weight", "0.7", "--weight", "0.3", "--out", merged, "--report", report)
 	if err != nil || !strings.Contains(out, "equivalence: max |logit diff|") {
 		t.Fatalf("merge: %v\n%s", err, out)
 	}
@@ -80,12 +67,12 @@ func TestAdapterCommands(t *testing.T) {
 	}
 
 	back := filepath.Join(dir, "back")
-	if out, err := runAdapterCLI(t, "unmerge", "--merged", merged, "--adapter", a1, "--adapter", a2, "--weight", "0.7", "--weight", "0.3", "--out", back); err != nil {
+	if out, err := runCLI(t, "unmerge", "--merged", merged, "--adapter", a1, "--adapter", a2, "--weight", "0.7", "--weight", "0.3", "--out", back); err != nil {
 		t.Fatalf("unmerge: %v\n%s", err, out)
 	}
 
 	combined := filepath.Join(dir, "combined")
-	out, err = runAdapterCLI(t, "combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "-1", "--method", "cat", "--out", combined)
+	out, err = runCLI(t, "combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "-1", "--method", "cat", "--out", combined)
 	if err != nil || !strings.Contains(out, "r = lora_alpha = 8") {
 		t.Fatalf("combine: %v\n%s", err, out)
 	}
@@ -95,14 +82,14 @@ func TestAdapterCommands(t *testing.T) {
 	}
 
 	plot := filepath.Join(dir, "spectra.svg")
-	out, err = runAdapterCLI(t, "inspect", a1, "--base", base, "--plot", plot)
+	out, err = runCLI(t, "inspect", a1, "--base", base, "--plot", plot)
 	if err != nil || !strings.Contains(out, "suggested rank") || !strings.Contains(out, "trainable%") || !strings.Contains(out, "model.layers.0.self_attn.q_proj") {
 		t.Fatalf("inspect: %v\n%s", err, out)
 	}
 	if st, err := os.Stat(plot); err != nil || st.Size() == 0 {
 		t.Fatalf("plot: %v", err)
 	}
-	out, err = runAdapterCLI(t, "inspect", a1, "--json")
+	out, err = runCLI(t, "inspect", a1, "--json")
 	if err != nil || !json.Valid([]byte(out)) {
 		t.Fatalf("inspect --json: %v\n%s", err, out)
 	}
@@ -125,7 +112,7 @@ func TestAdapterCommandErrors(t *testing.T) {
 		{[]string{"combine", "--adapter", a1, "--adapter", a2, "--weight", "1", "--weight", "1", "--method", "dare_ties", "--out", filepath.Join(dir, "y")}, "give --density"},
 		{[]string{"inspect", filepath.Join(dir, "nope")}, "adapter_config.json"},
 	} {
-		out, err := runAdapterCLI(t, c.args...)
+		out, err := runCLI(t, c.args...)
 		if err == nil || !strings.Contains(err.Error()+out, c.want) {
 			t.Errorf("%v: err = %v, want it to mention %q", c.args, err, c.want)
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -12,17 +11,6 @@ import (
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/registry/mlflowtest"
 )
-
-func runRegistryCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
 
 func publishThree(t *testing.T, reg registry.Registry) {
 	t.Helper()
@@ -44,38 +32,38 @@ func publishThree(t *testing.T, reg registry.Registry) {
 }
 
 func testRegistryCLI(t *testing.T, uri string) {
-	out, err := runRegistryCLI(t, "registry", "ls", "--registry", uri)
+	out, err := runCLI(t, "registry", "ls", "--registry", uri)
 	if err != nil || !strings.Contains(out, "tiny-lora") || !regexpLine(out, "tiny-lora", "3", "1", "3") {
 		t.Fatalf("ls: %v\n%s", err, out)
 	}
-	out, err = runRegistryCLI(t, "registry", "ls", "tiny-lora", "--registry", uri)
+	out, err = runCLI(t, "registry", "ls", "tiny-lora", "--registry", uri)
 	if err != nil || !regexpLine(out, "1", "champion") || !regexpLine(out, "2", "challenger") || !strings.Contains(out, "eval_loss=1.5") {
 		t.Fatalf("ls model: %v\n%s", err, out)
 	}
-	out, err = runRegistryCLI(t, "registry", "show", "tiny-lora", "@champion", "--registry", uri)
+	out, err = runCLI(t, "registry", "show", "tiny-lora", "@champion", "--registry", uri)
 	if err != nil || !strings.Contains(out, "version:") || !regexpLine(out, "version:", "1") || !strings.Contains(out, "tag loraflow.base_model:") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
-	out, err = runRegistryCLI(t, "registry", "promote", "tiny-lora", "3", "--registry", uri)
+	out, err = runCLI(t, "registry", "promote", "tiny-lora", "3", "--registry", uri)
 	if err != nil || !strings.Contains(out, "champion is now version 3 (was 1)") {
 		t.Fatalf("promote: %v\n%s", err, out)
 	}
-	out, err = runRegistryCLI(t, "registry", "show", "tiny-lora", "@previous-champion", "--json", "--registry", uri)
+	out, err = runCLI(t, "registry", "show", "tiny-lora", "@previous-champion", "--json", "--registry", uri)
 	var v registry.Version
 	if err != nil || json.Unmarshal([]byte(out), &v) != nil || v.Version != "1" {
 		t.Fatalf("show previous: %v\n%s", err, out)
 	}
-	out, err = runRegistryCLI(t, "registry", "rollback", "tiny-lora", "--registry", uri)
+	out, err = runCLI(t, "registry", "rollback", "tiny-lora", "--registry", uri)
 	if err != nil || !strings.Contains(out, "champion is now version 1 (was 3)") {
 		t.Fatalf("rollback: %v\n%s", err, out)
 	}
-	if _, err := runRegistryCLI(t, "registry", "rollback", "tiny-lora", "--registry", uri); err == nil {
+	if _, err := runCLI(t, "registry", "rollback", "tiny-lora", "--registry", uri); err == nil {
 		t.Fatal("second rollback succeeded")
 	}
-	if _, err := runRegistryCLI(t, "registry", "show", "tiny-lora", "@nope", "--registry", uri); err == nil {
+	if _, err := runCLI(t, "registry", "show", "tiny-lora", "@nope", "--registry", uri); err == nil {
 		t.Fatal("show of a missing alias succeeded")
 	}
-	out, err = runRegistryCLI(t, "registry", "show", "tiny-lora", "3", "--registry", uri)
+	out, err = runCLI(t, "registry", "show", "tiny-lora", "3", "--registry", uri)
 	if err != nil || !strings.Contains(out, "tag loraflow.rolled_back:") {
 		t.Fatalf("rolled-back version: %v\n%s", err, out)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -21,20 +20,6 @@ import (
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/workflows"
 )
-
-// runScheduleCLI runs the CLI in-process and returns what it printed.
-func runScheduleCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := root.ExecuteContext(ctx)
-	return out.String(), err
-}
 
 // scheduleSpecFixture writes a tiny base model, a dataset, a signing key and
 // a spec publishing to a file registry; it returns the spec and registry paths.
@@ -81,7 +66,7 @@ func TestScheduleLifecycle(t *testing.T) {
 	conn := []string{"--address", srv.FrontendHostPort()}
 	cli := func(args ...string) (string, error) {
 		t.Helper()
-		return runScheduleCLI(t, append(args, conn...)...)
+		return runCLI(t, append(args, conn...)...)
 	}
 	mustCLI := func(args ...string) string {
 		t.Helper()
@@ -269,12 +254,12 @@ func TestScheduleCreateRejectsBadArguments(t *testing.T) {
 		{[]string{"--spec", specPath, "--id", "a", "--every", "soon"}, "invalid argument"},
 		{[]string{"--spec", filepath.Join(t.TempDir(), "missing.yaml"), "--id", "a", "--every", "1h"}, "missing.yaml"},
 	} {
-		out, err := runScheduleCLI(t, append(append([]string{"schedule", "create"}, tc.args...), conn...)...)
+		out, err := runCLI(t, append(append([]string{"schedule", "create"}, tc.args...), conn...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("create %v: got %v, want an error containing %q\n%s", tc.args, err, tc.want, out)
 		}
 	}
-	if _, err := runScheduleCLI(t, "schedule", "describe"); err == nil {
+	if _, err := runCLI(t, "schedule", "describe"); err == nil {
 		t.Error("describe without an ID accepted")
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -13,15 +12,7 @@ import (
 
 func TestKeygenAndVerifyCommands(t *testing.T) {
 	dir := t.TempDir()
-	run := func(args ...string) (string, error) {
-		root := newRootCmd()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetErr(&out)
-		root.SetArgs(args)
-		err := root.ExecuteContext(context.Background())
-		return out.String(), err
-	}
+	run := func(args ...string) (string, error) { return runCLI(t, args...) }
 	if out, err := run("keygen", "--out", filepath.Join(dir, "keys"), "--type", "ed25519"); err != nil || !strings.Contains(out, "key id") {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
