@@ -53,7 +53,7 @@ func TestBenchCommand(t *testing.T) {
 		return c, nil
 	}
 
-	out, err := runAdapterCLI(t, "bench", "--workload", "tiny", "--steps", "2", "--full", "--json")
+	out, err := runCLI(t, "bench", "--workload", "tiny", "--steps", "2", "--full", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
@@ -81,7 +81,7 @@ func TestBenchCommand(t *testing.T) {
 	}
 
 	// the table
-	out, err = runAdapterCLI(t, "bench", "--workload", "tiny", "--steps", "1")
+	out, err = runCLI(t, "bench", "--workload", "tiny", "--steps", "1")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
@@ -94,10 +94,10 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("full fine-tuning ran without --full:\n%s", out)
 	}
 
-	if _, err := runAdapterCLI(t, "bench", "--workload", "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := runCLI(t, "bench", "--workload", "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("unknown workload: %v", err)
 	}
-	if _, err := runAdapterCLI(t, "bench", "--blas", "mkl"); err == nil {
+	if _, err := runCLI(t, "bench", "--blas", "mkl"); err == nil {
 		t.Fatal("unknown backend accepted")
 	}
 }
