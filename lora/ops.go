@@ -14,7 +14,10 @@ func reduceRows[T float](n, d int, out []T, f func(r int, acc []T)) {
 		return
 	}
 	chunks := (n + rowGrain - 1) / rowGrain
-	part := make([]T, chunks*d)
+	pool := scratchPool[T]()
+	part := pool.get(chunks * d)
+	defer pool.put(part)
+	clear(part)
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		acc := part[(lo/rowGrain)*d : (lo/rowGrain+1)*d]
 		for r := lo; r < hi; r++ {

@@ -157,3 +157,18 @@ func (p *bufPool[T]) put(b []T) {
 	p.free = append(p.free, b)
 	p.mu.Unlock()
 }
+
+var (
+	scratch32 bufPool[float32]
+	scratch64 bufPool[float64]
+)
+
+// scratchPool is the process-wide pool of temporary buffers for T, for the
+// helpers that have no workspace of their own.
+func scratchPool[T float]() *bufPool[T] {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return any(&scratch32).(*bufPool[T])
+	}
+	return any(&scratch64).(*bufPool[T])
+}
