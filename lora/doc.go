@@ -14,7 +14,8 @@
 //     optional "transformer." prefix, tied head).
 //   - Train: LoRA (peft.Config: target_modules, r, lora_alpha, use_rslora,
 //     rank/alpha patterns, lora_dropout, bias, layers_to_transform,
-//     modules_to_save, init_lora_weights true/false/gaussian) or, with
+//     modules_to_save, init_lora_weights true/false/gaussian/pissa/olora,
+//     use_dora) or, with
 //     TrainConfig.FullFineTune, every weight on the same code path. AdamW with
 //     decoupled weight decay, LoRA+, constant/linear/cosine schedules with
 //     warmup, global-norm clipping, gradient accumulation, loss only after
@@ -24,6 +25,31 @@
 //     temperature, top-k, top-p, stop tokens).
 //
 // Bad input is reported as *InputError with a stable Kind.
+//
+// # DoRA, PiSSA and OLoRA
+//
+// use_dora trains PEFT's DoRA: each adapted layer computes
+// m ⊙ (W0 + s·B·A)·x / ‖W0 + s·B·A‖_row (+ bias), with the row norm
+// detached from the gradient as PEFT does, and with lora_dropout PEFT's
+// training form W0·x + (m/‖·‖ − 1) ⊙ W0·xd + m/‖·‖ ⊙ s·B·A·xd. The magnitude m
+// starts at the row norms of W0 + s·B·A (so the model is unchanged at
+// initialisation), is trained with B's LoRA+ learning rate and no weight
+// decay, and is saved as "<module>.lora_magnitude_vector" ([out]). Evaluate,
+// Logits, Generate and lora/merge accept such adapters.
+//
+// init_lora_weights "pissa" (and "pissa_niter_K", done here with an exact
+// SVD) and "olora" take A₀, B₀ from the base weight (combine.PiSSA,
+// combine.OLoRA) and train against the residual W0 − s·B₀·A₀ held in
+// memory; the loaded model is not changed. Of the two forms PEFT documents
+// for saving such a run, Train returns the converted one (save_pretrained
+// with path_initial_model_for_weight_conversion, combine.ConvertMutatedInit):
+// a plain LoRA adapter of rank 2r (A' = [A; A₀], B' = [B, −B₀], alpha
+// doubled, init_lora_weights true) that applies to the original base model,
+// so evaluation, merging and publishing need no residual model. Checkpoint
+// adapters are written in the same form. The other form — the trained A, B
+// with the residual base model — is recovered with MutatedFromConverted and
+// merge.InitFromBase (which writes the residual model). Combined with
+// use_dora the conversion is exact as well: W_res + s·B·A = W0 + s·(B·A − B₀·A₀).
 //
 // # Numerics
 //

@@ -3,6 +3,8 @@ package lora
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,4 +84,59 @@ func exportTrained[T float](ctx context.Context, n *net[T], cfg peft.Config, tr 
 		return nil, fmt.Errorf("lora: converting the %s-initialised adapter to plain LoRA: %w", cfg.InitLoraWeights, err)
 	}
 	return conv, nil
+}
+
+// MutatedFromConverted recovers PEFT's other saved form of a PiSSA or OLoRA
+// run from the converted adapter Train returns: the trained factors A, B
+// alone (rank r, the original lora_alpha, init_lora_weights method), to be
+// used with the residual base model that merge.InitFromBase writes for the
+// same config. It undoes the layout of combine.ConvertMutatedInit
+// (A' = [A; A₀], B' = [B, −B₀]); DoRA magnitudes and other tensors are kept.
+func MutatedFromConverted(a *peft.Adapter, method peft.InitLoraWeights) (*peft.Adapter, error) {
+	if m, err := initMethod(method); err != nil || !dataDriven(m) {
+		return nil, inputErr(KindBadConfig, "init_lora_weights %q is not pissa or olora", string(method))
+	}
+	if err := a.Check(); err != nil {
+		return nil, &InputError{Kind: KindAdapterMismatch, Msg: "converted adapter", Err: err}
+	}
+	c := a.Config
+	if c.R%2 != 0 {
+		return nil, inputErr(KindAdapterMismatch, "r = %d is odd: not a converted rank-2r adapter", c.R)
+	}
+	shrink := 2.0
+	if c.UseRSLoRA {
+		shrink = math.Sqrt2
+	}
+	c.R /= 2
+	c.LoraAlpha /= shrink
+	c.InitLoraWeights = method
+	rp, ap := map[string]int{}, map[string]float64{}
+	for k, v := range c.RankPattern {
+		rp[k] = v / 2
+	}
+	for k, v := range c.AlphaPattern {
+		ap[k] = v / shrink
+	}
+	c.RankPattern, c.AlphaPattern = rp, ap
+	out := &peft.Adapter{Config: c, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
+	for _, k := range a.Names() {
+		if _, kind, _ := peft.ParseKey(k); kind != "lora_A" && kind != "lora_B" {
+			out.Tensors[k], out.Shapes[k] = slices.Clone(a.Tensors[k]), slices.Clone(a.Shapes[k])
+		}
+	}
+	for _, mod := range a.Modules() {
+		ka, kb := peft.KeyA(mod), peft.KeyB(mod)
+		sa, sb := a.Shapes[ka], a.Shapes[kb]
+		if sa[0]%2 != 0 {
+			return nil, inputErr(KindAdapterMismatch, "module %q: lora_A has %d rows, not 2r", mod, sa[0])
+		}
+		r, in, o := sa[0]/2, sa[1], sb[0]
+		out.Tensors[ka], out.Shapes[ka] = slices.Clone(a.Tensors[ka][:r*in]), []int{r, in}
+		b := make([]float32, 0, o*r)
+		for i := 0; i < o; i++ {
+			b = append(b, a.Tensors[kb][i*2*r:i*2*r+r]...)
+		}
+		out.Tensors[kb], out.Shapes[kb] = b, []int{o, r}
+	}
+	return out, nil
 }
