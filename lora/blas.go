@@ -16,6 +16,24 @@ var (
 	openblas64 blas.Float64
 )
 
+// setBLASThreads sets OpenBLAS's thread count and returns the previous one
+// (nil without OpenBLAS).
+var setBLASThreads func(n int) int
+
+// concurrentGEMMs runs fn, whose goroutines call gemm concurrently (one
+// small product each, as attention does per head). OpenBLAS then runs single
+// threaded: its thread pool serves one caller at a time, and concurrent
+// callers of a multi-threaded OpenBLAS wait on each other and spin.
+func concurrentGEMMs(fn func()) {
+	if setBLASThreads == nil || blasBackend != "openblas" {
+		fn()
+		return
+	}
+	prev := setBLASThreads(1)
+	defer setBLASThreads(prev)
+	fn()
+}
+
 // BLASBackends lists the backends this binary can run on, the default first.
 func BLASBackends() []string {
 	if openblas32 != nil {

@@ -9,6 +9,8 @@ package lora
 
 /*
 #cgo LDFLAGS: -lopenblas
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
 */
 import "C"
 
@@ -19,6 +21,11 @@ import (
 func init() {
 	openblas32 = netlib.Implementation{}
 	openblas64 = netlib.Implementation{}
+	setBLASThreads = func(n int) int {
+		prev := int(C.openblas_get_num_threads())
+		C.openblas_set_num_threads(C.int(n))
+		return prev
+	}
 	if err := UseBLAS("openblas"); err != nil {
 		panic(err)
 	}

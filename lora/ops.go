@@ -369,6 +369,10 @@ func attentionForward[T float](sh attnShape, q, k, v, o []T, scratch *bufPool[T]
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	tile := min(attnTile, S)
+	concurrentGEMMs(func() { attentionForwardHeads(sh, q, k, v, o, scratch, rep, S, hd, tile) })
+}
+
+func attentionForwardHeads[T float](sh attnShape, q, k, v, o []T, scratch *bufPool[T], rep, S, hd, tile int) {
 	parallelFor(sh.B*sh.heads, 1, func(lo, hi int) {
 		p := scratch.get(tile * S)
 		defer scratch.put(p)
@@ -392,6 +396,10 @@ func attentionBackward[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scrat
 	S, hd := sh.S, sh.hd
 	tile := min(attnTile, S)
 	scale := T(1 / math.Sqrt(float64(hd)))
+	concurrentGEMMs(func() { attentionBackwardHeads(sh, q, k, v, dO, dq, dk, dv, scratch, rep, S, hd, tile, scale) })
+}
+
+func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scratch *bufPool[T], rep, S, hd, tile int, scale T) {
 	parallelFor(sh.B*sh.kvHeads, 1, func(lo, hi int) {
 		dp := scratch.get(tile * S)
 		p := scratch.get(tile * S)
