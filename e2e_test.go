@@ -107,7 +107,8 @@ func TestPipelineEndToEndOnDevServer(t *testing.T) {
 		dirs[att.Kind] = dir
 	}
 	for _, want := range []string{"adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/README.md",
-		"eval-report/" + activities.EvalReportFile, "merged-model/model.safetensors", "merged-model/config.json"} {
+		"eval-report/" + activities.EvalReportFile, "eval-report/" + activities.LossCurveFile, "eval-report/" + activities.RankSpectraFile,
+		"eval-report/" + activities.RankReportFile, "merged-model/model.safetensors", "merged-model/config.json"} {
 		kind, file, _ := strings.Cut(want, "/")
 		if _, err := os.Stat(filepath.Join(dirs[kind], file)); err != nil {
 			t.Errorf("missing %s: %v", want, err)

@@ -29,6 +29,9 @@ type evalReport struct {
 	Champion        *Metrics `json:"champion,omitempty"`
 	ChampionVersion string   `json:"champion_version,omitempty"`
 	Samples         []sample `json:"samples,omitempty"`
+	// SuggestedRank is the smallest LoRA rank keeping 99% of every adapted
+	// layer's ΔW energy (see rank_report.json and rank_spectra.png).
+	SuggestedRank int `json:"suggested_rank,omitempty"`
 }
 
 type sample struct {
@@ -115,6 +118,17 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	dir, err := a.Store.ScratchDir("eval")
 	if err != nil {
 		return out, err
+	}
+	if rep, err := rankDiagnostics(ctx, dir, in.Spec.BaseModel, adapter); err != nil {
+		a.logger().Warn("no rank diagnostics", "err", err)
+	} else {
+		report.SuggestedRank = rep.SuggestedRank
+		out.SuggestedRank = rep.SuggestedRank
+	}
+	if len(in.TrainLosses) > 0 {
+		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, out.Base.Loss, out.Adapter.Loss); err != nil {
+			a.logger().Warn("no loss curve plot", "err", err)
+		}
 	}
 	b, _ := json.MarshalIndent(report, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, EvalReportFile), append(b, '\n'), 0o644); err != nil {

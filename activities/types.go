@@ -64,6 +64,8 @@ type EvaluateInput struct {
 	Snapshot  artifact.Ref
 	BaseModel artifact.Ref
 	Adapter   artifact.Ref
+	// TrainLosses, when given, are plotted as the report's loss curve.
+	TrainLosses []float64
 }
 
 // Metrics are one model's held-out scores.
@@ -86,7 +88,9 @@ type EvaluateOutput struct {
 	// ChampionVersion is the registry version under the alias champion.
 	ChampionVersion string
 	Classification  bool
-	Usage           Usage
+	// SuggestedRank is the rank diagnostics' smallest r keeping 99% energy.
+	SuggestedRank int
+	Usage         Usage
 }
 
 // AttestInput asks for one artifact's signed attestations.

@@ -216,6 +216,7 @@ func printSummary(out io.Writer, r *workflows.Result) {
 			fmt.Fprintf(out, ", accuracy %.3f -> %.3f", e.Base.Accuracy, e.Adapter.Accuracy)
 		}
 		fmt.Fprintln(out)
+		fmt.Fprintf(out, "              report %s (loss curve, rank spectra; suggested rank %d)\n", strings.TrimPrefix(e.Report.URI, "file://"), e.SuggestedRank)
 		if e.HasChampion {
 			fmt.Fprintf(out, "              champion v%s held-out loss %.4f\n", e.ChampionVersion, e.Champion.Loss)
 		}
