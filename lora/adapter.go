@@ -93,9 +93,10 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		}
 		out = append(out, trainable[T]{p: lb.b, key: lb.b.name, lrScale: ratio, decay: true})
 		if cfg.UseDoRA {
-			// LoRA+ puts 1-D parameters in B's group; vectors get no weight decay here.
+			// As PEFT's LoRA+ optimizer (1-D parameters join B's group) and the
+			// HF Trainer (decay on every parameter but biases and norms).
 			d := newDoRA(l, peft.KeyMagnitude(l.module))
-			out = append(out, trainable[T]{p: d.mag, key: d.mag.name, lrScale: ratio, decay: false})
+			out = append(out, trainable[T]{p: d.mag, key: d.mag.name, lrScale: ratio, decay: true})
 		}
 	}
 	if matched == 0 {

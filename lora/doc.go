@@ -33,8 +33,8 @@
 // detached from the gradient as PEFT does, and with lora_dropout PEFT's
 // training form W0·x + (m/‖·‖ − 1) ⊙ W0·xd + m/‖·‖ ⊙ s·B·A·xd. The magnitude m
 // starts at the row norms of W0 + s·B·A (so the model is unchanged at
-// initialisation), is trained with B's LoRA+ learning rate and no weight
-// decay, and is saved as "<module>.lora_magnitude_vector" ([out]). Evaluate,
+// initialisation), is trained with B's LoRA+ learning rate and with weight
+// decay (as PEFT's LoRA+ optimizer and the HF Trainer group it), and is saved as "<module>.lora_magnitude_vector" ([out]). Evaluate,
 // Logits, Generate and lora/merge accept such adapters.
 //
 // init_lora_weights "pissa" (and "pissa_niter_K", done here with an exact
