@@ -2,6 +2,8 @@ package lora
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -20,18 +22,38 @@ var (
 // (nil without OpenBLAS).
 var setBLASThreads func(n int) int
 
+// With OpenBLAS the engine keeps OpenBLAS single-threaded and splits large
+// products across GOMAXPROCS goroutines itself (splitGEMM): OpenBLAS's own
+// threads spin (sched_yield) for a while after each call, taking the CPU from
+// the engine's element-wise work in between, and concurrent callers of a
+// multi-threaded OpenBLAS wait on each other.
+
+// splitMinFLOPs is the size (m·n·k) from which gemm splits a product.
+const splitMinFLOPs = 1 << 20
+
+// noSplit > 0 while goroutines call gemm concurrently (concurrentGEMMs).
+var noSplit atomic.Int32
+
 // concurrentGEMMs runs fn, whose goroutines call gemm concurrently (one
-// small product each, as attention does per head). OpenBLAS then runs single
-// threaded: its thread pool serves one caller at a time, and concurrent
-// callers of a multi-threaded OpenBLAS wait on each other and spin.
+// small product each, as attention does per head); gemm then does not split
+// products further.
 func concurrentGEMMs(fn func()) {
-	if setBLASThreads == nil || blasBackend != "openblas" {
-		fn()
-		return
-	}
-	prev := setBLASThreads(1)
-	defer setBLASThreads(prev)
+	noSplit.Add(1)
+	defer noSplit.Add(-1)
 	fn()
+}
+
+// splitGEMM reports whether gemm should split an m×n×k product across
+// goroutines, into how many parts, and along m (true) or n (false).
+func splitGEMM(m, n, k int) (parts int, alongM bool) {
+	if blasBackend != "openblas" || noSplit.Load() > 0 || m*n*k < splitMinFLOPs {
+		return 1, false
+	}
+	parts = runtime.GOMAXPROCS(0)
+	if parts < 2 {
+		return 1, false
+	}
+	return parts, m >= n
 }
 
 // BLASBackends lists the backends this binary can run on, the default first.

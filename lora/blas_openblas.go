@@ -26,6 +26,7 @@ func init() {
 		C.openblas_set_num_threads(C.int(n))
 		return prev
 	}
+	setBLASThreads(1) // the engine splits products itself (blas.go)
 	if err := UseBLAS("openblas"); err != nil {
 		panic(err)
 	}

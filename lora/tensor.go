@@ -27,11 +27,41 @@ func trans(t bool) blas.Transpose {
 }
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, with
-// op(A) m×k and op(B) k×n, through blas32 or blas64.
+// op(A) m×k and op(B) k×n, through blas32 or blas64. Large products on
+// OpenBLAS are split into row or column blocks of C across goroutines
+// (splitGEMM); each element of C is computed as without the split.
 func gemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
+	parts, alongM := splitGEMM(m, n, k)
+	if parts == 1 {
+		gemm1(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	size := m
+	if !alongM {
+		size = n
+	}
+	grain := max(16, (size/parts+15)/16*16)
+	parallelFor(size, grain, func(lo, hi int) {
+		if alongM {
+			ao := lo * lda // row lo of op(A)
+			if tA {
+				ao = lo
+			}
+			gemm1(tA, tB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			return
+		}
+		bo := lo // column lo of op(B)
+		if tB {
+			bo = lo * ldb
+		}
+		gemm1(tA, tB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
+	})
+}
+
+func gemm1[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch av := any(a).(type) {
 	case []float32:
 		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), av, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
