@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/loraflow/loraflow/lora/peft"
@@ -355,5 +356,43 @@ func TestDoRAResumeGivesSameAdapter(t *testing.T) {
 	}
 	if !bytes.Equal(adapterBytes(t, a1), adapterBytes(t, a2)) {
 		t.Fatal("resumed DoRA run's adapter differs from the uninterrupted run's")
+	}
+}
+
+// TestDoRAExactAcrossCheckpointingAndThreads: DoRA adapters (with dropout)
+// are bit-identical with and without gradient checkpointing and for any
+// GOMAXPROCS (the norms are computed per row, the magnitude gradient with
+// reduceRows).
+func TestDoRAExactAcrossCheckpointingAndThreads(t *testing.T) {
+	for _, cfg := range []ModelConfig{tinyLlamaConfig(), tinyGPT2Config()} {
+		cfg.Hidden, cfg.Intermediate = 64, 160
+		m := newTiny(t, cfg, 8)
+		pc := peft.DefaultConfig()
+		pc.TargetModules = peft.TargetModules{AllLinear: true}
+		pc.R, pc.LoraDropout, pc.UseDoRA = 4, 0.2, true
+		tc := TrainConfig{Steps: 3, BatchSize: 8, LearningRate: 5e-3, Seed: 1, WeightDecay: 0.01}
+		data := patternData(32, 16, 24, 2)
+		var want []byte
+		for i, v := range []struct {
+			procs int
+			ckpt  bool
+		}{{1, false}, {3, false}, {2, true}} {
+			if v.procs == 3 && BLASBackend() != "gonum" {
+				continue // OpenBLAS's results may depend on its own thread count
+			}
+			old := runtime.GOMAXPROCS(v.procs)
+			tc.GradientCheckpointing = v.ckpt
+			a, _, err := Train(context.Background(), m, pc, tc, data, nil)
+			runtime.GOMAXPROCS(old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := adapterBytes(t, a)
+			if i == 0 {
+				want = got
+			} else if !bytes.Equal(got, want) {
+				t.Fatalf("%s: GOMAXPROCS=%d checkpointing=%v gave a different adapter", cfg.ModelType, v.procs, v.ckpt)
+			}
+		}
 	}
 }
