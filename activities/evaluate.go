@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
@@ -44,6 +42,8 @@ type sample struct {
 // (when one exists and fits this base model) on the snapshot's held-out
 // split, and writes the report as an artifact.
 func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOutput, error) {
+	alive := startKeepAlive(ctx, "loading")
+	defer alive.close()
 	snapDir, err := a.path(in.Snapshot)
 	if err != nil {
 		return EvaluateOutput{}, err
@@ -75,7 +75,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 		}
 	}
 	score := func(label string, ad *peft.Adapter) (Metrics, error) {
-		activity.RecordHeartbeat(ctx, "evaluating "+label)
+		alive.set(ctx, "evaluating "+label)
 		r, err := lora.Evaluate(ctx, base.model, ad, val, in.Spec.Evaluation.BatchSize)
 		if err != nil {
 			return Metrics{}, classify("Evaluate "+label, err)

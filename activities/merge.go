@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/merge"
 	"github.com/loraflow/loraflow/lora/peft"
@@ -24,6 +22,8 @@ const MergeReportFile = "merge_report.json"
 // model must reproduce base+adapter logits on probe sequences within the
 // tolerance of its dtype, or the merge fails.
 func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, error) {
+	alive := startKeepAlive(ctx, "verifying the adapter")
+	defer alive.close()
 	adapterDir, err := a.path(in.Adapter)
 	if err != nil {
 		return MergeOutput{}, err
@@ -61,7 +61,7 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 	out := filepath.Join(scratch, "model")
 	rep, err := merge.Merge(ctx, in.Spec.BaseModel, out, merge.Options{
 		Adapters: adapters, SafeMerge: true, Logger: a.logger(), ReportFile: MergeReportFile,
-		Progress: func(done, total int) { activity.RecordHeartbeat(ctx, fmt.Sprintf("merged %d/%d tensors", done, total)) },
+		Progress: func(done, total int) { alive.set(ctx, fmt.Sprintf("merged %d/%d tensors", done, total)) },
 		Verify:   merge.EngineVerifier(in.Spec.BaseModel, adapters, probes, merge.DefaultTolerance(dtype)),
 	})
 	if err != nil {

@@ -30,13 +30,13 @@ func (a *Activities) trainRemotely(ctx context.Context, s spec.Spec, snapDir, ou
 	if err := os.WriteFile(specPath, b, 0o644); err != nil {
 		return TrainResult{}, err
 	}
-	// The trainer creates --out itself.
-	if err := os.Remove(outDir); err != nil {
-		return TrainResult{}, err
-	}
+	// Every path of the job is stable across attempts, so that a retried
+	// activity adopts the Workflow its previous attempt started (its name
+	// is derived from them) instead of starting a second one.
+	remoteOut := filepath.Join(work, "remote-adapter")
 	resultFile := filepath.Join(work, "remote_result.json")
 	job := argo.Job{
-		SnapshotPath: snapDir, BaseModelPath: s.BaseModel, SpecPath: specPath, OutputDir: outDir,
+		SnapshotPath: snapDir, BaseModelPath: s.BaseModel, SpecPath: specPath, OutputDir: remoteOut,
 		ProgressFile: filepath.Join(work, "progress.json"),
 		ExtraArgs:    []string{"--checkpoints", filepath.Join(work, "checkpoints"), "--result", resultFile},
 	}
@@ -54,14 +54,21 @@ func (a *Activities) trainRemotely(ctx context.Context, s spec.Spec, snapDir, ou
 		}
 		return TrainResult{}, err
 	}
-	if err := checkAdapterFitsBase(outDir, s.BaseModel); err != nil {
+	if err := checkAdapterFitsBase(remoteOut, s.BaseModel); err != nil {
 		return TrainResult{}, err
 	}
 	var res TrainResult
-	if b, err := os.ReadFile(resultFile); err == nil {
-		_ = json.Unmarshal(b, &res)
+	b, err = os.ReadFile(resultFile)
+	if err == nil {
+		err = json.Unmarshal(b, &res)
 	}
-	return res, nil
+	if err != nil {
+		return TrainResult{}, nonRetryable("ArgoInvalidResult", fmt.Errorf("the trainer succeeded but its result %s is unreadable: %w", resultFile, err))
+	}
+	if err := copyFiles(remoteOut, outDir); err != nil {
+		return TrainResult{}, err
+	}
+	return res, os.RemoveAll(remoteOut)
 }
 
 // checkAdapterFitsBase loads the adapter and checks its modules and shapes

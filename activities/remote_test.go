@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -36,8 +37,17 @@ func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.
 	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
 		return "", err
 	}
-	if _, err := TrainAdapter(ctx, s, job.SnapshotPath, job.OutputDir, filepath.Join(job.OutputDir+".ck"), nil); err != nil {
+	res, err := TrainAdapter(ctx, s, job.SnapshotPath, job.OutputDir, filepath.Join(job.OutputDir+".ck"), nil)
+	if err != nil {
 		return "", err
+	}
+	for i, a := range job.ExtraArgs { // the contract's --result file
+		if a == "--result" && i+1 < len(job.ExtraArgs) {
+			b, _ := json.Marshal(res)
+			if err := os.WriteFile(job.ExtraArgs[i+1], b, 0o644); err != nil {
+				return "", err
+			}
+		}
 	}
 	return job.OutputDir, nil
 }
@@ -53,11 +63,20 @@ func TestTrainLoRAOnRemoteTrainer(t *testing.T) {
 	}
 	var out TrainOutput
 	v.Get(&out)
-	if len(fake.jobs) != 1 || out.Adapter.SHA256 == "" {
+	if len(fake.jobs) != 1 || out.Adapter.SHA256 == "" || out.Steps != 4 || len(out.Losses) != 4 {
 		t.Fatalf("jobs %d, out %+v", len(fake.jobs), out)
 	}
 	if p, err := w.acts.Store.Path(out.Adapter); err != nil || checkAdapterFitsBase(p, w.spec.BaseModel) != nil {
 		t.Fatalf("adapter from the remote trainer not in the store or not fitting: %v", err)
+	}
+	// A retry uses the same job paths, so the backend adopts the same Workflow.
+	again := &fakeArgo{fail: errors.New("stop here")}
+	w.acts.RemoteTrainer = again
+	w.spec.Training.Seed++ // new inputs: a new work folder
+	w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	if len(again.jobs) != 2 || again.jobs[0].OutputDir != again.jobs[1].OutputDir || argo.DefaultName(again.jobs[0], "img", 1) != argo.DefaultName(again.jobs[1], "img", 1) {
+		t.Fatalf("retried attempts gave different jobs: %+v", again.jobs)
 	}
 }
 

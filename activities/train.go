@@ -45,14 +45,17 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	if err != nil {
 		return TrainOutput{}, err
 	}
+	// Heartbeats go on while the model loads; then each step updates them.
+	// The SDK throttles them; the checkpoint named is durable (Train writes
+	// it atomically before reporting it).
+	alive := startKeepAlive(ctx, TrainProgress{})
+	defer alive.close()
 	var lastCheckpoint string
 	heartbeat := func(p lora.Progress) {
 		if p.Checkpoint != "" {
 			lastCheckpoint = "file://" + p.Checkpoint
 		}
-		// The SDK throttles heartbeats; the checkpoint named here is durable
-		// (Train writes it atomically before reporting it).
-		activity.RecordHeartbeat(ctx, TrainProgress{
+		alive.set(ctx, TrainProgress{
 			Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, LearningRate: p.LearningRate,
 			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
 		})

@@ -68,7 +68,13 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 		s.BaseModel = base
 	}
 	if _, err := os.Stat(out); err == nil {
-		return fmt.Errorf("%w: --out %s already exists", errBadTrainArgs, out)
+		// A retried pod after a finished run: the adapter was renamed into
+		// place as the last step, so a complete folder means done.
+		if complete(out) && (result == "" || fileExists(result)) {
+			fmt.Fprintf(cmd.OutOrStdout(), "adapter already in %s\n", out)
+			return nil
+		}
+		return fmt.Errorf("%w: --out %s exists but is not a complete adapter", errBadTrainArgs, out)
 	}
 	if checkpoints == "" {
 		checkpoints = filepath.Clean(out) + ".checkpoints"
@@ -92,15 +98,21 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		return err
-	}
-	if result != "" {
+	if result != "" { // before the rename: a complete --out implies its result
 		b, _ := json.Marshal(res)
 		if err := artifact.WriteFileAtomic(result, b); err != nil {
 			return err
 		}
 	}
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "adapter written to %s: %d steps, final loss %.4f\n", out, res.Steps, res.FinalLoss)
 	return nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func complete(adapterDir string) bool {
+	return fileExists(filepath.Join(adapterDir, "adapter_config.json")) && fileExists(filepath.Join(adapterDir, "adapter_model.safetensors"))
 }
