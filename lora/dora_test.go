@@ -291,8 +291,29 @@ func TestDoRATrainSaveLoad(t *testing.T) {
 			if again.Loss != after.Loss {
 				t.Fatalf("loaded adapter: loss %v, in memory %v", again.Loss, after.Loss)
 			}
-			if _, err := Generate(ctx, m, back, held[0].Tokens[:3], GenerateOptions{MaxTokens: 4}); err != nil {
+			// Generate (greedy, KV cache, norms computed once) equals
+			// recomputing the full prefix with Logits.
+			gen, err := Generate(ctx, m, back, held[0].Tokens[:3], GenerateOptions{MaxTokens: 4})
+			if err != nil {
 				t.Fatal(err)
+			}
+			seq := append([]int(nil), held[0].Tokens[:3]...)
+			V := cfg.VocabSize
+			for i := range gen {
+				l, err := Logits(ctx, m, back, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last, best := l[(len(seq)-1)*V:], 0
+				for j, v := range last {
+					if v > last[best] {
+						best = j
+					}
+				}
+				if gen[i] != best {
+					t.Fatalf("token %d: generate %d, full recompute %d", i, gen[i], best)
+				}
+				seq = append(seq, best)
 			}
 			// Without the magnitudes the DoRA config is refused, and so are
 			// magnitudes without use_dora.
