@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -99,20 +100,25 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	if out.Adapter, err = score("adapter", adapter); err != nil {
 		return out, err
 	}
-	if champ, version, ok := a.championAdapter(ctx, in.Spec, in.BaseModel.SHA256); ok {
-		if m, err := score("champion v"+version, champ); err == nil {
-			out.HasChampion, out.Champion, out.ChampionVersion = true, m, version
-		} else {
-			a.logger().Warn("champion could not be evaluated; comparing without it", "version", version, "err", err)
-		}
+	champ, err := a.champion(ctx, in.Spec, in.BaseModel.SHA256, in.Snapshot.SHA256)
+	if err != nil {
+		return out, fmt.Errorf("Evaluate: looking up the champion: %w", err)
 	}
-
+	out.HasChampion, out.ChampionVersion, out.ChampionComparable, out.ChampionNote = champ.found, champ.version, champ.comparable, champ.note
+	switch {
+	case champ.adapter != nil:
+		if out.Champion, err = score("champion v"+champ.version, champ.adapter); err != nil {
+			return out, err
+		}
+	case champ.comparable:
+		out.Champion = champ.metrics
+	}
 	report := evalReport{
 		Snapshot: in.Snapshot.SHA256, BaseModel: in.BaseModel.SHA256, Adapter: in.Adapter.SHA256, Split: dataset.ValidationFile,
 		Base: out.Base, Adapted: out.Adapter, ChampionVersion: out.ChampionVersion,
 		Samples: a.samples(ctx, base, adapter, snap.Validation),
 	}
-	if out.HasChampion {
+	if out.ChampionComparable {
 		report.Champion = &out.Champion
 	}
 	dir, err := a.Store.ScratchDir("eval")
@@ -171,32 +177,51 @@ func (a *Activities) samples(ctx context.Context, base *baseModel, adapter *peft
 	return out
 }
 
-// championAdapter loads the adapter under the registry alias champion, if
-// one exists, is stored locally and was trained on the same base model.
-func (a *Activities) championAdapter(ctx context.Context, s spec.Spec, baseDigest string) (*peft.Adapter, string, bool) {
+// championInfo is what Evaluate learns about the current champion.
+type championInfo struct {
+	found, comparable bool
+	version, note     string
+	adapter           *peft.Adapter // when it can be scored here
+	metrics           Metrics       // its registered scores, when comparable without scoring
+}
+
+// champion finds the version under the alias champion. It is scored on the
+// same held-out data when its adapter is stored locally and fits this base
+// model; otherwise its registered held-out loss is used when it was
+// measured on the same dataset snapshot and base. A champion that cannot be
+// compared either way is reported as not comparable, and the gate then
+// never promotes over it. Registry errors are returned (retryable): a
+// registry outage must not look like "no champion".
+func (a *Activities) champion(ctx context.Context, s spec.Spec, baseDigest, snapshotDigest string) (championInfo, error) {
 	reg, err := a.openRegistry(ctx, s)
 	if err != nil {
-		a.logger().Warn("registry unavailable; evaluating without the champion", "err", err)
-		return nil, "", false
+		return championInfo{}, err
 	}
 	defer reg.Close()
 	v, ok, err := reg.GetByAlias(ctx, s.Name, registry.AliasChampion)
 	if err != nil || !ok {
-		return nil, "", false
+		return championInfo{}, err
 	}
+	c := championInfo{found: true, version: v.Version}
 	if v.Tags[registry.TagBaseModelDigest] != baseDigest {
-		a.logger().Info("champion was trained on another base model; not compared", "version", v.Version)
-		return nil, "", false
+		c.note = fmt.Sprintf("champion v%s was trained on another base model", v.Version)
+		return c, nil
 	}
-	dir := v.Artifacts["adapter"]
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, "", false
+	if dir := v.Artifacts["adapter"]; dir != "" {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			if ad, err := peft.Load(dir); err == nil {
+				c.adapter, c.comparable = ad, true
+				return c, nil
+			}
+		}
 	}
-	ad, err := peft.Load(dir)
-	if err != nil {
-		return nil, "", false
+	if loss, ok := v.Metrics["eval_loss"]; ok && v.Tags[registry.TagDatasetDigest] == snapshotDigest {
+		c.comparable, c.metrics = true, Metrics{Loss: loss, Accuracy: v.Metrics["eval_accuracy"]}
+		c.note = fmt.Sprintf("champion v%s compared by its registered scores on the same snapshot", v.Version)
+		return c, nil
 	}
-	return ad, v.Version, true
+	c.note = fmt.Sprintf("champion v%s could not be scored on this held-out data (adapter not stored locally, other snapshot)", v.Version)
+	return c, nil
 }
 
 func (a *Activities) registryURI(s spec.Spec) string {

@@ -84,7 +84,11 @@ type EvaluateOutput struct {
 	Base        Metrics
 	Adapter     Metrics
 	HasChampion bool
-	Champion    Metrics
+	// ChampionComparable says Champion holds scores on the same held-out
+	// data; when false the gate never promotes over the champion.
+	ChampionComparable bool
+	ChampionNote       string
+	Champion           Metrics
 	// ChampionVersion is the registry version under the alias champion.
 	ChampionVersion string
 	Classification  bool

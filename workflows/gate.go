@@ -45,6 +45,8 @@ func Gate(th spec.Evaluation, e activities.EvaluateOutput) GateDecision {
 	switch {
 	case !e.HasChampion:
 		d.Promote, d.Reason = true, "no champion yet"
+	case !e.ChampionComparable:
+		d.Reason = e.ChampionNote + "; published as challenger (promote it with `loraflow registry promote`)"
 	case e.Adapter.Loss < e.Champion.Loss*(1-th.ChampionMargin):
 		d.Promote = true
 		d.Reason = fmt.Sprintf("beats champion %s: held-out loss %.4f < %.4f (margin %.2f%%)", e.ChampionVersion, e.Adapter.Loss, e.Champion.Loss, 100*th.ChampionMargin)

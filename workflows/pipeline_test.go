@@ -191,13 +191,18 @@ func (s *pipelineSuite) TestUnchangedEndsEarly() {
 func TestGateChampionComparison(t *testing.T) {
 	th := spec.Evaluation{MinImprovement: 0.01, ChampionMargin: 0.02}
 	e := goodEval
-	e.HasChampion, e.ChampionVersion, e.Champion.Loss = true, "3", 2.62
+	e.HasChampion, e.ChampionComparable, e.ChampionVersion, e.Champion.Loss = true, true, "3", 2.62
 	if d := Gate(th, e); !d.Passed || d.Promote {
 		t.Fatalf("2.60 vs champion 2.62 with 2%% margin should pass without promotion: %+v", d)
 	}
 	e.Champion.Loss = 2.7
 	if d := Gate(th, e); !d.Promote {
 		t.Fatalf("2.60 vs champion 2.70 should promote: %+v", d)
+	}
+	incomparable := e
+	incomparable.ChampionComparable, incomparable.ChampionNote = false, "champion v3 was trained on another base model"
+	if d := Gate(th, incomparable); !d.Passed || d.Promote || !strings.Contains(d.Reason, "another base model") {
+		t.Fatalf("an incomparable champion must not be replaced automatically: %+v", d)
 	}
 	e.Classification, e.Adapter.Accuracy = true, 0.5
 	th.MinAccuracy = 0.6

@@ -217,8 +217,11 @@ func printSummary(out io.Writer, r *workflows.Result) {
 		}
 		fmt.Fprintln(out)
 		fmt.Fprintf(out, "              report %s (loss curve, rank spectra; suggested rank %d)\n", strings.TrimPrefix(e.Report.URI, "file://"), e.SuggestedRank)
-		if e.HasChampion {
+		switch {
+		case e.ChampionComparable:
 			fmt.Fprintf(out, "              champion v%s held-out loss %.4f\n", e.ChampionVersion, e.Champion.Loss)
+		case e.HasChampion:
+			fmt.Fprintf(out, "              %s\n", e.ChampionNote)
 		}
 	}
 	if g := r.Gate; g != nil {
