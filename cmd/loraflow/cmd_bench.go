@@ -36,6 +36,7 @@ type benchChildSpec struct {
 	Steps    int    `json:"steps"`
 	Full     bool   `json:"full"`
 	BLAS     string `json:"blas"`
+	Ckpt     bool   `json:"ckpt,omitempty"`
 }
 
 // benchChildCommand makes the command of one child run; tests replace it.
@@ -61,11 +62,12 @@ type benchRow struct {
 
 // benchReport is the --json output.
 type benchReport struct {
-	GOMAXPROCS   int        `json:"gomaxprocs"`
-	NumCPU       int        `json:"num_cpu"`
-	LoadAvgStart string     `json:"loadavg_start"`
-	LoadAvgEnd   string     `json:"loadavg_end"`
-	Rows         []benchRow `json:"rows"`
+	GOMAXPROCS    int        `json:"gomaxprocs"`
+	Checkpointing bool       `json:"gradient_checkpointing"`
+	NumCPU        int        `json:"num_cpu"`
+	LoadAvgStart  string     `json:"loadavg_start"`
+	LoadAvgEnd    string     `json:"loadavg_end"`
+	Rows          []benchRow `json:"rows"`
 	// FallbackSlowdown is openblas tokens/s ÷ gonum tokens/s per workload
 	// and mode, when both backends ran.
 	FallbackSlowdown map[string]float64 `json:"fallback_slowdown,omitempty"`
@@ -79,6 +81,7 @@ func newBenchCmd() *cobra.Command {
 		asJSON   bool
 		backend  string
 		child    string
+		ckpt     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [--workload llama30m|gpt2s|all] [--steps N] [--full] [--json]",
@@ -122,7 +125,7 @@ they are only comparable at similar load.`,
 				}
 				backends = []string{backend}
 			}
-			rep, err := runBench(cmd.Context(), names, backends, steps, full, cmd.ErrOrStderr())
+			rep, err := runBench(cmd.Context(), names, backends, steps, full, ckpt, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -141,14 +144,15 @@ they are only comparable at similar load.`,
 	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, gonum or all")
+	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
 	_ = f.MarkHidden("child")
 	return cmd
 }
 
 // runBench runs every (backend, workload, mode) in its own child process.
-func runBench(ctx context.Context, names, backends []string, steps int, full bool, progress io.Writer) (*benchReport, error) {
-	rep := &benchReport{GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg(),
+func runBench(ctx context.Context, names, backends []string, steps int, full, ckpt bool, progress io.Writer) (*benchReport, error) {
+	rep := &benchReport{Checkpointing: ckpt, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg(),
 		FallbackSlowdown: map[string]float64{}}
 	orig := lora.BLASBackend()
 	defer func() { _ = lora.UseBLAS(orig) }()
@@ -169,7 +173,7 @@ func runBench(ctx context.Context, names, backends []string, steps int, full boo
 			for _, fm := range modes {
 				la := loadAvg()
 				fmt.Fprintf(progress, "bench: %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, steps, la)
-				res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be})
+				res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Ckpt: ckpt})
 				if err != nil {
 					return nil, err
 				}
@@ -253,7 +257,7 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 			return err
 		}
 	}
-	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, false)
+	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, spec.Ckpt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
 	}
@@ -279,6 +283,9 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 	_ = tw.Flush()
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
 		fmt.Fprintf(w, "openblas/gonum tokens/s, %s: %.2f×\n", k, rep.FallbackSlowdown[k])
+	}
+	if rep.Checkpointing {
+		fmt.Fprintln(w, "gradient checkpointing on (GFLOP/s leave out the replayed forward pass of the blocks)")
 	}
 	fmt.Fprintf(w, "GOMAXPROCS %d, %d CPUs; load average %s at start, %s at end\n", rep.GOMAXPROCS, rep.NumCPU, rep.LoadAvgStart, rep.LoadAvgEnd)
 }
