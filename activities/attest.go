@@ -115,6 +115,7 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 	if err != nil {
 		return artifact.Ref{}, err
 	}
+	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	if err := copyFiles(src, dir); err != nil {
 		return artifact.Ref{}, err
 	}

@@ -125,6 +125,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	if err != nil {
 		return out, err
 	}
+	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	if rep, err := rankDiagnostics(ctx, dir, in.Spec.BaseModel, adapter); err != nil {
 		a.logger().Warn("no rank diagnostics", "err", err)
 	} else {
@@ -132,7 +133,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 		out.SuggestedRank = rep.SuggestedRank
 	}
 	if len(in.TrainLosses) > 0 {
-		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, out.Base.Loss, out.Adapter.Loss); err != nil {
+		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, in.TrainSteps, out.Base.Loss, out.Adapter.Loss); err != nil {
 			a.logger().Warn("no loss curve plot", "err", err)
 		}
 	}

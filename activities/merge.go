@@ -58,6 +58,7 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 	if err != nil {
 		return MergeOutput{}, err
 	}
+	defer os.RemoveAll(scratch) // a no-op once committed (moved into the store)
 	out := filepath.Join(scratch, "model")
 	rep, err := merge.Merge(ctx, in.Spec.BaseModel, out, merge.Options{
 		Adapters: adapters, SafeMerge: true, Logger: a.logger(), ReportFile: MergeReportFile,
@@ -65,7 +66,6 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 		Verify:   merge.EngineVerifier(in.Spec.BaseModel, adapters, probes, merge.DefaultTolerance(dtype)),
 	})
 	if err != nil {
-		os.RemoveAll(scratch)
 		var ie *lora.InputError
 		if errors.Is(err, merge.ErrNonFinite) || errors.As(err, &ie) {
 			return MergeOutput{}, classify("Merge", err)
@@ -73,7 +73,6 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
 	}
 	ref, err := a.Store.Commit(ctx, out)
-	os.RemoveAll(scratch)
 	if err != nil {
 		return MergeOutput{}, err
 	}

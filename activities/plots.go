@@ -24,14 +24,14 @@ const (
 
 // plotLossCurve draws the training loss per step, with the base and
 // adapter held-out losses as horizontal references.
-func plotLossCurve(path string, losses []float64, baseEval, adapterEval float64) error {
+func plotLossCurve(path string, losses []float64, steps int, baseEval, adapterEval float64) error {
 	p := plot.New()
 	p.Title.Text = "LoRA training loss"
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = "loss (nats/token)"
 	pts := make(plotter.XYs, len(losses))
 	for i, l := range losses {
-		pts[i] = plotter.XY{X: float64(i + 1), Y: l}
+		pts[i] = plotter.XY{X: float64(curveStep(i, len(losses), steps)), Y: l}
 	}
 	line, err := plotter.NewLine(pts)
 	if err != nil {
@@ -43,7 +43,7 @@ func plotLossCurve(path string, losses []float64, baseEval, adapterEval float64)
 		name string
 		y    float64
 	}{{"held-out, base model", baseEval}, {"held-out, adapter", adapterEval}} {
-		h, err := plotter.NewLine(plotter.XYs{{X: 1, Y: ref.y}, {X: float64(max(len(losses), 2)), Y: ref.y}})
+		h, err := plotter.NewLine(plotter.XYs{{X: 1, Y: ref.y}, {X: float64(max(steps, len(losses), 2)), Y: ref.y}})
 		if err != nil {
 			return err
 		}

@@ -31,8 +31,10 @@ func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (Prep
 			return PrepareDataOutput{}, classify("PrepareData", err)
 		case errors.Is(err, fs.ErrNotExist):
 			return PrepareDataOutput{}, nonRetryable(ErrBadSpec, fmt.Errorf("PrepareData: %w", err))
-		default: // unreadable formats, too few examples: retrying cannot help
+		case errors.Is(err, dataset.ErrInvalid): // retrying cannot help
 			return PrepareDataOutput{}, nonRetryable(ErrBadData, fmt.Errorf("PrepareData: %w", err))
+		default: // I/O on the data volume: may be transient
+			return PrepareDataOutput{}, fmt.Errorf("PrepareData: %w", err)
 		}
 	}
 	for _, b := range snap.Manifest.BadRows {
@@ -42,6 +44,7 @@ func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (Prep
 	if err != nil {
 		return PrepareDataOutput{}, err
 	}
+	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	if err := snap.Write(dir); err != nil {
 		return PrepareDataOutput{}, fmt.Errorf("PrepareData: %w", err)
 	}

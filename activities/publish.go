@@ -80,7 +80,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	}
 	history := make([]registry.MetricPoint, len(in.Train.Losses))
 	for i, l := range in.Train.Losses {
-		history[i] = registry.MetricPoint{Step: int64(i + 1), Value: l}
+		history[i] = registry.MetricPoint{Step: int64(curveStep(i, len(in.Train.Losses), in.Train.Steps)), Value: l}
 	}
 	t := in.Spec.Training
 	params := map[string]string{

@@ -64,6 +64,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	if err != nil {
 		return TrainOutput{}, err
 	}
+	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	var res TrainResult
 	if a.RemoteTrainer != nil {
 		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
@@ -71,7 +72,6 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		res, err = TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
 	}
 	if err != nil {
-		os.RemoveAll(dir)
 		if ctx.Err() != nil {
 			return TrainOutput{}, ctx.Err()
 		}
@@ -84,7 +84,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		return TrainOutput{}, err
 	}
 	out := TrainOutput{
-		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: res.Losses,
+		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: downsample(res.Losses, maxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
 		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams,
 	}
@@ -157,4 +157,34 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
 	}
 	return TrainResult{TrainResult: res, TotalParams: int64(base.model.NumParams())}, nil
+}
+
+// maxCurvePoints bounds the loss curve carried through Temporal payloads.
+const maxCurvePoints = 1000
+
+// downsample keeps at most n points of a curve, averaging buckets of
+// consecutive steps.
+func downsample(v []float64, n int) []float64 {
+	if len(v) <= n {
+		return v
+	}
+	out := make([]float64, n)
+	for i := range out {
+		lo, hi := i*len(v)/n, (i+1)*len(v)/n
+		var sum float64
+		for _, x := range v[lo:hi] {
+			sum += x
+		}
+		out[i] = sum / float64(hi-lo)
+	}
+	return out
+}
+
+// curveStep is the training step of point i of a curve of n points over
+// steps steps (the last step of its bucket when downsampled).
+func curveStep(i, n, steps int) int {
+	if n == 0 || steps <= n {
+		return i + 1
+	}
+	return (i + 1) * steps / n
 }

@@ -66,6 +66,7 @@ type EvaluateInput struct {
 	Adapter   artifact.Ref
 	// TrainLosses, when given, are plotted as the report's loss curve.
 	TrainLosses []float64
+	TrainSteps  int
 }
 
 // Metrics are one model's held-out scores.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/loraflow/loraflow/provenance"
 )
@@ -40,7 +41,23 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("artifact store: %w", err)
 		}
 	}
-	return &Store{root: abs}, nil
+	s := &Store{root: abs}
+	s.sweepScratch(24 * time.Hour)
+	return s, nil
+}
+
+// sweepScratch removes scratch folders older than age: leftovers of workers
+// that crashed while building an artifact (live ones are younger).
+func (s *Store) sweepScratch(age time.Duration) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "tmp"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > age {
+			_ = os.RemoveAll(filepath.Join(s.root, "tmp", e.Name()))
+		}
+	}
 }
 
 // Root is the store's folder.

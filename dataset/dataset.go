@@ -16,6 +16,11 @@ import (
 	"strings"
 )
 
+// ErrInvalid is matched (errors.Is) by every error about the data itself
+// (unknown format or file type, unreadable CSV, too few examples), as
+// opposed to I/O errors, which may be transient.
+var ErrInvalid = errors.New("invalid dataset")
+
 // Formats lists the accepted dataset formats.
 var Formats = []string{"text", "alpaca", "chat", "classification"}
 
@@ -105,10 +110,10 @@ type Snapshot struct {
 // Prepare reads, validates, dedupes and splits the files.
 func Prepare(files []string, opt Options) (*Snapshot, error) {
 	if !validFormat(opt.Format) {
-		return nil, fmt.Errorf("dataset: unknown format %q (want one of %s)", opt.Format, strings.Join(Formats, ", "))
+		return nil, fmt.Errorf("dataset: %w: unknown format %q (want one of %s)", ErrInvalid, opt.Format, strings.Join(Formats, ", "))
 	}
 	if opt.ValidationFraction <= 0 || opt.ValidationFraction >= 1 {
-		return nil, fmt.Errorf("dataset: validation fraction %v outside (0,1)", opt.ValidationFraction)
+		return nil, fmt.Errorf("dataset: %w: validation fraction %v outside (0,1)", ErrInvalid, opt.ValidationFraction)
 	}
 	m := Manifest{Format: opt.Format, Seed: opt.Seed, ValidationFraction: opt.ValidationFraction, BadRows: []BadRow{}}
 	var all []Example
@@ -140,7 +145,7 @@ func Prepare(files []string, opt Options) (*Snapshot, error) {
 		unique = append(unique, e)
 	}
 	if len(unique) < 2 {
-		return nil, fmt.Errorf("dataset: %d usable examples after validation and dedupe; need at least 2", len(unique))
+		return nil, fmt.Errorf("dataset: %w: %d usable examples after validation and dedupe; need at least 2", ErrInvalid, len(unique))
 	}
 
 	s := &Snapshot{}
@@ -209,19 +214,21 @@ func readFile(path, format string) (SourceFile, []Example, []BadRow, error) {
 	var rows []rawRow
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".jsonl", ".json":
-		rows = jsonlRows(data)
+		if rows, err = jsonlRows(data); err != nil {
+			return src, nil, nil, fmt.Errorf("dataset: %s: %w: %v", path, ErrInvalid, err)
+		}
 	case ".csv":
 		rows, err = csvRows(data)
 		if err != nil {
-			return src, nil, nil, fmt.Errorf("dataset: %s: %w", path, err)
+			return src, nil, nil, fmt.Errorf("dataset: %s: %w: %v", path, ErrInvalid, err)
 		}
 	case ".txt", ".md":
 		if format != "text" {
-			return src, nil, nil, fmt.Errorf("dataset: %s: plain text files hold format text only, not %s", path, format)
+			return src, nil, nil, fmt.Errorf("dataset: %s: %w: plain text files hold format text only, not %s", path, ErrInvalid, format)
 		}
 		rows = paragraphRows(data)
 	default:
-		return src, nil, nil, fmt.Errorf("dataset: %s: unknown file type %q (want .jsonl, .csv or .txt)", path, filepath.Ext(path))
+		return src, nil, nil, fmt.Errorf("dataset: %s: %w: unknown file type %q (want .jsonl, .csv or .txt)", path, ErrInvalid, filepath.Ext(path))
 	}
 	var examples []Example
 	var bad []BadRow
@@ -248,7 +255,7 @@ type rawRow struct {
 	err    error
 }
 
-func jsonlRows(data []byte) []rawRow {
+func jsonlRows(data []byte) ([]rawRow, error) {
 	var rows []rawRow
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
@@ -266,7 +273,10 @@ func jsonlRows(data []byte) []rawRow {
 		}
 		rows = append(rows, rawRow{line: line, fields: fields})
 	}
-	return rows
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	return rows, nil
 }
 
 func csvRows(data []byte) ([]rawRow, error) {
@@ -275,6 +285,9 @@ func csvRows(data []byte) ([]rawRow, error) {
 	header, err := r.Read()
 	if err != nil {
 		return nil, fmt.Errorf("reading CSV header: %w", err)
+	}
+	if len(header) > 0 { // a UTF-8 byte order mark, as spreadsheet exports write
+		header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	}
 	var rows []rawRow
 	for {

@@ -170,3 +170,22 @@ func TestCSVFieldCountMismatch(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestCSVWithByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "bom.csv", "\ufefftext,label\ngood,pos\nbad,neg\n")
+	if _, err := Prepare([]string{p}, opts("classification")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDataErrorsAreTyped(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "one.jsonl", `{"text":"only one"}`)
+	if _, err := Prepare([]string{p}, opts("text")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("too few examples: %v", err)
+	}
+	if _, err := Prepare([]string{filepath.Join(dir, "missing.jsonl")}, opts("text")); err == nil || errors.Is(err, ErrInvalid) {
+		t.Fatalf("a missing file is an I/O error, not invalid data: %v", err)
+	}
+}
