@@ -50,12 +50,14 @@ type BenchResult struct {
 	GFLOPs       float64 // achieved, from StepFLOPs
 	StepGFLOP    float64 // FLOPs of one step, in GFLOP
 	PeakRSSBytes int64   // the process's peak RSS so far (run each workload in its own process to compare)
+	BaseRSSBytes int64   // the process's RSS before the model was made: the binary, its packages' state, the BLAS library
 	BLAS         string
 }
 
 // RunBenchmark trains w for steps optimizer steps on random tokens with a
 // random-weight model and reports its throughput.
 func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, gradientCheckpointing bool) (BenchResult, error) {
+	base, _ := procStatusBytes("VmRSS:")
 	m, err := NewModel(w.Model, 1)
 	if err != nil {
 		return BenchResult{}, err
@@ -82,7 +84,7 @@ func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, grad
 	rss, _ := PeakRSS()
 	return BenchResult{Workload: w.Name, FullFineTune: fullFineTune, Steps: steps, Seconds: el,
 		TokensPerSec: res.TokensPerSec, GFLOPs: stepFLOPs * float64(steps) / el / 1e9, StepGFLOP: stepFLOPs / 1e9,
-		PeakRSSBytes: rss, BLAS: BLASBackend()}, nil
+		PeakRSSBytes: rss, BaseRSSBytes: base, BLAS: BLASBackend()}, nil
 }
 
 // SgemmGFLOPs measures the float32 GEMM throughput of the BLAS in use on an
@@ -113,21 +115,24 @@ func SgemmGFLOPs(m, n, k, reps int) float64 {
 }
 
 // PeakRSS returns the process's peak resident set size (VmHWM, Linux).
-func PeakRSS() (int64, error) {
+func PeakRSS() (int64, error) { return procStatusBytes("VmHWM:") }
+
+// procStatusBytes reads a kB field of /proc/self/status.
+func procStatusBytes(field string) (int64, error) {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		return 0, fmt.Errorf("lora: peak RSS: %w", err)
+		return 0, fmt.Errorf("lora: %s: %w", field, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("lora: peak RSS: %w", err)
+				return 0, fmt.Errorf("lora: /proc/self/status %s: %w", field, err)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("lora: peak RSS: no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("lora: no %s in /proc/self/status", field)
 }

@@ -51,13 +51,16 @@ var benchChildCommand = func(ctx context.Context, spec string) (*exec.Cmd, error
 // benchRow is one line of the bench table.
 type benchRow struct {
 	lora.BenchResult
-	Mode           string  `json:"mode"` // "LoRA" or "full"
-	SgemmGFLOPs    float64 `json:"sgemm_gflops"`
-	StepVsSgemm    float64 `json:"step_vs_sgemm"`              // achieved GFLOP/s ÷ sgemm GFLOP/s
-	RSSLoRAVsFull  float64 `json:"rss_lora_vs_full,omitempty"` // on the LoRA row, with --full
-	PeakRSSMiB     float64 `json:"peak_rss_mib"`
-	SgemmShape     [3]int  `json:"sgemm_mnk"`
-	LoadAvgAtStart string  `json:"loadavg_at_start"`
+	Mode          string  `json:"mode"` // "LoRA" or "full"
+	SgemmGFLOPs   float64 `json:"sgemm_gflops"`
+	StepVsSgemm   float64 `json:"step_vs_sgemm"`              // achieved GFLOP/s ÷ sgemm GFLOP/s
+	RSSLoRAVsFull float64 `json:"rss_lora_vs_full,omitempty"` // on the LoRA row, with --full
+	// TrainRSSLoRAVsFull is the same ratio of the RSS above each process's
+	// base (peak − RSS before the model was made).
+	TrainRSSLoRAVsFull float64 `json:"train_rss_lora_vs_full,omitempty"`
+	PeakRSSMiB         float64 `json:"peak_rss_mib"`
+	SgemmShape         [3]int  `json:"sgemm_mnk"`
+	LoadAvgAtStart     string  `json:"loadavg_at_start"`
 }
 
 // benchReport is the --json output.
@@ -185,7 +188,11 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 				if !fm {
 					loraRow = len(rep.Rows)
 				} else if loraRow >= 0 && res.PeakRSSBytes > 0 {
-					rep.Rows[loraRow].RSSLoRAVsFull = float64(rep.Rows[loraRow].PeakRSSBytes) / float64(res.PeakRSSBytes)
+					lr := &rep.Rows[loraRow]
+					lr.RSSLoRAVsFull = float64(lr.PeakRSSBytes) / float64(res.PeakRSSBytes)
+					if d := res.PeakRSSBytes - res.BaseRSSBytes; d > 0 {
+						lr.TrainRSSLoRAVsFull = float64(lr.PeakRSSBytes-lr.BaseRSSBytes) / float64(d)
+					}
 				}
 				rep.Rows = append(rep.Rows, row)
 			}
@@ -271,14 +278,18 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 
 func printBenchTable(w io.Writer, rep *benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tmode\tbackend\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tpeak RSS MiB\tLoRA/full RSS\tload avg\t")
+	fmt.Fprintln(tw, "workload\tmode\tbackend\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tpeak RSS MiB\tbase MiB\tLoRA/full RSS\t(above base)\tload avg\t")
 	for _, r := range rep.Rows {
-		ratio := "-"
+		ratio, tratio := "-", "-"
 		if r.RSSLoRAVsFull > 0 {
 			ratio = fmt.Sprintf("%.2f", r.RSSLoRAVsFull)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%s\t%s\t\n",
-			r.Workload, r.Mode, r.BLAS, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm, r.PeakRSSMiB, ratio, r.LoadAvgAtStart)
+		if r.TrainRSSLoRAVsFull > 0 {
+			tratio = fmt.Sprintf("%.2f", r.TrainRSSLoRAVsFull)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
+			r.Workload, r.Mode, r.BLAS, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm, r.PeakRSSMiB,
+			float64(r.BaseRSSBytes)/(1<<20), ratio, tratio, r.LoadAvgAtStart)
 	}
 	_ = tw.Flush()
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {

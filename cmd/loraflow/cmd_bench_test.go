@@ -76,7 +76,7 @@ func TestBenchCommand(t *testing.T) {
 			t.Fatalf("ratio %v, want %v", got, want)
 		}
 	}
-	if rep.Rows[0].RSSLoRAVsFull <= 0 || rep.Rows[1].RSSLoRAVsFull != 0 {
+	if rep.Rows[0].RSSLoRAVsFull <= 0 || rep.Rows[1].RSSLoRAVsFull != 0 || rep.Rows[0].TrainRSSLoRAVsFull < 0 || rep.Rows[0].BaseRSSBytes <= 0 {
 		t.Fatalf("RSS ratio on the wrong rows: %+v", rep.Rows)
 	}
 
