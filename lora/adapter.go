@@ -65,7 +65,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		switch method {
 		case "pissa", "olora":
 			l.lora = lb
-			if err := initFromWeights(n, l, cfg.Scale(l.module), method); err != nil {
+			if err := initFromWeights(n, l, cfg.Scale(l.module), method, pissaNiter(string(cfg.InitLoraWeights)), rng); err != nil {
 				return nil, err
 			}
 		case "gaussian":

@@ -37,9 +37,10 @@
 // decay (as PEFT's LoRA+ optimizer and the HF Trainer group it), and is saved as "<module>.lora_magnitude_vector" ([out]). Evaluate,
 // Logits, Generate and lora/merge accept such adapters.
 //
-// init_lora_weights "pissa" (and "pissa_niter_K", done here with an exact
-// SVD) and "olora" take A₀, B₀ from the base weight (combine.PiSSA,
-// combine.OLoRA) and train against the residual W0 − s·B₀·A₀ held in
+// init_lora_weights "pissa" (an exact SVD, combine.PiSSA; slow on large
+// layers), "pissa_niter_K" (PEFT's fast form: a randomized top-r SVD with K
+// power iterations, seeded by TrainConfig.Seed) and "olora" (combine.OLoRA)
+// take A₀, B₀ from the base weight and train against the residual W0 − s·B₀·A₀ held in
 // memory; the loaded model is not changed. Of the two forms PEFT documents
 // for saving such a run, Train returns the converted one (save_pretrained
 // with path_initial_model_for_weight_conversion, combine.ConvertMutatedInit):
@@ -47,8 +48,9 @@
 // doubled, init_lora_weights true) that applies to the original base model,
 // so evaluation, merging and publishing need no residual model. Checkpoint
 // adapters are written in the same form. The other form — the trained A, B
-// with the residual base model — is recovered with MutatedFromConverted and
-// merge.InitFromBase (which writes the residual model). Combined with
+// with the residual base model — is recovered with MutatedFromConverted; the
+// residual model is the base with InitialFromConverted's adapter unmerged
+// (merge.Unmerge), or for exact pissa and olora merge.InitFromBase. Combined with
 // use_dora the conversion is exact as well: W_res + s·B·A = W0 + s·(B·A − B₀·A₀).
 //
 // # Numerics

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/loraflow/loraflow/lora/combine"
@@ -14,8 +14,7 @@ import (
 
 // initMethod maps init_lora_weights to the initialisation training uses:
 // "kaiming" (true: Kaiming-uniform A, zero B), "false", "gaussian", "pissa"
-// (pissa_niter_K too: the SVD here is exact, not PEFT's fast randomised
-// one) or "olora".
+// (pissa_niter_K too, with the randomized SVD; see fastPiSSA) or "olora".
 func initMethod(v peft.InitLoraWeights) (string, error) {
 	s := strings.ToLower(string(v))
 	switch s {
@@ -24,10 +23,8 @@ func initMethod(v peft.InitLoraWeights) (string, error) {
 	case "false", "gaussian", "pissa", "olora":
 		return s, nil
 	}
-	if k, ok := strings.CutPrefix(s, "pissa_niter_"); ok {
-		if n, err := strconv.Atoi(k); err == nil && n >= 1 {
-			return "pissa", nil
-		}
+	if pissaNiter(s) > 0 {
+		return "pissa", nil
 	}
 	return "", inputErr(KindBadConfig, "init_lora_weights %q is not supported for training (true, false, gaussian, pissa, pissa_niter_K, olora)", string(v))
 }
@@ -36,20 +33,27 @@ func initMethod(v peft.InitLoraWeights) (string, error) {
 func dataDriven(method string) bool { return method == "pissa" || method == "olora" }
 
 // initFromWeights sets l's LoRA factors from its base weight by PiSSA (top-r
-// singular triplets) or OLoRA (thin QR), as combine.PiSSA / combine.OLoRA,
-// and replaces the weight the layer trains against by the residual
-// W0 − s·B₀·A₀, so the layer's output is unchanged at initialisation. The
-// residual is a new slice: the model's own weights are not touched.
-func initFromWeights[T float](n *net[T], l *linear[T], scale float64, method string) error {
+// singular triplets: an exact SVD, combine.PiSSA, or with niter > 0 the
+// randomized one of pissa_niter_K, fastPiSSA) or OLoRA (thin QR,
+// combine.OLoRA), and replaces the weight the layer trains against by the
+// residual W0 − s·B₀·A₀, so the layer's output is unchanged at
+// initialisation. The residual is a new slice: the model's own weights are
+// not touched.
+func initFromWeights[T float](n *net[T], l *linear[T], scale float64, method string, niter int, rng *rand.Rand) error {
 	if l.w == n.embed {
 		return inputErr(KindBadConfig, "init_lora_weights %q cannot target %s: its weight is tied to the embeddings", method, l.module)
 	}
 	lb := l.lora
-	fn := combine.PiSSA
-	if method == "olora" {
-		fn = combine.OLoRA
+	var in combine.Init
+	var err error
+	switch {
+	case method == "olora":
+		in, err = combine.OLoRA(toFloat32(l.w.w), l.out, l.in, lb.r, scale, l.conv1d)
+	case niter > 0:
+		in.A, in.B, in.Residual, err = fastPiSSA(toFloat32(l.w.w), l.out, l.in, lb.r, scale, l.conv1d, niter, rng)
+	default:
+		in, err = combine.PiSSA(toFloat32(l.w.w), l.out, l.in, lb.r, scale, l.conv1d)
 	}
-	in, err := fn(toFloat32(l.w.w), l.out, l.in, lb.r, scale, l.conv1d)
 	if err != nil {
 		return &InputError{Kind: KindBadConfig, Msg: fmt.Sprintf("init_lora_weights %q on %s [%d→%d]", method, l.module, l.in, l.out), Err: err}
 	}
@@ -93,6 +97,33 @@ func exportTrained[T float](ctx context.Context, n *net[T], cfg peft.Config, tr 
 // same config. It undoes the layout of combine.ConvertMutatedInit
 // (A' = [A; A₀], B' = [B, −B₀]); DoRA magnitudes and other tensors are kept.
 func MutatedFromConverted(a *peft.Adapter, method peft.InitLoraWeights) (*peft.Adapter, error) {
+	return splitConverted(a, method, false)
+}
+
+// InitialFromConverted returns the initial factors A₀, B₀ held in a
+// converted adapter (rank r, plain LoRA config). Unmerging it from the base
+// model (merge.Unmerge) writes the residual model W0 − s·B₀·A₀ that the
+// trained factors of MutatedFromConverted apply to; unlike
+// merge.InitFromBase, which recomputes the decomposition, this also holds
+// for pissa_niter_K, whose randomized factors cannot be recomputed.
+func InitialFromConverted(a *peft.Adapter, method peft.InitLoraWeights) (*peft.Adapter, error) {
+	in, err := splitConverted(a, method, true)
+	if err != nil {
+		return nil, err
+	}
+	in.Config.InitLoraWeights, in.Config.UseDoRA = "true", false
+	for k := range in.Tensors {
+		if _, kind, _ := peft.ParseKey(k); kind != "lora_A" && kind != "lora_B" {
+			delete(in.Tensors, k)
+			delete(in.Shapes, k)
+		}
+	}
+	return in, nil
+}
+
+// splitConverted takes the trained (initial false) or the initial half of a
+// converted adapter.
+func splitConverted(a *peft.Adapter, method peft.InitLoraWeights, initial bool) (*peft.Adapter, error) {
 	if m, err := initMethod(method); err != nil || !dataDriven(m) {
 		return nil, inputErr(KindBadConfig, "init_lora_weights %q is not pissa or olora", string(method))
 	}
@@ -131,10 +162,19 @@ func MutatedFromConverted(a *peft.Adapter, method peft.InitLoraWeights) (*peft.A
 			return nil, inputErr(KindAdapterMismatch, "module %q: lora_A has %d rows, not 2r", mod, sa[0])
 		}
 		r, in, o := sa[0]/2, sa[1], sb[0]
-		out.Tensors[ka], out.Shapes[ka] = slices.Clone(a.Tensors[ka][:r*in]), []int{r, in}
+		off := 0
+		if initial {
+			off = r
+		}
+		out.Tensors[ka], out.Shapes[ka] = slices.Clone(a.Tensors[ka][off*in:(off+r)*in]), []int{r, in}
 		b := make([]float32, 0, o*r)
 		for i := 0; i < o; i++ {
-			b = append(b, a.Tensors[kb][i*2*r:i*2*r+r]...)
+			for _, x := range a.Tensors[kb][i*2*r+off : i*2*r+off+r] {
+				if initial { // stored as −B₀
+					x = -x
+				}
+				b = append(b, x)
+			}
 		}
 		out.Tensors[kb], out.Shapes[kb] = b, []int{o, r}
 	}

@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -112,7 +113,7 @@ func b2f(b bool) float64 {
 // factors computes, with and without DoRA.
 func TestMutatedInitExportMatchesResidualModel(t *testing.T) {
 	for _, cfg := range []ModelConfig{tinyLlamaConfig(), tinyGPT2Config()} {
-		for _, method := range []string{"pissa", "olora"} {
+		for _, method := range []string{"pissa", "pissa_niter_2", "olora"} {
 			for _, dora := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s-%s-dora=%v", cfg.ModelType, method, dora), func(t *testing.T) {
 					m := newTiny(t, cfg, 3)
@@ -166,7 +167,7 @@ func TestPiSSAOLoRATrainingLowersLoss(t *testing.T) {
 		cfg    ModelConfig
 		method string
 		dora   bool
-	}{{tinyLlamaConfig(), "pissa", false}, {tinyGPT2Config(), "pissa", true}, {tinyLlamaConfig(), "olora", true}, {tinyGPT2Config(), "olora", false}}
+	}{{tinyLlamaConfig(), "pissa", false}, {tinyGPT2Config(), "pissa", true}, {tinyLlamaConfig(), "olora", true}, {tinyGPT2Config(), "olora", false}, {tinyLlamaConfig(), "pissa_niter_2", false}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s-dora=%v", c.cfg.ModelType, c.method, c.dora), func(t *testing.T) {
 			ctx := context.Background()
@@ -194,6 +195,14 @@ func TestPiSSAOLoRATrainingLowersLoss(t *testing.T) {
 			t.Logf("held-out loss %.3f → %.3f, train loss %.3f → %.3f", before.Loss, after.Loss, res.Losses[0], res.FinalLoss)
 			if !(after.Loss < before.Loss-0.5) {
 				t.Fatalf("held-out loss did not drop enough: %.4f → %.4f", before.Loss, after.Loss)
+			}
+			// same seed, same adapter (the randomized SVD of pissa_niter_K included)
+			again, _, err := Train(ctx, m, pc, TrainConfig{Steps: 2, BatchSize: 8, LearningRate: 5e-3, Seed: 3}, data, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again2, _, _ := Train(ctx, m, pc, TrainConfig{Steps: 2, BatchSize: 8, LearningRate: 5e-3, Seed: 3}, data, nil); !bytes.Equal(adapterBytes(t, again), adapterBytes(t, again2)) {
+				t.Fatal("same seed gave different adapters")
 			}
 			if a.Config.R != 2*pc.R || a.Config.InitLoraWeights != "true" {
 				t.Fatalf("saved adapter r %d init %q, want the converted rank-%d plain LoRA", a.Config.R, a.Config.InitLoraWeights, 2*pc.R)

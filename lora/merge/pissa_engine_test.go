@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loraflow/loraflow/lora"
@@ -15,14 +16,14 @@ import (
 // TestTrainedPiSSABothSavedForms trains from PiSSA/OLoRA with the engine and
 // checks that PEFT's two saved forms agree: the converted rank-2r adapter
 // Train returns, on the original base, gives the same logits as the trained
-// factors (lora.MutatedFromConverted) on the residual model InitFromBase
-// writes; and the converted adapter merges into a model that passes
+// factors (lora.MutatedFromConverted) on the residual model (InitFromBase,
+// or for pissa_niter_K the unmerge of lora.InitialFromConverted); and the converted adapter merges into a model that passes
 // EngineVerifier.
 func TestTrainedPiSSABothSavedForms(t *testing.T) {
 	cases := []struct {
 		modelType, method string
 		dora              bool
-	}{{"llama", "pissa", false}, {"gpt2", "pissa", true}, {"llama", "olora", true}, {"gpt2", "olora", false}}
+	}{{"llama", "pissa", false}, {"gpt2", "pissa", true}, {"llama", "olora", true}, {"gpt2", "olora", false}, {"gpt2", "pissa_niter_2", true}, {"llama", "pissa_niter_3", false}}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s-%s-dora=%v", c.modelType, c.method, c.dora), func(t *testing.T) {
 			ctx := context.Background()
@@ -65,7 +66,16 @@ func TestTrainedPiSSABothSavedForms(t *testing.T) {
 			// refuses a use_dora config: its unmerge sees a DoRA adapter).
 			ic := pc
 			ic.UseDoRA = false
-			if _, _, err := InitFromBase(ctx, base, residual, ic, m.LinearModules(), Options{Logger: quiet}); err != nil {
+			if strings.HasPrefix(c.method, "pissa_niter_") {
+				// randomized factors: the residual comes from the adapter's own A₀, B₀
+				initial, err := lora.InitialFromConverted(conv, pc.InitLoraWeights)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Unmerge(ctx, base, residual, Options{Adapters: []Weighted{{Name: "initial", Adapter: initial, Weight: 1}}, Logger: quiet}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, _, err := InitFromBase(ctx, base, residual, ic, m.LinearModules(), Options{Logger: quiet}); err != nil {
 				t.Fatal(err)
 			}
 			rm, err := lora.LoadModel(residual)

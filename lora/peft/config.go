@@ -315,7 +315,7 @@ func (t *TargetModules) UnmarshalJSON(b []byte) error {
 
 // InitLoraWeights is init_lora_weights: "true" (Kaiming-uniform A, zero B),
 // "false" (random B too; for tests), "gaussian", or the data-driven "pissa",
-// "pissa_niter_K" and "olora" (A and B from the base weight, trained against
+// "pissa_niter_K" (randomized SVD) and "olora" (A and B from the base weight, trained against
 // the residual). Other PEFT values (e.g. "loftq") load but are not trained.
 // JSON true/false map to "true"/"false".
 type InitLoraWeights string
