@@ -93,8 +93,8 @@ func exportTrained[T float](ctx context.Context, n *net[T], cfg peft.Config, tr 
 // MutatedFromConverted recovers PEFT's other saved form of a PiSSA or OLoRA
 // run from the converted adapter Train returns: the trained factors A, B
 // alone (rank r, the original lora_alpha, init_lora_weights method), to be
-// used with the residual base model that merge.InitFromBase writes for the
-// same config. It undoes the layout of combine.ConvertMutatedInit
+// used with the residual base model: the base with InitialFromConverted's
+// adapter unmerged (or, for exact pissa and olora, merge.InitFromBase). It undoes the layout of combine.ConvertMutatedInit
 // (A' = [A; A₀], B' = [B, −B₀]); DoRA magnitudes and other tensors are kept.
 func MutatedFromConverted(a *peft.Adapter, method peft.InitLoraWeights) (*peft.Adapter, error) {
 	return splitConverted(a, method, false)
