@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -78,7 +79,7 @@ func (i *energyActivityInbound) ExecuteActivity(ctx context.Context, in *interce
 	metrics.EmissionsKg.WithLabelValues(name).Add(report.EmissionsKg)
 	if sp != nil {
 		run := carbon.RunInfo{ProjectName: sp.Name, RunID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID, Timestamp: time.Now()}
-		csv := filepath.Join(i.acts.Store.Root(), "emissions", info.WorkflowExecution.ID+".csv")
+		csv := filepath.Join(i.acts.Store.Root(), "emissions", fileName(info.WorkflowExecution.ID)+".csv")
 		cerr := os.MkdirAll(filepath.Dir(csv), 0o755)
 		if cerr == nil {
 			cerr = carbon.AppendCSV(csv, run, report)
@@ -107,4 +108,14 @@ func withUsage(result any, u activities.Usage) any {
 	}
 	f.Set(reflect.ValueOf(u))
 	return cp.Interface()
+}
+
+// fileName makes a workflow ID (free text) safe as one file name.
+func fileName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 || r == os.PathSeparator {
+			return '_'
+		}
+		return r
+	}, strings.TrimLeft(id, "."))
 }

@@ -81,7 +81,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	art := provenance.Artifact{
 		Kind: provenance.Kind(in.Kind), Dir: dir, // named by its store digest, as its folder is
 		Dependencies: deps, ExternalParameters: in.Spec, InvocationID: in.InvocationID,
-		WorkerIdentity: info.WorkflowExecution.ID, StartedOn: time.Unix(in.StartedOn, 0).UTC(), FinishedOn: time.Now().UTC(),
+		WorkerIdentity: info.WorkflowExecution.ID, StartedOn: time.Unix(in.StartedOn, 0).UTC(), FinishedOn: time.Unix(in.FinishedOn, 0).UTC(),
 	}
 	if in.Eval != nil {
 		art.Eval = in.Eval

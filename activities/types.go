@@ -111,6 +111,7 @@ type AttestInput struct {
 	Carbon       *CarbonSummary
 	InvocationID string // Temporal workflow and run ID
 	StartedOn    int64  // unix seconds of the workflow's start
+	FinishedOn   int64  // unix seconds (workflow time), so a retried Attest signs the same statement
 }
 
 // Attestation is one artifact's signed provenance bundle.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
@@ -198,6 +199,23 @@ func Parse(data []byte, name string) (*Spec, error) {
 	return &s, nil
 }
 
+// Normalize fills in defaults and checks a spec that did not come through
+// Load (a Schedule's action, another client): paths must be absolute.
+// It is deterministic, so workflows may call it.
+func (s *Spec) Normalize() error {
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("spec: %w", err)
+	}
+	paths := append([]string{s.BaseModel}, s.Dataset.Files...)
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("spec: path %q is not absolute (load specs with spec.Load, which resolves paths against the spec file)", p)
+		}
+	}
+	return nil
+}
+
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n  ")
 }
@@ -299,11 +317,17 @@ func (s *Spec) Validate() error {
 	if s.Training.WarmupSteps > 0 && s.Training.Steps > 0 && s.Training.WarmupSteps > s.Training.Steps {
 		return fmt.Errorf("training.warmup_steps (%d) exceeds training.steps (%d)", s.Training.WarmupSteps, s.Training.Steps)
 	}
+	for _, t := range []struct{ name, value string }{{"timeouts.heartbeat", s.Timeouts.Heartbeat}, {"timeouts.train", s.Timeouts.Train}} {
+		if d, err := time.ParseDuration(t.value); err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a positive duration", t.name, t.value)
+		}
+	}
 	return nil
 }
 
 func (s *Spec) resolvePaths(dir string) {
 	abs := func(p string) string {
+		p = strings.TrimPrefix(p, "file://")
 		if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") || strings.HasPrefix(p, "env:") {
 			return p
 		}

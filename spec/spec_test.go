@@ -85,3 +85,24 @@ func TestDigestIsStable(t *testing.T) {
 		t.Fatal("digest ignores a field")
 	}
 }
+
+func TestTimeoutsMustBePositive(t *testing.T) {
+	if _, err := Parse([]byte(minimal+"timeouts: {heartbeat: 0s}\n"), "s.yaml"); err == nil || !strings.Contains(err.Error(), "timeouts.heartbeat") {
+		t.Fatalf("zero heartbeat accepted: %v", err)
+	}
+	if _, err := Parse([]byte(minimal+"timeouts: {train: 1h30m}\n"), "s.yaml"); err != nil {
+		t.Fatalf("1h30m refused: %v", err)
+	}
+}
+
+func TestNormalizeNeedsAbsolutePaths(t *testing.T) {
+	s, _ := Parse([]byte(minimal), "s.yaml")
+	if err := s.Normalize(); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("relative paths accepted: %v", err)
+	}
+	s.BaseModel, s.Dataset.Files = "/m", []string{"/d.jsonl"}
+	s.Timeouts = Timeouts{}
+	if err := s.Normalize(); err != nil || s.Timeouts.Heartbeat != "60s" {
+		t.Fatalf("normalize: %v %+v", err, s.Timeouts)
+	}
+}

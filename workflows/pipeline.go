@@ -88,6 +88,11 @@ func NewPipeline(opt Options) func(workflow.Context, spec.Spec) (*Result, error)
 }
 
 func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error) {
+	// A spec from any client (a Schedule, another SDK) gets the same
+	// defaults and checks as one loaded by the CLI.
+	if err := s.Normalize(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrBadSpec, err)
+	}
 	info := workflow.GetInfo(ctx)
 	invocation := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
 	started := workflow.Now(ctx)
@@ -140,12 +145,17 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 
 	// 2 TrainLoRA
 	enter(StageTrainLoRA)
+	// Worker crashes, deploys and heartbeat timeouts each cost an attempt
+	// but no progress (training resumes from its checkpoint), so attempts
+	// are unlimited within a bound of three training timeouts; bad input is
+	// non-retryable anyway.
 	trainOpts := workflow.ActivityOptions{
-		StartToCloseTimeout: trainTimeout,
-		HeartbeatTimeout:    heartbeat,
-		TaskQueue:           opt.TrainTaskQueue,
+		StartToCloseTimeout:    trainTimeout,
+		ScheduleToCloseTimeout: 3 * trainTimeout,
+		HeartbeatTimeout:       heartbeat,
+		TaskQueue:              opt.TrainTaskQueue,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
 	var train activities.TrainOutput
@@ -176,7 +186,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	enter(StageAttest)
 	attest := func(kind string, ref activities.AttestInput) (activities.Attestation, error) {
 		ref.Spec, ref.Kind, ref.BaseModel, ref.Snapshot = s, kind, res.Prepare.BaseModel, res.Prepare.Snapshot
-		ref.InvocationID, ref.StartedOn = invocation, started.Unix()
+		ref.InvocationID, ref.StartedOn, ref.FinishedOn = invocation, started.Unix(), workflow.Now(ctx).Unix()
 		var out activities.Attestation
 		err := workflow.ExecuteActivity(withOptions(ctx, shortActivity), a.Attest, ref).Get(ctx, &out)
 		return out, err

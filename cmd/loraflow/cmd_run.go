@@ -138,10 +138,14 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 	f.conn.FromEnv()
 	embedded := f.conn.Address == "" || !temporalx.Reachable(f.conn.Address, 2*time.Second)
 	if embedded {
+		if f.detach {
+			return errors.New("--detach needs a Temporal server and workers that outlive this command (set --address); the embedded default's dev server and worker stop with it")
+		}
 		if f.conn.Address != "" {
 			fmt.Fprintf(out, "Temporal at %s is not reachable; using the embedded default.\n", f.conn.Address)
 		}
-		f.conn.Address = fmt.Sprintf("127.0.0.1:%d", f.devPort)
+		// The dev server is plaintext and has the default namespace only.
+		f.conn = temporalx.ConnOptions{Address: fmt.Sprintf("127.0.0.1:%d", f.devPort), Namespace: "default"}
 		if !temporalx.Reachable(f.conn.Address, 500*time.Millisecond) {
 			fmt.Fprintf(out, "Starting the Temporal dev server (SQLite: %s) ...\n", filepath.Join(dataDir, "temporal.db"))
 			dev, err := temporalx.StartDevServer(ctx, filepath.Join(dataDir, "temporal.db"), f.devPort, f.ui, filepath.Join(dataDir, "temporal.log"))
@@ -187,6 +191,9 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 	res, err := follow(ctx, out, c, run)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
+			if embedded {
+				return fmt.Errorf("stopped; run %s is kept in the dev server's database and goes on from its last checkpoint the next time `loraflow run` starts the embedded default", run.GetID())
+			}
 			return fmt.Errorf("stopped following %s; the run goes on (loraflow status %s, loraflow cancel %s)", run.GetID(), run.GetID(), run.GetID())
 		}
 		return err

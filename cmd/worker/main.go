@@ -92,6 +92,9 @@ func main() {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger) error {
+	if o.role == loraflow.RoleTrain && o.trainQueue == "" {
+		return fmt.Errorf("--role train needs --train-task-queue (LORAFLOW_TRAIN_TASK_QUEUE): a train-only worker on the main queue would fail every other activity")
+	}
 	o.plugin.Role, o.plugin.TrainTaskQueue, o.plugin.Logger = o.role, o.trainQueue, logger
 	for _, k := range strings.Split(o.trustedKeys, ",") {
 		if k = strings.TrimSpace(k); k != "" {
