@@ -222,6 +222,9 @@ func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage
 			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
 	}
 	targets := targetNames(s)
+	if targets == nil {
+		targets = defaultTargets[mc.ModelType]
+	}
 	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
 		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
 		EnergyKWh: trainUsage.EnergyKWh, EmissionsKg: trainUsage.EmissionsKg, BytesPerParam: 4,

@@ -72,9 +72,15 @@ func (b *baseModel) sequences(es []dataset.Example) []lora.Sequence {
 	return out
 }
 
+// defaultTargets are PEFT's default target modules by model type.
+var defaultTargets = map[string][]string{"llama": {"q_proj", "v_proj"}, "gpt2": {"c_attn"}}
+
 // peftConfig turns the spec's LoRA section (PEFT's own field names) into a
 // PEFT adapter config.
-func peftConfig(s spec.Spec) (peft.Config, error) {
+func peftConfig(s spec.Spec, modelType string) (peft.Config, error) {
+	if s.LoRA.TargetModules == nil {
+		s.LoRA.TargetModules = defaultTargets[modelType]
+	}
 	raw, err := json.Marshal(s.LoRA)
 	if err != nil {
 		return peft.Config{}, err

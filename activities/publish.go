@@ -9,6 +9,7 @@ import (
 
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
+	"github.com/loraflow/loraflow/spec"
 )
 
 // Publish verifies every attested artifact, then registers them as one
@@ -84,7 +85,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	}
 	t := in.Spec.Training
 	params := map[string]string{
-		"r": fmt.Sprint(in.Spec.LoRA.R), "lora_alpha": fmt.Sprint(in.Spec.LoRA.LoraAlpha), "target_modules": fmt.Sprint(in.Spec.LoRA.TargetModules),
+		"r": fmt.Sprint(in.Spec.LoRA.R), "lora_alpha": fmt.Sprint(in.Spec.LoRA.LoraAlpha), "target_modules": targetsParam(in.Spec),
 		"learning_rate": fmt.Sprint(t.LearningRate), "steps": fmt.Sprint(in.Train.Steps), "batch_size": fmt.Sprint(t.BatchSize),
 		"seq_len": fmt.Sprint(t.SeqLen), "schedule": t.Schedule, "seed": fmt.Sprint(t.Seed),
 	}
@@ -126,4 +127,11 @@ func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (Fi
 	}
 	return FindChampionOutput{Found: true, Version: v.Version, SnapshotDigest: v.Tags[registry.TagDatasetDigest],
 		BaseDigest: v.Tags[registry.TagBaseModelDigest], SpecDigest: v.Tags[registry.TagSpecDigest]}, nil
+}
+
+func targetsParam(s spec.Spec) string {
+	if t := targetNames(s); t != nil {
+		return strings.Join(t, ",")
+	}
+	return "default for the model type"
 }

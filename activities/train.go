@@ -138,7 +138,7 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err != nil {
 		return TrainResult{}, err
 	}
-	cfg, err := peftConfig(s)
+	cfg, err := peftConfig(s, base.model.Config().ModelType)
 	if err != nil {
 		return TrainResult{}, err
 	}

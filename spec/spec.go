@@ -54,10 +54,13 @@ type Dataset struct {
 
 // LoRA carries PEFT's LoraConfig fields under PEFT's names.
 type LoRA struct {
-	R                 int                `yaml:"r" json:"r"`
-	LoraAlpha         float64            `yaml:"lora_alpha" json:"lora_alpha"`
-	LoraDropout       float64            `yaml:"lora_dropout" json:"lora_dropout"`
-	TargetModules     any                `yaml:"target_modules" json:"target_modules"`
+	R           int     `yaml:"r" json:"r"`
+	LoraAlpha   float64 `yaml:"lora_alpha" json:"lora_alpha"`
+	LoraDropout float64 `yaml:"lora_dropout" json:"lora_dropout"`
+	// TargetModules is a list (suffix match), a regex or "all-linear"; when
+	// unset, PEFT's default for the model type (q_proj, v_proj for Llama;
+	// c_attn for GPT-2).
+	TargetModules     any                `yaml:"target_modules" json:"target_modules,omitempty"`
 	Bias              string             `yaml:"bias" json:"bias"`
 	UseRSLoRA         bool               `yaml:"use_rslora" json:"use_rslora"`
 	UseDoRA           bool               `yaml:"use_dora" json:"use_dora"`
@@ -71,15 +74,16 @@ type LoRA struct {
 
 // Training holds the optimisation settings.
 type Training struct {
-	Steps           int     `yaml:"steps" json:"steps"`
-	Epochs          int     `yaml:"epochs" json:"epochs"`
-	BatchSize       int     `yaml:"batch_size" json:"batch_size"`
-	SeqLen          int     `yaml:"seq_len" json:"seq_len"`
-	GradAccumSteps  int     `yaml:"grad_accum_steps" json:"grad_accum_steps"`
-	LearningRate    float64 `yaml:"learning_rate" json:"learning_rate"`
-	Schedule        string  `yaml:"schedule" json:"schedule"`
-	WarmupSteps     int     `yaml:"warmup_steps" json:"warmup_steps"`
-	WeightDecay     float64 `yaml:"weight_decay" json:"weight_decay"`
+	Steps          int     `yaml:"steps" json:"steps"`
+	Epochs         int     `yaml:"epochs" json:"epochs"`
+	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+	SeqLen         int     `yaml:"seq_len" json:"seq_len"`
+	GradAccumSteps int     `yaml:"grad_accum_steps" json:"grad_accum_steps"`
+	LearningRate   float64 `yaml:"learning_rate" json:"learning_rate"`
+	Schedule       string  `yaml:"schedule" json:"schedule"`
+	WarmupSteps    int     `yaml:"warmup_steps" json:"warmup_steps"`
+	WeightDecay    float64 `yaml:"weight_decay" json:"weight_decay"`
+	// MaxGradNorm clips the global gradient norm; 0 means 1.0, negative disables clipping.
 	MaxGradNorm     float64 `yaml:"max_grad_norm" json:"max_grad_norm"`
 	Seed            int64   `yaml:"seed" json:"seed"`
 	CheckpointEvery int     `yaml:"checkpoint_every" json:"checkpoint_every"`
@@ -267,9 +271,6 @@ func (s *Spec) applyDefaults() {
 	if l.LoraAlpha == 0 {
 		l.LoraAlpha = float64(2 * l.R)
 	}
-	if l.TargetModules == nil {
-		l.TargetModules = []any{"q_proj", "v_proj"}
-	}
 	if l.Bias == "" {
 		l.Bias = "none"
 	}
@@ -291,9 +292,6 @@ func (s *Spec) applyDefaults() {
 	}
 	if t.Schedule == "" {
 		t.Schedule = "cosine"
-	}
-	if t.MaxGradNorm == 0 {
-		t.MaxGradNorm = 1.0
 	}
 	if t.CheckpointEvery == 0 {
 		t.CheckpointEvery = 25
