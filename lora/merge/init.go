@@ -73,7 +73,12 @@ func InitFromBase(ctx context.Context, baseDir, residualDir string, cfg peft.Con
 	if gpt2 {
 		a.Config.FanInFanOut = true
 	}
-	opts.Adapters = []Weighted{{Name: "initial " + method, Adapter: a, Weight: 1}}
+	// The residual is W0 − s·B₀·A₀ whether or not the adapter trains with
+	// DoRA (the magnitude starts at the row norms of W0): unmerge it as the
+	// plain low-rank update it is.
+	plain := *a
+	plain.Config.UseDoRA = false
+	opts.Adapters = []Weighted{{Name: "initial " + method, Adapter: &plain, Weight: 1}}
 	rep, err := Unmerge(ctx, baseDir, residualDir, opts)
 	if err != nil {
 		return nil, nil, err
