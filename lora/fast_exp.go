@@ -15,7 +15,8 @@ func expf(x float32) float32 {
 	if !(x >= -87 && x <= 88) { // the tails (subnormal, overflow) and NaN
 		return float32(math.Exp(float64(x)))
 	}
-	fn := float32(int32(log2e*x+128.5)) - 128 // round(x·log2e); the argument is positive here, so truncation floors
+	n := int32(log2e*x + 128.5) // round(x·log2e)+128; the argument is positive here, so truncation floors
+	fn := float32(n - 128)
 	r := x - fn*ln2hi - fn*ln2lo
 	p := float32(1.9875691500e-4)
 	p = p*r + 1.3981999507e-3
@@ -24,5 +25,5 @@ func expf(x float32) float32 {
 	p = p*r + 1.6666665459e-1
 	p = p*r + 5.0000001201e-1
 	y := p*r*r + r + 1
-	return y * math.Float32frombits(uint32(int32(fn)+127)<<23)
+	return y * math.Float32frombits(uint32(n-1)<<23) // 2^(n−128)
 }
