@@ -2,7 +2,6 @@ package lora
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -23,7 +22,7 @@ var (
 var setBLASThreads func(n int) int
 
 // With OpenBLAS the engine keeps OpenBLAS single-threaded and splits large
-// products across GOMAXPROCS goroutines itself (splitGEMM): OpenBLAS's own
+// products into blocks for its GOMAXPROCS goroutines itself (splitGEMM): OpenBLAS's own
 // threads spin (sched_yield) for a while after each call, taking the CPU from
 // the engine's element-wise work in between, and concurrent callers of a
 // multi-threaded OpenBLAS wait on each other.
@@ -43,13 +42,20 @@ func concurrentGEMMs(fn func()) {
 	fn()
 }
 
-// splitGEMM reports whether gemm should split an m×n×k product across
-// goroutines, into how many parts, and along m (true) or n (false).
+// splitParts is the number of blocks a large product is split into. It is
+// fixed, not the thread count, so that results do not depend on GOMAXPROCS:
+// each block is the same OpenBLAS call whichever goroutine makes it.
+const splitParts = 8
+
+// splitGEMM reports whether gemm should split an m×n×k product into blocks
+// of C for goroutines, into how many, and along m (true) or n (false).
+// The answer depends only on the shape and the backend.
 func splitGEMM(m, n, k int) (parts int, alongM bool) {
 	if blasBackend != "openblas" || noSplit.Load() > 0 || m*n*k < splitMinFLOPs {
 		return 1, false
 	}
-	parts = runtime.GOMAXPROCS(0)
+	size := max(m, n)
+	parts = min(splitParts, size/16)
 	if parts < 2 {
 		return 1, false
 	}

@@ -4,6 +4,8 @@ package lora
 
 import (
 	"math"
+	"runtime"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -42,8 +44,8 @@ func TestOpenBLASAgreesWithGonum(t *testing.T) {
 func TestSplitGEMMMatchesWhole(t *testing.T) {
 	for _, sz := range [][3]int{{517, 45, 61}, {45, 517, 61}} {
 		m, n, k := sz[0], sz[1], sz[2]
-		if p, _ := splitGEMM(m, n, k); m*n*k < splitMinFLOPs || p < 2 {
-			t.Skipf("no split of %v (GOMAXPROCS %d)", sz, p)
+		if p, _ := splitGEMM(m, n, k); p < 2 {
+			t.Fatalf("no split of %v", sz)
 		}
 		for _, tA := range []bool{false, true} {
 			for _, tB := range []bool{false, true} {
@@ -68,6 +70,17 @@ func TestSplitGEMMMatchesWhole(t *testing.T) {
 					}
 					gemm(tA, tB, m, n, k, 0.5, a, lda, b, ldb, beta, c1, n+2)
 					gemm1(tA, tB, m, n, k, 0.5, a, lda, b, ldb, beta, c2, n+2)
+					// the split does not depend on the thread count: bit-identical on one thread
+					c3 := make([]float32, m*(n+2))
+					for i := range c3 {
+						c3[i] = float32(i % 13)
+					}
+					old := runtime.GOMAXPROCS(1)
+					gemm(tA, tB, m, n, k, 0.5, a, lda, b, ldb, beta, c3, n+2)
+					runtime.GOMAXPROCS(old)
+					if !slices.Equal(c1, c3) {
+						t.Fatalf("%v tA=%v tB=%v beta=%v: split product differs between GOMAXPROCS %d and 1", sz, tA, tB, beta, old)
+					}
 					for i := range c1 {
 						if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-5*math.Max(1, math.Abs(float64(c2[i]))) {
 							t.Fatalf("%v tA=%v tB=%v beta=%v: C[%d] split %v, whole %v", sz, tA, tB, beta, i, c1[i], c2[i])

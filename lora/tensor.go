@@ -43,7 +43,8 @@ func gemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 	if !alongM {
 		size = n
 	}
-	grain := max(16, (size/parts+15)/16*16)
+	grain := (size + parts - 1) / parts
+	grain = (grain + 15) / 16 * 16
 	parallelFor(size, grain, func(lo, hi int) {
 		if alongM {
 			ao := lo * lda // row lo of op(A)
