@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -42,10 +43,12 @@ func concurrentGEMMs(fn func()) {
 	fn()
 }
 
-// splitParts is the number of blocks a large product is split into. It is
-// fixed, not the thread count, so that results do not depend on GOMAXPROCS:
-// each block is the same OpenBLAS call whichever goroutine makes it.
-const splitParts = 8
+// splitParts is the number of blocks a large product is split into: the
+// machine's CPU count (2 to 16), not GOMAXPROCS, so that results do not
+// depend on GOMAXPROCS: each block is the same OpenBLAS call whichever
+// goroutine makes it. (More blocks than cores would pack the shared operand
+// once per block for nothing.)
+var splitParts = min(max(runtime.NumCPU(), 2), 16)
 
 // splitGEMM reports whether gemm should split an m×n×k product into blocks
 // of C for goroutines, into how many, and along m (true) or n (false).
