@@ -39,6 +39,14 @@ type benchChildSpec struct {
 	Ckpt     bool   `json:"ckpt,omitempty"`
 }
 
+// benchChildResult is what a child prints: the training run, then the sgemm
+// measured in the same process right after it (so at the same machine load;
+// after the peak RSS was read, so its buffers do not count).
+type benchChildResult struct {
+	lora.BenchResult
+	SgemmGFLOPs float64 `json:"sgemm_gflops"`
+}
+
 // benchChildCommand makes the command of one child run; tests replace it.
 var benchChildCommand = func(ctx context.Context, spec string) (*exec.Cmd, error) {
 	exe, err := os.Executable()
@@ -92,7 +100,7 @@ func newBenchCmd() *cobra.Command {
 		Long: `Bench trains the reference workloads (DESIGN.md §8, random weights and tokens)
 for a few steps and prints tokens/s, the achieved GFLOP/s (from the model's
 FLOP count), the float32 sgemm GFLOP/s of the same BLAS measured in the same
-run, their ratio, and the peak RSS. Each workload runs in its own child
+process right after the run (the same machine load), their ratio, and the peak RSS. Each workload runs in its own child
 process, so peak RSS is per workload. With --full the same workloads also run
 as full fine-tuning, and the LoRA/full peak-RSS ratio is printed. --blas all
 runs both BLAS backends (openblas needs a binary built with -tags openblas).
@@ -169,9 +177,7 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 		}
 		for _, name := range names {
 			w := benchWorkloads[name]
-			// the sgemm of the engine's largest block product: tokens × intermediate × hidden
-			mnk := [3]int{w.Batch * w.SeqLen, w.Model.Intermediate, w.Model.Hidden}
-			sg := lora.SgemmGFLOPs(mnk[0], mnk[1], mnk[2], 5)
+			mnk := benchSgemmShape(w)
 			var loraRow = -1
 			for _, fm := range modes {
 				la := loadAvg()
@@ -180,7 +186,8 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 				if err != nil {
 					return nil, err
 				}
-				row := benchRow{BenchResult: res, Mode: modeName(fm), SgemmGFLOPs: sg, SgemmShape: mnk,
+				sg := res.SgemmGFLOPs
+				row := benchRow{BenchResult: res.BenchResult, Mode: modeName(fm), SgemmGFLOPs: sg, SgemmShape: mnk,
 					PeakRSSMiB: float64(res.PeakRSSBytes) / (1 << 20), LoadAvgAtStart: la}
 				if sg > 0 {
 					row.StepVsSgemm = res.GFLOPs / sg
@@ -222,23 +229,29 @@ func modeName(full bool) string {
 	return "LoRA"
 }
 
-func runBenchChildProcess(ctx context.Context, spec benchChildSpec) (lora.BenchResult, error) {
+// benchSgemmShape is the sgemm measured beside a workload: its largest block
+// product, tokens × intermediate × hidden.
+func benchSgemmShape(w lora.Workload) [3]int {
+	return [3]int{w.Batch * w.SeqLen, w.Model.Intermediate, w.Model.Hidden}
+}
+
+func runBenchChildProcess(ctx context.Context, spec benchChildSpec) (benchChildResult, error) {
 	js, err := json.Marshal(spec)
 	if err != nil {
-		return lora.BenchResult{}, err
+		return benchChildResult{}, err
 	}
 	c, err := benchChildCommand(ctx, string(js))
 	if err != nil {
-		return lora.BenchResult{}, err
+		return benchChildResult{}, err
 	}
 	var out, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &out, &stderr
 	if err := c.Run(); err != nil {
-		return lora.BenchResult{}, fmt.Errorf("bench: child for %s (%s, %s): %w: %s", spec.Workload, modeName(spec.Full), spec.BLAS, err, strings.TrimSpace(stderr.String()))
+		return benchChildResult{}, fmt.Errorf("bench: child for %s (%s, %s): %w: %s", spec.Workload, modeName(spec.Full), spec.BLAS, err, strings.TrimSpace(stderr.String()))
 	}
-	var res lora.BenchResult
+	var res benchChildResult
 	if err := json.Unmarshal(lastLine(out.Bytes()), &res); err != nil {
-		return lora.BenchResult{}, fmt.Errorf("bench: child for %s: reading its result %q: %w", spec.Workload, out.String(), err)
+		return benchChildResult{}, fmt.Errorf("bench: child for %s: reading its result %q: %w", spec.Workload, out.String(), err)
 	}
 	return res, nil
 }
@@ -268,7 +281,8 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
 	}
-	b, err := json.Marshal(res)
+	mnk := benchSgemmShape(wl)
+	b, err := json.Marshal(benchChildResult{BenchResult: res, SgemmGFLOPs: lora.SgemmGFLOPs(mnk[0], mnk[1], mnk[2], 5)})
 	if err != nil {
 		return err
 	}
