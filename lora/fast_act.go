@@ -53,3 +53,13 @@ func geluBack32(dy, x, th, dx []float32) {
 		dx[i] = dy[i] * d
 	}
 }
+
+// geluDeriv32: y = GELU-tanh(x), and x overwritten with GELU'(x).
+func geluDeriv32(x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		t := tanhf(geluC * (v + 0.044715*v*v*v))
+		y[i] = 0.5 * v * (1 + t)
+		x[i] = 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v)
+	}
+}

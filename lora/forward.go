@@ -301,7 +301,11 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	if cfg.isGPT2() {
 		layerNormForward(a.x2, b.ln2.w.w, b.ln2.b.w, N, H, cfg.NormEps, h, a.mu2, a.rs2)
 		b.fc.forward(h, N, a.g, rng)
-		geluForward(a.g[:N*I], ws.sb)
+		if b.mlpProj.needsInput() {
+			geluForward(a.g[:N*I], ws.sb)
+		} else { // the backward pass needs only GELU'(g): a.g keeps that instead of g
+			geluForwardDeriv(a.g[:N*I], ws.sb)
+		}
 		b.mlpProj.forward(ws.sb, N, out, rng)
 	} else {
 		rmsNormForward(a.x2, b.ln2.w.w, N, H, cfg.NormEps, h, a.rs2)
@@ -366,7 +370,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		if b.mlpProj.needsInput() {
 			geluBackwardTanh(ws.ds[:N*I], a.g[:N*I], ws.dg, ws.dg)
 		} else {
-			geluBackward(ws.ds, a.g[:N*I], ws.dg)
+			geluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], ws.dg)
 		}
 		b.fc.backward(ws.dg, ws.dh, false)
 		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)

@@ -301,6 +301,35 @@ func geluBackwardTanh[T float](dy, x, th, dx []T) {
 	})
 }
 
+// geluForwardDeriv is geluForward that overwrites x with GELU'(x), for a
+// backward pass that needs nothing else of x (the MLP's output projection
+// frozen, without LoRA): geluBackwardDeriv is then one multiply, no exp.
+func geluForwardDeriv[T float](x, y []T) {
+	if x32, ok := any(x).([]float32); ok {
+		y32 := any(y).([]float32)
+		parallelFor(len(x), 4096, func(lo, hi int) { geluDeriv32(x32[lo:hi], y32[lo:hi]) })
+		return
+	}
+	parallelFor(len(x), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			v := float64(x[i])
+			t := tanh(geluC * (v + 0.044715*v*v*v))
+			y[i] = T(0.5 * v * (1 + t))
+			x[i] = T(0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v))
+		}
+	})
+}
+
+// geluBackwardDeriv: dx = dy·d with d = GELU'(x) from geluForwardDeriv.
+func geluBackwardDeriv[T float](dy, d, dx []T) {
+	parallelFor(len(d), 8192, func(lo, hi int) {
+		dyr, dr, dxr := dy[lo:hi], d[lo:hi], dx[lo:hi]
+		for i := range dr {
+			dxr[i] = dyr[i] * dr[i]
+		}
+	})
+}
+
 // geluForward: GELU with the tanh approximation (GPT-2's gelu_new).
 func geluForward[T float](x, y []T) {
 	if x32, ok := any(x).([]float32); ok {
