@@ -8,6 +8,9 @@ scripts/setup.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
 . scripts/blas-env.sh   # OpenBLAS (-tags openblas) where libopenblas is installed
 mkdir -p bin
-go build $GO_BLAS_TAGS -o bin/loraflow ./cmd/loraflow
-go build $GO_BLAS_TAGS -o bin/worker ./cmd/worker
+# Attestations name the worker binary's source revision (GOFLAGS here may
+# turn Go's own VCS stamping off).
+stamp="-X github.com/loraflow/loraflow/provenance.Revision=$(git rev-parse HEAD 2>/dev/null || true)"
+go build $GO_BLAS_TAGS -ldflags "$stamp" -o bin/loraflow ./cmd/loraflow
+go build $GO_BLAS_TAGS -ldflags "$stamp" -o bin/worker ./cmd/worker
 exec bin/loraflow run examples/quickstart/spec.yaml "$@"
