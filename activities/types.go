@@ -125,6 +125,7 @@ type Attestation struct {
 	// Counterfactual is the full fine-tuning estimate attached to an
 	// adapter's carbon statement.
 	Counterfactual *carbon.Counterfactual `json:",omitempty"`
+	Usage          Usage
 }
 
 // MergeInput asks for W' = W0 + scale·B·A.
@@ -167,6 +168,7 @@ type PublishOutput struct {
 	Alias   string
 	URI     string
 	Existed bool // a retried publish found the version it had already made
+	Usage   Usage
 }
 
 // FindChampionInput names a registered model.

@@ -253,6 +253,12 @@ func (r *Result) usages() []activities.Usage {
 	if r.Merge != nil {
 		u = append(u, r.Merge.Usage)
 	}
+	for _, a := range r.Attestations {
+		u = append(u, a.Usage)
+	}
+	if r.Publication != nil {
+		u = append(u, r.Publication.Usage)
+	}
 	return u
 }
 
