@@ -127,14 +127,24 @@ func TestTrainBadInputIsNonRetryable(t *testing.T) {
 
 func TestCorruptBaseModelIsNonRetryableAndNamesTheFile(t *testing.T) {
 	w := newWorld(t, nil)
-	prep := w.prepare(t)
 	weights := filepath.Join(w.spec.BaseModel, "model.safetensors")
 	b, _ := os.ReadFile(weights)
 	if err := os.WriteFile(weights, b[:len(b)/2], 0o644); err != nil { // truncated
 		t.Fatal(err)
 	}
+	prep := w.prepare(t)
 	_, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
 	nonRetryableType(t, err, lora.KindCorruptCheckpoint, "model.safetensors")
+}
+
+func TestBaseModelChangedAfterPrepareIsRefused(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	if err := os.WriteFile(filepath.Join(w.spec.BaseModel, "generation_config.json"), []byte(`{"changed":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
+	nonRetryableType(t, err, ErrBadSpec, "changed since PrepareData")
 }
 
 func TestTrainRetryReturnsTheSameAdapter(t *testing.T) {

@@ -45,6 +45,13 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	if err != nil {
 		return TrainOutput{}, err
 	}
+	// Train on exactly the base model PrepareData fingerprinted, which is
+	// what the attestations will name.
+	if d, err := artifact.DigestDir(ctx, in.Spec.BaseModel); err != nil {
+		return TrainOutput{}, fmt.Errorf("TrainLoRA: %w", err)
+	} else if d != in.BaseModel.SHA256 {
+		return TrainOutput{}, nonRetryable(ErrBadSpec, fmt.Errorf("TrainLoRA: base model %s changed since PrepareData (sha256 %s, now %s)", in.Spec.BaseModel, in.BaseModel.SHA256, d))
+	}
 	// Heartbeats go on while the model loads; then each step updates them.
 	// The SDK throttles them; the checkpoint named is durable (Train writes
 	// it atomically before reporting it).
