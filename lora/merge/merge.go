@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
@@ -386,19 +385,19 @@ func copyRange(dst, src *os.File, off, n int64) error {
 	return nil
 }
 
-// scratch holds the buffers of one block, reused across blocks and tensors.
+// scratch holds the buffers of one block, reused across blocks and tensors:
+// the stored bytes (W0 on read, W' on write) and W' as float32.
 type scratch struct {
-	raw     []byte
-	w, orig []float32
+	raw []byte
+	w   []float32
 }
 
 func (s *scratch) grow(n, esize int) {
 	if cap(s.w) < n {
 		s.raw = make([]byte, n*esize)
 		s.w = make([]float32, n)
-		s.orig = make([]float32, n)
 	}
-	s.raw, s.w, s.orig = s.raw[:n*esize], s.w[:n], s.orig[:n]
+	s.raw, s.w = s.raw[:n*esize], s.w[:n]
 }
 
 func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Options, s *scratch) (TensorReport, int64, error) {
@@ -420,7 +419,10 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	esize := info.DType.Size()
 	blockRows := max(1, opts.BlockElements/max(cols, 1))
-	// load reads rows [r0, r1) of W0 into s.raw and s.orig and puts W0 + ΔW
+	// A plain LoRA update needs W0 only when encoding W' = W0 + ΔW: one
+	// pass over the block instead of a decode pass and an encode pass.
+	deltaOnly := p.replacement == nil && p.magnitude == nil && len(p.contributions) > 0
+	// load reads rows [r0, r1) of W0 into s.raw and puts W0 + ΔW (ΔW alone when deltaOnly)
 	// (or the replacement) into s.w; it returns the block's byte offset.
 	load := func(r0, r1 int) (int64, error) {
 		n := (r1 - r0) * cols
@@ -429,14 +431,20 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 		if _, err := in.ReadAt(s.raw, off); err != nil {
 			return 0, fmt.Errorf("read: %w", err)
 		}
-		decode(info.DType, s.raw, s.orig)
 		if p.replacement != nil {
 			copy(s.w, p.replacement[r0*cols:r1*cols])
 			return off, nil
 		}
-		copy(s.w, s.orig)
+		if deltaOnly {
+			// Only ΔW goes into s.w; finish adds W0 as it encodes.
+			for i, c := range p.contributions {
+				addDelta(s.w, c, r0, r1, cols, i > 0)
+			}
+			return off, nil
+		}
+		decode(info.DType, s.raw, s.w)
 		for _, c := range p.contributions {
-			addDelta(s.w, c, r0, r1, cols)
+			addDelta(s.w, c, r0, r1, cols, true)
 		}
 		return off, nil
 	}
@@ -486,7 +494,7 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 		}
 		// One pass: the change against W0, the finiteness check, and the
 		// encoding.
-		m, bad := finish(info.DType, s.w, s.orig, s.raw)
+		m, bad := finish(info.DType, s.w, s.raw, deltaOnly)
 		if bad >= 0 && opts.SafeMerge {
 			row, col := r0+bad/cols, bad%cols
 			return tr, 0, fmt.Errorf("element [%d, %d] would become %v (not finite in %s): %w", row, col, s.w[bad], info.DType, ErrNonFinite)
@@ -498,104 +506,6 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	tr.MaxAbsDelta = float64(maxDelta)
 	return tr, int64(rows*cols) * int64(esize), nil
-}
-
-// finish encodes w into b and returns the largest |w − orig| and the index
-// of the first value that is not finite once encoded (F16 overflows above
-// 65504), -1 when none.
-func finish(dt safetensors.DType, w, orig []float32, b []byte) (maxDelta float32, firstBad int) {
-	firstBad = -1
-	orig = orig[:len(w)]
-	switch dt {
-	case safetensors.F32:
-		b = b[:4*len(w)]
-		for i, x := range w {
-			bits := math.Float32bits(x)
-			if bits&0x7f800000 == 0x7f800000 && firstBad < 0 {
-				firstBad = i
-			}
-			if d := abs32(x - orig[i]); d > maxDelta {
-				maxDelta = d
-			}
-			binary.LittleEndian.PutUint32(b[4*i:], bits)
-		}
-	case safetensors.F16:
-		b = b[:2*len(w)]
-		for i, x := range w {
-			h := safetensors.Float32ToF16(x) // may overflow to Inf
-			if h&0x7c00 == 0x7c00 && firstBad < 0 {
-				firstBad = i
-			}
-			if d := abs32(x - orig[i]); d > maxDelta {
-				maxDelta = d
-			}
-			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
-		}
-	case safetensors.BF16:
-		b = b[:2*len(w)]
-		for i, x := range w {
-			h := safetensors.Float32ToBF16(x)
-			if h&0x7f80 == 0x7f80 && firstBad < 0 {
-				firstBad = i
-			}
-			if d := abs32(x - orig[i]); d > maxDelta {
-				maxDelta = d
-			}
-			b[2*i], b[2*i+1] = byte(h), byte(h>>8)
-		}
-	}
-	return maxDelta, firstBad
-}
-
-func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
-
-// decode converts little-endian F32/F16/BF16 elements of b into w.
-func decode(dt safetensors.DType, b []byte, w []float32) {
-	switch dt {
-	case safetensors.F32:
-		b = b[:4*len(w)]
-		for i := range w {
-			w[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	case safetensors.F16:
-		b = b[:2*len(w)]
-		for i := range w {
-			w[i] = safetensors.F16ToFloat32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
-		}
-	case safetensors.BF16:
-		b = b[:2*len(w)]
-		for i := range w {
-			w[i] = math.Float32frombits(uint32(b[2*i])<<16 | uint32(b[2*i+1])<<24)
-		}
-	}
-}
-
-// addDelta adds rows [r0, r1) of c's ΔW (in the base tensor's layout, with
-// cols columns) to dst: each row is a sum of r full-length axpys, which
-// suits the small inner dimension of a LoRA better than a blocked GEMM.
-func addDelta(dst []float32, c contribution, r0, r1, cols int) {
-	var impl gonum.Implementation
-	if !c.fanInFanOut {
-		// W is [out, in]: row i of B·A is Σ_l B[i,l]·A[l,:].
-		for i := r0; i < r1; i++ {
-			row := dst[(i-r0)*cols : (i-r0+1)*cols]
-			for l, bil := range c.b[i*c.r : (i+1)*c.r] {
-				if bil != 0 {
-					impl.Saxpy(cols, c.alpha*bil, c.a[l*c.in:(l+1)*c.in], 1, row, 1)
-				}
-			}
-		}
-		return
-	}
-	// W is [in, out]: row j of (B·A)ᵀ is Σ_l A[l,j]·Bᵀ[l,:].
-	for j := r0; j < r1; j++ {
-		row := dst[(j-r0)*cols : (j-r0+1)*cols]
-		for l := 0; l < c.r; l++ {
-			if alj := c.a[l*c.in+j]; alj != 0 {
-				impl.Saxpy(cols, c.alpha*alj, c.bt[l*c.out:(l+1)*c.out], 1, row, 1)
-			}
-		}
-	}
 }
 
 // copyTree copies the regular files and folders of src into dst (which
