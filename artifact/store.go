@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loraflow/loraflow/internal/atomicfile"
+
 	"github.com/loraflow/loraflow/provenance"
 )
 
@@ -171,27 +173,7 @@ func safeName(s string) string {
 }
 
 // WriteFileAtomic writes data to path through a temporary file and a rename.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteFile(path, data) }
 
 // KeyOf is a digest of any JSON-encodable input, used as an index key.
 func KeyOf(parts ...any) string {

@@ -3,7 +3,9 @@
 // linear layer, AdamW, checkpoints with exact resume, evaluation and
 // generation. It reads Hugging Face checkpoint folders (LoadModel) and writes
 // PEFT adapters (package lora/peft); it works on token IDs (Sequence) and
-// knows nothing of Temporal.
+// knows nothing of Temporal. It imports gonum, the standard library and,
+// for atomic file writes, the module's standard-library-only
+// internal/atomicfile.
 //
 // # Entry points
 //

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loraflow/loraflow/internal/atomicfile"
+
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -246,23 +248,7 @@ func Load(dir string) (*Adapter, error) {
 }
 
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("peft: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("peft: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("peft: sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("peft: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, data); err != nil {
 		return fmt.Errorf("peft: %w", err)
 	}
 	return nil
