@@ -110,7 +110,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 		return PublishOutput{}, fmt.Errorf("Publish: %w", err)
 	}
 	a.logger().Info("published", "model", v.Model, "version", v.Version, "alias", alias, "existed", v.Existed)
-	return PublishOutput{Model: v.Model, Version: v.Version, Alias: alias, URI: reg.URI() + " " + v.Source, Existed: v.Existed}, nil
+	return PublishOutput{Model: v.Model, Version: v.Version, Alias: alias, Registry: reg.URI(), URI: v.Source, Existed: v.Existed}, nil
 }
 
 // FindChampion reads the current champion's input digests, so that a

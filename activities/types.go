@@ -163,12 +163,13 @@ type PublishInput struct {
 
 // PublishOutput is the registry version.
 type PublishOutput struct {
-	Model   string
-	Version string
-	Alias   string
-	URI     string
-	Existed bool // a retried publish found the version it had already made
-	Usage   Usage
+	Model    string
+	Version  string
+	Alias    string
+	Registry string // the registry's URI
+	URI      string // where the version's artifacts are
+	Existed  bool   // a retried publish found the version it had already made
+	Usage    Usage
 }
 
 // FindChampionInput names a registered model.

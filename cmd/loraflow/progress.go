@@ -238,7 +238,7 @@ func printSummary(out io.Writer, r *workflows.Result) {
 		if pub.Existed {
 			existed = " (already published)"
 		}
-		fmt.Fprintf(out, "  registry    %s version %s alias %s%s\n              %s\n", pub.Model, pub.Version, pub.Alias, existed, pub.URI)
+		fmt.Fprintf(out, "  registry    %s version %s alias %s%s (%s)\n              %s\n", pub.Model, pub.Version, pub.Alias, existed, pub.Registry, pub.URI)
 	}
 	cs := r.Carbon
 	t := cs.Total
