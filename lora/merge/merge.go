@@ -310,22 +310,32 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 		return nil, 0, 0, err
 	}
 	defer out.Close()
-	// The byte ranges between adapted tensors are copied by the kernel ...
-	var copied, pos int64
+	// The byte ranges between adapted tensors are copied by the kernel
+	// (system time) while ...
+	gaps := make([][2]int64, 0, len(ps)+1) // [begin, end) of each untouched range
+	var pos int64
 	for _, p := range ps {
-		begin := dataStart + p.info.DataOffsets[0]
-		if err := copyRange(out, in, pos, begin-pos); err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, begin, err)
-		}
-		copied += begin - pos
+		gaps = append(gaps, [2]int64{pos, dataStart + p.info.DataOffsets[0]})
 		pos = dataStart + p.info.DataOffsets[1]
 	}
-	if err := copyRange(out, in, pos, st.Size()-pos); err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: copy bytes [%d, %d): %w", file, pos, st.Size(), err)
-	}
-	copied += st.Size() - pos
+	gaps = append(gaps, [2]int64{pos, st.Size()})
+	var copied int64
+	copyDone := make(chan error, 1)
+	go func() {
+		for _, g := range gaps {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := copyRange(out, in, g[0], g[1]-g[0]); err != nil {
+				copyDone <- fmt.Errorf("%s: copy bytes [%d, %d): %w", file, g[0], g[1], err)
+				return
+			}
+			copied += g[1] - g[0]
+		}
+		copyDone <- nil
+	}()
 
-	// ... and the adapted tensors computed by a few workers, each with its
+	// ... the adapted tensors are computed by a few workers, each with its
 	// own block buffers, writing at their own offsets.
 	reports := make([]TensorReport, len(ps))
 	errs := make([]error, len(ps))
@@ -359,7 +369,7 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, <-copyDone)...); err != nil {
 		return nil, 0, 0, err
 	}
 	if err := ctx.Err(); err != nil {
