@@ -78,6 +78,7 @@ func decode(dt safetensors.DType, b []byte, w []float32) {
 	case safetensors.BF16:
 		if littleEndian {
 			h := halves(b, len(w))
+			h = h[:len(w)]
 			for i := range w {
 				w[i] = math.Float32frombits(uint32(h[i]) << 16)
 			}

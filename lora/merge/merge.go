@@ -204,27 +204,70 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	// 2. Write each touched file in one pass: untouched byte ranges copied,
 	// adapted tensors computed block by block.
 	t1 := time.Now()
-	done := 0
-	scratches := make([]*scratch, max(1, opts.Workers)) // block buffers, one set per worker for the whole run
-	for i := range scratches {
-		scratches[i] = new(scratch)
+	// Files are written a few at a time, so that one file's kernel copy
+	// overlaps another's arithmetic; the block buffers, one set per worker
+	// for the whole run, bound the tensors computed at once (and the memory).
+	pool := make(chan *scratch, max(1, opts.Workers))
+	for range cap(pool) {
+		pool <- new(scratch)
 	}
-	for _, file := range slices.Sorted(maps.Keys(byFile)) {
+	var (
+		tickMu sync.Mutex
+		done   int
+	)
+	tick := func() {
+		tickMu.Lock()
+		defer tickMu.Unlock()
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, len(plans))
+		}
+	}
+	files := slices.Sorted(maps.Keys(byFile))
+	type fileResult struct {
+		trs  []TensorReport
+		n, c int64
+		err  error
+	}
+	results := make([]fileResult, len(files))
+	fileSlots := make(chan struct{}, min(len(files), cap(pool)+1))
+	fileCtx, cancelFiles := context.WithCancel(ctx)
+	defer cancelFiles()
+	var (
+		fwg      sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error // the first file's failure, not the cancellations it causes
+	)
+	for i, file := range files {
 		ps := byFile[file]
 		slices.SortFunc(ps, func(a, b *tensorPlan) int { return int(a.info.DataOffsets[0] - b.info.DataOffsets[0]) })
-		trs, n, c, err := rewriteFile(ctx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, scratches, func() {
-			done++
-			if opts.Progress != nil {
-				opts.Progress(done, len(plans))
+		fileSlots <- struct{}{}
+		fwg.Go(func() {
+			defer func() { <-fileSlots }()
+			r := &results[i]
+			r.trs, r.n, r.c, r.err = rewriteFile(fileCtx, filepath.Join(baseDir, file), filepath.Join(tmp, file), file, ps, opts, pool, tick)
+			if r.err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = r.err
+				}
+				errMu.Unlock()
+				cancelFiles()
 			}
+			log.Debug("merged file", "file", file, "tensors", len(ps))
 		})
-		if err != nil {
+	}
+	fwg.Wait()
+	if firstErr != nil {
+		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		rep.Tensors = append(rep.Tensors, trs...)
-		rep.BytesRewritten += n
-		rep.BytesCopied += c
-		log.Debug("merged file", "file", file, "tensors", len(ps))
+		return nil, fmt.Errorf("%s: %w", op, firstErr)
+	}
+	for _, r := range results {
+		rep.Tensors = append(rep.Tensors, r.trs...)
+		rep.BytesRewritten += r.n
+		rep.BytesCopied += r.c
 	}
 	rep.UpdateSeconds = time.Since(t1).Seconds()
 	rep.UntouchedTensors = len(ckpt.Names()) - len(plans)
@@ -290,7 +333,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 // rewriteFile writes dst as a copy of the safetensors file src in which
 // the planned tensors (sorted by offset) are updated. It returns the reports,
 // the bytes computed and the bytes copied.
-func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, opts Options, scratches []*scratch, tick func()) ([]TensorReport, int64, int64, error) {
+func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, opts Options, pool chan *scratch, tick func()) ([]TensorReport, int64, int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return nil, 0, 0, err
@@ -340,20 +383,20 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 	reports := make([]TensorReport, len(ps))
 	errs := make([]error, len(ps))
 	var written atomic.Int64
-	var mu sync.Mutex
 	next := atomic.Int64{}
-	workers := min(len(ps), len(scratches))
+	workers := min(len(ps), cap(pool))
 	var wg sync.WaitGroup
-	for k := range workers {
+	for range workers {
 		wg.Go(func() {
-			s := scratches[k]
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(ps) || ctx.Err() != nil {
 					return
 				}
 				p := ps[i]
+				s := <-pool
 				tr, n, err := rewriteTensor(in, out, dataStart, p, opts, s)
+				pool <- s
 				if err != nil {
 					errs[i] = fmt.Errorf("%s: tensor %q: %w", file, p.name, err)
 					next.Store(int64(len(ps))) // stop the others
@@ -362,9 +405,7 @@ func rewriteFile(ctx context.Context, src, dst, file string, ps []*tensorPlan, o
 				tr.File = file
 				reports[i] = tr
 				written.Add(n)
-				mu.Lock()
 				tick()
-				mu.Unlock()
 			}
 		})
 	}
