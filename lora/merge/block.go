@@ -94,7 +94,7 @@ func decode(dt safetensors.DType, b []byte, w []float32) {
 // finish encodes W' into b, which holds W0 in the same dtype, and returns
 // the largest |W' − W0| and the index of the first value that is not finite
 // once encoded (F16 overflows above 65504), -1 when none. W' is w, or
-// W0 + w when addW0 (w then holds ΔW).
+// W0 + w when addW0 (w then holds ΔW, and only w[firstBad] is set to W').
 func finish(dt safetensors.DType, w []float32, b []byte, addW0 bool) (maxDelta float32, firstBad int) {
 	firstBad = -1
 	switch dt {
@@ -104,11 +104,10 @@ func finish(dt safetensors.DType, w []float32, b []byte, addW0 bool) (maxDelta f
 			o := math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 			if addW0 {
 				x += o
-				w[i] = x
 			}
 			bits := math.Float32bits(x)
 			if bits&0x7f800000 == 0x7f800000 && firstBad < 0 {
-				firstBad = i
+				firstBad, w[i] = i, x
 			}
 			if d := abs32(x - o); d > maxDelta {
 				maxDelta = d
@@ -121,11 +120,10 @@ func finish(dt safetensors.DType, w []float32, b []byte, addW0 bool) (maxDelta f
 			o := safetensors.F16ToFloat32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 			if addW0 {
 				x += o
-				w[i] = x
 			}
 			h := safetensors.Float32ToF16(x) // may overflow to Inf
 			if h&0x7c00 == 0x7c00 && firstBad < 0 {
-				firstBad = i
+				firstBad, w[i] = i, x
 			}
 			if d := abs32(x - o); d > maxDelta {
 				maxDelta = d
@@ -141,11 +139,10 @@ func finish(dt safetensors.DType, w []float32, b []byte, addW0 bool) (maxDelta f
 			o := math.Float32frombits(uint32(b[2*i])<<16 | uint32(b[2*i+1])<<24)
 			if addW0 {
 				x += o
-				w[i] = x
 			}
 			h := safetensors.Float32ToBF16(x)
 			if h&0x7f80 == 0x7f80 && firstBad < 0 {
-				firstBad = i
+				firstBad, w[i] = i, x
 			}
 			if d := abs32(x - o); d > maxDelta {
 				maxDelta = d
@@ -167,7 +164,6 @@ func finishBF16(w []float32, h []uint16, addW0 bool) (maxDelta float32, firstBad
 		o := math.Float32frombits(uint32(h[i]) << 16)
 		if addW0 {
 			x += o
-			w[i] = x
 		}
 		d := math.Float32bits(x-o) &^ (1 << 31)
 		if d > 0x7f800000 {
@@ -182,7 +178,7 @@ func finishBF16(w []float32, h []uint16, addW0 bool) (maxDelta float32, firstBad
 			e = uint16((u + 0x7fff + (u>>16)&1) >> 16)
 		}
 		if e&0x7f80 == 0x7f80 && firstBad < 0 {
-			firstBad = i
+			firstBad, w[i] = i, x
 		}
 		h[i] = e
 	}
