@@ -7,12 +7,15 @@
 // as is, with the kernel's copy_file_range where the file system offers it.
 // A shard holding adapted tensors is written in one pass: the byte ranges
 // between those tensors (the header and every other tensor) are copied by
-// the kernel, so they stay byte-identical, and each adapted tensor is
+// the kernel, so they stay byte-identical, while each adapted tensor is
 // computed by one of a few workers in blocks of rows: read with pread from
-// the base file, decoded from its dtype (F32, F16 or BF16) to float32,
-// updated with a float32 GEMM, encoded back to the same dtype (round to
-// nearest even) and written with pwrite at its offset. Memory is bounded by
-// a block per worker and the adapters, whatever the size of the model; the
+// the base file, ΔW of the block computed with one float32 GEMM on the BLAS
+// that gonum's blas32 uses (OpenBLAS in builds with -tags openblas, see
+// package lora), then W0 decoded, added and encoded back to the same dtype
+// (round to nearest even) in one fused loop, and written with pwrite at its
+// offset. A few shards are written at once, so that one's kernel copy
+// overlaps another's arithmetic. Memory is bounded by a block per worker
+// and the adapters, whatever the size of the model; the
 // base is never loaded whole. With SafeMerge a value that is not finite
 // once encoded (NaN, Inf, F16 overflow) fails the merge. The output folder
 // is built in a temporary sibling, fsynced, optionally verified
