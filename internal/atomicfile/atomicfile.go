@@ -10,17 +10,17 @@ import (
 	"path/filepath"
 )
 
-// WriteFile atomically replaces path with data, with mode 0644.
-func WriteFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
+// Create opens a new temporary file beside path, for Commit to move into
+// place once written.
+func Create(path string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+}
+
+// Commit gives tmp mode 0644, fsyncs and closes it, renames it over path
+// and fsyncs the folder (best effort). On failure tmp is removed.
+func Commit(tmp *os.File, path string) error {
 	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
+	err := tmp.Chmod(0o644)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -34,5 +34,23 @@ func WriteFile(path string, data []byte) error {
 		_ = os.Remove(name)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	if dir, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = dir.Sync() // some filesystems refuse to sync a folder
+		_ = dir.Close()
+	}
 	return nil
+}
+
+// WriteFile atomically replaces path with data, with mode 0644.
+func WriteFile(path string, data []byte) error {
+	tmp, err := Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return Commit(tmp, path)
 }

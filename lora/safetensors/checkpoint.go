@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/loraflow/loraflow/internal/atomicfile"
 )
 
 // The file names of a Hugging Face checkpoint folder.
@@ -194,7 +196,7 @@ func WriteIndex(dir string, idx Index) error {
 	if err != nil {
 		return fmt.Errorf("safetensors: %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+IndexFileName+".tmp-*")
+	tmp, err := atomicfile.Create(path)
 	if err != nil {
 		return fmt.Errorf("safetensors: %s: %w", path, err)
 	}

@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/loraflow/loraflow/internal/atomicfile"
 )
 
 // Tensor is one tensor to write: Data holds its little-endian bytes,
@@ -63,7 +64,7 @@ func NewWriter(path string, infos []TensorInfo, metadata map[string]string) (*Wr
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
 	}
@@ -152,26 +153,10 @@ func (w *Writer) Abort() {
 	_ = os.Remove(name)
 }
 
-// commitTemp fsyncs and closes tmp, renames it to path and fsyncs the folder.
+// commitTemp moves the finished temporary file into place.
 func commitTemp(tmp *os.File, path string) error {
-	name := tmp.Name()
-	err := tmp.Chmod(0o644)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		_ = os.Remove(name)
-		return fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	if dir, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = dir.Sync() // best effort: some filesystems refuse to sync a folder
-		_ = dir.Close()
+	if err := atomicfile.Commit(tmp, path); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
 }
