@@ -18,9 +18,13 @@ type workspace[T float] struct {
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
 	hn, sb             []T // normalised block input and MLP activation, shared by the layers
-	shared             *acts[T]
-	scratch            bufPool[T]
-	rowOK              []bool
+	// big holds the head's logits chunk during headLoss and the MLP
+	// gradients ds and dg during the blocks' backward pass: the two are
+	// never live at once, so they share one allocation (peak RSS).
+	big     []T
+	shared  *acts[T]
+	scratch bufPool[T]
+	rowOK   []bool
 }
 
 // batch is a padded batch of B sequences of S positions, row r = b·S+s.
@@ -216,7 +220,12 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 		copy(ws.hc[i*H:(i+1)*H], ws.hf[r*H:(r+1)*H])
 	}
 	C := min(max(16, (1<<22)/V), 512, M)
-	ws.logits = grow(ws.logits, C*V)
+	need := C * V
+	if train {
+		need = max(need, 2*N*n.cfg.Intermediate)
+	}
+	ws.big = grow(ws.big, need)
+	ws.logits = ws.big[:C*V]
 	if train {
 		ws.dhc = grow(ws.dhc, C*H)
 	}
@@ -336,8 +345,11 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
 	ws.dh = grow(ws.dh, N*H)
-	ws.ds = grow(ws.ds, N*I)
-	ws.dg = grow(ws.dg, N*I)
+	if cap(ws.big) < 2*N*I { // headLoss sized it unless the batch had no targets
+		ws.big = make([]T, 2*N*I)
+	}
+	ws.ds = ws.big[: N*I : N*I] // shares memory with the head's logits chunk
+	ws.dg = ws.big[N*I : 2*N*I : 2*N*I]
 	ws.datt = grow(ws.datt, N*qd)
 	// Recompute what the forward pass did not keep: the normalised input of
 	// the MLP and its activation.
@@ -375,7 +387,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		b.fc.backward(ws.dg, ws.dh, false)
 		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
 	} else {
-		ws.du = grow(ws.du, N*I)
+		ws.du = ws.sb[:N*I] // down's input is dead once down.backward has run
 		b.down.backward(ws.dres, ws.ds, false)
 		if b.down.needsInput() {
 			swigluBackwardSig(ws.ds[:N*I], a.g[:N*I], a.u, ws.dg, ws.dg, ws.du)
