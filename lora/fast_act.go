@@ -14,6 +14,18 @@ func swigluSig32(g, u, s, sig []float32) {
 	}
 }
 
+// swigluDeriv32: s = silu(g)·u, then g ← u·silu'(g) and u ← silu(g).
+func swigluDeriv32(g, u, s []float32) {
+	u, s = u[:len(g)], s[:len(g)]
+	for i, x := range g {
+		sg := 1 / (1 + expf(-x))
+		si, uv := x*sg, u[i]
+		s[i] = si * uv
+		g[i] = uv * sg * (1 + x*(1-sg))
+		u[i] = si
+	}
+}
+
 // swigluBackSig32 is swigluBack32 with σ(g) given; dg may alias sig.
 func swigluBackSig32(ds, g, u, sig, dg, du []float32) {
 	ds, u, sig, dg, du = ds[:len(g)], u[:len(g)], sig[:len(g)], dg[:len(g)], du[:len(g)]

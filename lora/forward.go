@@ -321,7 +321,11 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 		a.u = grow(a.u, N*I)
 		b.gate.forward(h, N, a.g, rng)
 		b.up.forward(h, N, a.u, rng)
-		swigluForward(a.g[:N*I], a.u, ws.sb)
+		if b.down.needsInput() {
+			swigluForward(a.g[:N*I], a.u, ws.sb)
+		} else { // the backward pass needs only u·silu'(g) and silu(g): a.g and a.u keep those
+			swigluForwardDeriv(a.g[:N*I], a.u[:N*I], ws.sb)
+		}
 		b.down.forward(ws.sb, N, out, rng)
 	}
 	addInto(out[:N*H], a.x2[:N*H])
@@ -392,7 +396,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		if b.down.needsInput() {
 			swigluBackwardSig(ws.ds[:N*I], a.g[:N*I], a.u, ws.dg, ws.dg, ws.du)
 		} else {
-			swigluBackward(ws.ds, a.g[:N*I], a.u, ws.dg, ws.du)
+			swigluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], a.u[:N*I], ws.dg, ws.du)
 		}
 		b.gate.backward(ws.dg, ws.dh, false)
 		b.up.backward(ws.du, ws.dh, true)

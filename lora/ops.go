@@ -226,6 +226,39 @@ func swigluBackward[T float](ds, g, u, dg, du []T) {
 	})
 }
 
+// swigluForwardDeriv is swigluForward that overwrites g with u·silu'(g) and
+// u with silu(g), for a backward pass that needs nothing else of them (the
+// MLP's down projection frozen, without LoRA): swigluBackwardDeriv is then
+// two multiplies, no exp.
+func swigluForwardDeriv[T float](g, u, s []T) {
+	if g32, ok := any(g).([]float32); ok {
+		u32, s32 := any(u).([]float32), any(s).([]float32)
+		parallelFor(len(g), 4096, func(lo, hi int) { swigluDeriv32(g32[lo:hi], u32[lo:hi], s32[lo:hi]) })
+		return
+	}
+	parallelFor(len(g), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x, uv := float64(g[i]), float64(u[i])
+			sg := sigmoid(x)
+			s[i] = T(x*sg) * u[i]
+			g[i] = T(uv * sg * (1 + x*(1-sg)))
+			u[i] = T(x * sg)
+		}
+	})
+}
+
+// swigluBackwardDeriv: dg = ds·g, du = ds·u with g and u from
+// swigluForwardDeriv.
+func swigluBackwardDeriv[T float](ds, g, u, dg, du []T) {
+	parallelFor(len(g), 8192, func(lo, hi int) {
+		dsr, gr, ur, dgr, dur := ds[lo:hi], g[lo:hi], u[lo:hi], dg[lo:hi], du[lo:hi]
+		for i, d := range dsr {
+			dur[i] = d * ur[i]
+			dgr[i] = d * gr[i]
+		}
+	})
+}
+
 // swigluForwardSig is swigluForward that also keeps σ(g) in sig, so that
 // swigluBackwardSig needs no second exponential.
 func swigluForwardSig[T float](g, u, s, sig []T) {

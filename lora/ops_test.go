@@ -145,6 +145,35 @@ func TestGradActivationsAndCrossEntropy(t *testing.T) {
 	swigluBackward(ds, g, u, dg, du)
 	numCheck(t, "swiglu dg", g, dg, sw)
 	numCheck(t, "swiglu du", u, du, sw)
+	// the path that keeps u·silu'(g) and silu(g) from the forward pass
+	// (down projection frozen) gives the same s, dg and du, in float64 and float32
+	swigluForward(g, u, s)
+	swigluBackward(ds, g, u, dg, du)
+	g2, u2, s2 := append([]float64(nil), g...), append([]float64(nil), u...), make([]float64, n)
+	dg2, du2 := make([]float64, n), make([]float64, n)
+	swigluForwardDeriv(g2, u2, s2)
+	swigluBackwardDeriv(ds, g2, u2, dg2, du2)
+	g32, u32, ds32 := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range g {
+		g32[i], u32[i], ds32[i] = float32(g[i]), float32(u[i]), float32(ds[i])
+	}
+	s32, dg32, du32 := make([]float32, n), make([]float32, n), make([]float32, n)
+	swigluForwardDeriv(g32, u32, s32)
+	swigluBackwardDeriv(ds32, g32, u32, dg32, du32)
+	for i := range g {
+		for _, c := range []struct {
+			name      string
+			want, got float64
+			tol       float64
+		}{
+			{"s", s[i], s2[i], 1e-14}, {"dg", dg[i], dg2[i], 1e-14}, {"du", du[i], du2[i], 1e-14},
+			{"s32", s[i], float64(s32[i]), 1e-5}, {"dg32", dg[i], float64(dg32[i]), 1e-5}, {"du32", du[i], float64(du32[i]), 1e-5},
+		} {
+			if math.Abs(c.got-c.want) > c.tol*(1+math.Abs(c.want)) {
+				t.Fatalf("swiglu deriv path %s[%d] = %v, want %v", c.name, i, c.got, c.want)
+			}
+		}
+	}
 	ge := func() float64 { geluForward(g, s); return dot(s, ds) }
 	geluBackward(ds, g, dg)
 	numCheck(t, "gelu dx", g, dg, ge)
