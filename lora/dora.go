@@ -156,7 +156,7 @@ func (l *linear[T]) doraBackward(dy, dx []T, beta T) {
 	dropped := len(lb.keep) > 0
 	xd := x
 	if dropped {
-		xd = lb.xd
+		xd = lb.droppedInput(x)
 	}
 	// dm_j = Σ_r dy[r,j]·z[r,j] / norm_j
 	reduceRows(n, out, d.mag.g, func(r int, acc []T) {
@@ -200,10 +200,10 @@ func (l *linear[T]) doraBackward(dy, dx []T, beta T) {
 		return
 	}
 	l.inputGrad(dy, n, beta, dx)
-	lb.dxd = grow(lb.dxd, n*l.in)
-	l.inputGrad(d.tmp[:N], n, 0, lb.dxd)
-	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 1, lb.dxd, l.in)
-	lb.addMasked(dx)
+	dxd := lb.scratch(n * l.in) // xd is dead now
+	l.inputGrad(d.tmp[:N], n, 0, dxd)
+	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 1, dxd, l.in)
+	lb.addMasked(dxd, dx)
 }
 
 // applyMagnitudes attaches the DoRA magnitude vectors of a saved adapter to

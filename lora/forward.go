@@ -22,6 +22,7 @@ type workspace[T float] struct {
 	// gradients ds and dg during the blocks' backward pass: the two are
 	// never live at once, so they share one allocation (peak RSS).
 	big     []T
+	loraTmp []T // the LoRA branches' dropout scratch (loraBranch.tmp)
 	shared  *acts[T]
 	scratch bufPool[T]
 	rowOK   []bool

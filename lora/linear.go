@@ -30,12 +30,39 @@ type loraBranch[T float] struct {
 	// a0, b0 are the data-driven initial factors (PiSSA, OLoRA) that the
 	// saved adapter is converted against; nil otherwise.
 	a0, b0 []float32
+	// tmp is scratch for the dropped-out input xd (built in forward, rebuilt
+	// from x and the mask in backward) and then its gradient dxd; the
+	// branches of one net share it (nil: the branch makes its own), so
+	// dropout keeps no per-branch copy of the input.
+	tmp *[]T
 	// saved by forward
-	xd   []T     // dropped-out input (only with dropout)
 	keep []uint8 // dropout mask
 	u    []T     // xd·Aᵀ  [n, r]
 	du   []T
-	dxd  []T
+}
+
+// scratch returns size elements of the branch's scratch buffer.
+func (lb *loraBranch[T]) scratch(size int) []T {
+	if lb.tmp == nil {
+		lb.tmp = new([]T)
+	}
+	*lb.tmp = grow(*lb.tmp, size)
+	return (*lb.tmp)[:size]
+}
+
+// droppedInput rebuilds in scratch the dropped-out input that forward
+// computed from the same x and mask (the same arithmetic, so the same values).
+func (lb *loraBranch[T]) droppedInput(x []T) []T {
+	xd := lb.scratch(len(lb.keep))
+	inv := T(1 / (1 - lb.dropout))
+	for i, k := range lb.keep {
+		if k != 0 {
+			xd[i] = x[i] * inv
+		} else {
+			xd[i] = 0
+		}
+	}
+	return xd
 }
 
 // needsInput reports whether backward reads the saved input: only for the
@@ -92,7 +119,7 @@ func (l *linear[T]) addBias(y []T, n int) {
 // for the backward pass.
 func (lb *loraBranch[T]) dropoutInput(x []T, size int, rng *rand.Rand) []T {
 	if lb.dropout > 0 && rng != nil {
-		lb.xd = grow(lb.xd, size)
+		xd := lb.scratch(size)
 		if cap(lb.keep) < size {
 			lb.keep = make([]uint8, size)
 		}
@@ -101,13 +128,13 @@ func (lb *loraBranch[T]) dropoutInput(x []T, size int, rng *rand.Rand) []T {
 		for i := range lb.keep {
 			if rng.Float64() >= lb.dropout {
 				lb.keep[i] = 1
-				lb.xd[i] = x[i] * inv
+				xd[i] = x[i] * inv
 			} else {
 				lb.keep[i] = 0
-				lb.xd[i] = 0
+				xd[i] = 0
 			}
 		}
-		return lb.xd[:size]
+		return xd
 	}
 	lb.keep = lb.keep[:0]
 	return x
@@ -167,7 +194,7 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 	}
 	xd := x
 	if len(lb.keep) > 0 {
-		xd = lb.xd
+		xd = lb.droppedInput(x)
 	}
 	lb.branchGrads(dy, xd, n, l.in, l.out)
 	if dx == nil {
@@ -177,9 +204,9 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 		gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 1, dx, l.in)
 		return
 	}
-	lb.dxd = grow(lb.dxd, n*l.in)
-	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 0, lb.dxd, l.in)
-	lb.addMasked(dx)
+	dxd := lb.scratch(n * l.in) // xd is dead now
+	gemm(false, false, n, l.in, lb.r, 1, lb.du, lb.r, lb.a.w, l.in, 0, dxd, l.in)
+	lb.addMasked(dxd, dx)
 }
 
 // branchGrads computes du = scale·g·B [n, r] and adds the gradients of A and
@@ -195,13 +222,13 @@ func (lb *loraBranch[T]) branchGrads(g, xd []T, n, in, out int) {
 	}
 }
 
-// addMasked adds the gradient in lb.dxd, taken with respect to the
+// addMasked adds the gradient dxd, taken with respect to the
 // dropped-out input, to dx through the dropout mask.
-func (lb *loraBranch[T]) addMasked(dx []T) {
+func (lb *loraBranch[T]) addMasked(dxd, dx []T) {
 	inv := T(1 / (1 - lb.dropout))
 	for i, k := range lb.keep {
 		if k != 0 {
-			dx[i] += lb.dxd[i] * inv
+			dx[i] += dxd[i] * inv
 		}
 	}
 }
