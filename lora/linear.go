@@ -55,13 +55,15 @@ func (lb *loraBranch[T]) scratch(size int) []T {
 func (lb *loraBranch[T]) droppedInput(x []T) []T {
 	xd := lb.scratch(len(lb.keep))
 	inv := T(1 / (1 - lb.dropout))
-	for i, k := range lb.keep {
-		if k != 0 {
-			xd[i] = x[i] * inv
-		} else {
-			xd[i] = 0
+	parallelFor(len(xd), 8192, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if lb.keep[i] != 0 {
+				xd[i] = x[i] * inv
+			} else {
+				xd[i] = 0
+			}
 		}
-	}
+	})
 	return xd
 }
 
@@ -124,21 +126,43 @@ func (lb *loraBranch[T]) dropoutInput(x []T, size int, rng *rand.Rand) []T {
 			lb.keep = make([]uint8, size)
 		}
 		lb.keep = lb.keep[:size]
+		keep := lb.keep
 		inv := T(1 / (1 - lb.dropout))
-		for i := range lb.keep {
-			if rng.Float64() >= lb.dropout {
-				lb.keep[i] = 1
-				xd[i] = x[i] * inv
-			} else {
-				lb.keep[i] = 0
-				xd[i] = 0
+		// One draw from rng seeds the mask; each fixed chunk of it has its
+		// own PCG stream, so the chunks fill in parallel and the mask does
+		// not depend on the number of threads. An element is dropped when
+		// its 32-bit uniform is below dropout·2³².
+		seed := rng.Uint64()
+		thresh := uint64(lb.dropout * (1 << 32))
+		parallelFor((size+dropoutChunk-1)/dropoutChunk, 1, func(lo, hi int) {
+			var src rand.PCG
+			for c := lo; c < hi; c++ {
+				src.Seed(seed, uint64(c))
+				var bits uint64
+				for i := c * dropoutChunk; i < min(size, (c+1)*dropoutChunk); i++ {
+					if i&1 == 0 {
+						bits = src.Uint64()
+					} else {
+						bits >>= 32
+					}
+					if bits&0xffffffff >= thresh {
+						keep[i] = 1
+						xd[i] = x[i] * inv
+					} else {
+						keep[i] = 0
+						xd[i] = 0
+					}
+				}
 			}
-		}
+		})
 		return xd
 	}
 	lb.keep = lb.keep[:0]
 	return x
 }
+
+// dropoutChunk is the number of mask elements per PCG stream (even).
+const dropoutChunk = 1 << 14
 
 // forward computes y[:n·out] from x[:n·in]. rng drives dropout; nil means
 // evaluation (no dropout).
@@ -226,9 +250,11 @@ func (lb *loraBranch[T]) branchGrads(g, xd []T, n, in, out int) {
 // dropped-out input, to dx through the dropout mask.
 func (lb *loraBranch[T]) addMasked(dxd, dx []T) {
 	inv := T(1 / (1 - lb.dropout))
-	for i, k := range lb.keep {
-		if k != 0 {
-			dx[i] += dxd[i] * inv
+	parallelFor(len(lb.keep), 8192, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if lb.keep[i] != 0 {
+				dx[i] += dxd[i] * inv
+			}
 		}
-	}
+	})
 }

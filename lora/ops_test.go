@@ -3,6 +3,7 @@ package lora
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -195,4 +196,39 @@ func TestGradActivationsAndCrossEntropy(t *testing.T) {
 	grad := append([]float64(nil), logits...)
 	crossEntropyRows(grad, rows, V, targets, 1, true, loss, nil)
 	numCheck(t, "cross-entropy", logits, grad, ce)
+}
+
+// TestDropoutMask: the mask drops about the dropout fraction, scales the
+// kept inputs by 1/(1−p), and is the same for any number of threads.
+func TestDropoutMask(t *testing.T) {
+	const size, p = 100_003, 0.2
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = float32(i%7) + 1
+	}
+	mask := func(procs int) ([]uint8, []float32) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		lb := &loraBranch[float32]{dropout: p}
+		xd := lb.dropoutInput(x, size, rand.New(rand.NewPCG(3, 4)))
+		return append([]uint8(nil), lb.keep...), append([]float32(nil), xd...)
+	}
+	k1, xd1 := mask(1)
+	k2, xd2 := mask(2)
+	kept := 0
+	for i := range k1 {
+		if k1[i] != k2[i] || xd1[i] != xd2[i] {
+			t.Fatalf("mask element %d differs between 1 and 2 threads", i)
+		}
+		want := float32(0)
+		if k1[i] != 0 {
+			kept++
+			want = x[i] * float32(1/(1-p))
+		}
+		if xd1[i] != want {
+			t.Fatalf("xd[%d] = %v, want %v", i, xd1[i], want)
+		}
+	}
+	if f := float64(kept) / size; math.Abs(f-(1-p)) > 0.01 {
+		t.Fatalf("kept fraction %.4f, want %.2f", f, 1-p)
+	}
 }
