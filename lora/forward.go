@@ -18,9 +18,11 @@ type workspace[T float] struct {
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
 	hn, sb             []T // normalised block input and MLP activation, shared by the layers
-	// big holds the head's logits chunk during headLoss and the MLP
-	// gradients ds and dg during the blocks' backward pass: the two are
-	// never live at once, so they share one allocation (peak RSS).
+	// big is one allocation for the step's short-lived products, which are
+	// never live at once (peak RSS): a block's MLP activation sb in the
+	// forward pass, the head's logits chunk in headLoss, and in a block's
+	// backward pass first the MLP's ds, dg and sb (du), then the attention
+	// gradients datt and dq, dk, dv (dqkv). See arena.
 	big     []T
 	loraTmp []T // the LoRA branches' dropout scratch (loraBranch.tmp)
 	shared  *acts[T]
@@ -221,12 +223,8 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 		copy(ws.hc[i*H:(i+1)*H], ws.hf[r*H:(r+1)*H])
 	}
 	C := min(max(16, (1<<22)/V), 512, M)
-	need := C * V
-	if train {
-		need = max(need, 2*N*n.cfg.Intermediate)
-	}
-	ws.big = grow(ws.big, need)
-	ws.logits = ws.big[:C*V]
+	need := max(C*V, n.arenaSize(N))
+	ws.logits = ws.arena(need)[:C*V]
 	if train {
 		ws.dhc = grow(ws.dhc, C*H)
 	}
@@ -278,7 +276,7 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	qd, kd := cfg.qDim(), cfg.kvDim()
 	ws := &n.ws
 	ws.hn = grow(ws.hn, N*H)
-	ws.sb = grow(ws.sb, N*I)
+	ws.sb = ws.arena(n.arenaSize(N))[2*N*I : 3*N*I : 3*N*I]
 	h := ws.hn // the normalised input; recomputed in the backward pass
 	a.rs1 = grow(a.rs1, N)
 	a.x2 = grow(a.x2, N*H)
@@ -332,6 +330,22 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	addInto(out[:N*H], a.x2[:N*H])
 }
 
+// arena returns ws.big, grown to at least size elements.
+func (ws *workspace[T]) arena(size int) []T {
+	if cap(ws.big) < size {
+		ws.big = make([]T, size)
+	}
+	return ws.big[:cap(ws.big)]
+}
+
+// arenaSize is how much of the arena a block of N rows needs: the MLP's
+// ds, dg and sb, or the attention's datt and dq, dk, dv (Llama) or dqkv (GPT-2).
+func (n *net[T]) arenaSize(N int) int {
+	cfg := n.cfg
+	qd, kd := cfg.qDim(), cfg.kvDim()
+	return N * max(3*cfg.Intermediate, 2*qd+2*kd, qd+3*cfg.Hidden)
+}
+
 func addInto[T float](dst, src []T) {
 	parallelFor(len(dst), 8192, func(lo, hi int) {
 		d, s := dst[lo:hi], src[lo:hi]
@@ -350,12 +364,10 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
 	ws.dh = grow(ws.dh, N*H)
-	if cap(ws.big) < 2*N*I { // headLoss sized it unless the batch had no targets
-		ws.big = make([]T, 2*N*I)
-	}
-	ws.ds = ws.big[: N*I : N*I] // shares memory with the head's logits chunk
-	ws.dg = ws.big[N*I : 2*N*I : 2*N*I]
-	ws.datt = grow(ws.datt, N*qd)
+	big := ws.arena(n.arenaSize(N))
+	ws.ds = big[: N*I : N*I]
+	ws.dg = big[N*I : 2*N*I : 2*N*I]
+	ws.sb = big[2*N*I : 3*N*I : 3*N*I] // as in blockForward (headLoss may have moved the arena)
 	// Recompute what the forward pass did not keep: the normalised input of
 	// the MLP and its activation.
 	// (only where a trainable weight or LoRA branch reads it).
@@ -414,17 +426,22 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, a.rs1)
 		b.q.x, b.k.x, b.v.x = h, h, h
 	}
+	// the MLP's buffers are dead: the attention gradients take the arena
+	ws.datt = big[: N*qd : N*qd]
 	b.o.backward(ws.dres, ws.datt, false)
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
-		ws.dqkv = grow(ws.dqkv, N*3*H)
+		ws.dqkv = big[N*qd : N*qd+N*3*H : N*qd+N*3*H]
 		attentionBackward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
 		layerNormBackward(ws.dh, x, b.ln1.w.w, a.mu1, a.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
 	} else {
-		ws.dq = grow(ws.dq, N*qd)
-		ws.dk = grow(ws.dk, N*kd)
-		ws.dv = grow(ws.dv, N*kd)
+		o := N * qd
+		ws.dq = big[o : o+N*qd : o+N*qd]
+		o += N * qd
+		ws.dk = big[o : o+N*kd : o+N*kd]
+		o += N * kd
+		ws.dv = big[o : o+N*kd : o+N*kd]
 		attentionBackward(sh, a.qb, a.kb, a.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
