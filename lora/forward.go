@@ -155,7 +155,6 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	}
 	// backward
 	ws.dres = grow(ws.dres, N*H)
-	ws.dtmp = grow(ws.dtmp, N*H)
 	if n.normF.b != nil {
 		layerNormBackward(ws.dhf, xl, n.normF.w.w, ws.muF, ws.rsF, N, H, ws.dres, n.normF.w.g, n.normF.b.g)
 	} else {
@@ -211,16 +210,16 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 		ws.rowLoss = append(ws.rowLoss, 0)
 		ws.rowOK = append(ws.rowOK, false)
 	}
-	if train {
-		ws.dhf = grow(ws.dhf, N*H)
+	ws.hc = grow(ws.hc, M*H)
+	for i, r := range ws.rows {
+		copy(ws.hc[i*H:(i+1)*H], ws.hf[r*H:(r+1)*H])
+	}
+	if train { // hf is dead once copied: its gradient takes its place
+		ws.dhf = ws.hf[:N*H]
 		zero(ws.dhf)
 	}
 	if M == 0 {
 		return stepResult{}
-	}
-	ws.hc = grow(ws.hc, M*H)
-	for i, r := range ws.rows {
-		copy(ws.hc[i*H:(i+1)*H], ws.hf[r*H:(r+1)*H])
 	}
 	C := min(max(16, (1<<22)/V), 512, M)
 	need := max(C*V, n.arenaSize(N))
@@ -276,7 +275,8 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	qd, kd := cfg.qDim(), cfg.kvDim()
 	ws := &n.ws
 	ws.hn = grow(ws.hn, N*H)
-	ws.sb = ws.arena(n.arenaSize(N))[2*N*I : 3*N*I : 3*N*I]
+	sl := N * n.mlpSlot()
+	ws.sb = ws.arena(n.arenaSize(N))[2*sl : 2*sl+N*I : 2*sl+N*I]
 	h := ws.hn // the normalised input; recomputed in the backward pass
 	a.rs1 = grow(a.rs1, N)
 	a.x2 = grow(a.x2, N*H)
@@ -339,12 +339,16 @@ func (ws *workspace[T]) arena(size int) []T {
 }
 
 // arenaSize is how much of the arena a block of N rows needs: the MLP's
-// ds, dg and sb, or the attention's datt and dq, dk, dv (Llama) or dqkv (GPT-2).
+// ds, dg and sb in three slots (dh and dtmp then reuse the first two), or
+// the attention's datt and dq, dk, dv (Llama) or dqkv (GPT-2), dh and dtmp.
 func (n *net[T]) arenaSize(N int) int {
 	cfg := n.cfg
-	qd, kd := cfg.qDim(), cfg.kvDim()
-	return N * max(3*cfg.Intermediate, 2*qd+2*kd, qd+3*cfg.Hidden)
+	H, qd, kd := cfg.Hidden, cfg.qDim(), cfg.kvDim()
+	return N * max(3*n.mlpSlot(), 2*qd+2*kd+2*H, qd+5*H)
 }
+
+// mlpSlot is the per-row size of one MLP slot of the arena.
+func (n *net[T]) mlpSlot() int { return max(n.cfg.Intermediate, n.cfg.Hidden) }
 
 func addInto[T float](dst, src []T) {
 	parallelFor(len(dst), 8192, func(lo, hi int) {
@@ -363,11 +367,11 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	ws := &n.ws
 	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
-	ws.dh = grow(ws.dh, N*H)
 	big := ws.arena(n.arenaSize(N))
+	sl := N * n.mlpSlot()
 	ws.ds = big[: N*I : N*I]
-	ws.dg = big[N*I : 2*N*I : 2*N*I]
-	ws.sb = big[2*N*I : 3*N*I : 3*N*I] // as in blockForward (headLoss may have moved the arena)
+	ws.dg = big[sl : sl+N*I : sl+N*I]
+	ws.sb = big[2*sl : 2*sl+N*I : 2*sl+N*I] // as in blockForward (headLoss may have moved the arena)
 	// Recompute what the forward pass did not keep: the normalised input of
 	// the MLP and its activation.
 	// (only where a trainable weight or LoRA branch reads it).
@@ -401,7 +405,9 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		} else {
 			geluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], ws.dg)
 		}
+		ws.dh = big[: N*H : N*H] // ds is dead
 		b.fc.backward(ws.dg, ws.dh, false)
+		ws.dtmp = big[sl : sl+N*H : sl+N*H] // dg is dead
 		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
 	} else {
 		ws.du = ws.sb[:N*I] // down's input is dead once down.backward has run
@@ -411,8 +417,10 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		} else {
 			swigluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], a.u[:N*I], ws.dg, ws.du)
 		}
+		ws.dh = big[: N*H : N*H] // ds is dead
 		b.gate.backward(ws.dg, ws.dh, false)
 		b.up.backward(ws.du, ws.dh, true)
+		ws.dtmp = big[sl : sl+N*H : sl+N*H] // dg and du are dead
 		rmsNormBackward(ws.dh, a.x2, b.ln2.w.w, a.rs2, N, H, ws.dtmp, b.ln2.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
@@ -432,6 +440,9 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		ws.dqkv = big[N*qd : N*qd+N*3*H : N*qd+N*3*H]
+		o := N*qd + N*3*H
+		ws.dh = big[o : o+N*H : o+N*H]
+		ws.dtmp = big[o+N*H : o+2*N*H : o+2*N*H]
 		attentionBackward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
 		layerNormBackward(ws.dh, x, b.ln1.w.w, a.mu1, a.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
@@ -442,6 +453,9 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		ws.dk = big[o : o+N*kd : o+N*kd]
 		o += N * kd
 		ws.dv = big[o : o+N*kd : o+N*kd]
+		o += N * kd
+		ws.dh = big[o : o+N*H : o+N*H]
+		ws.dtmp = big[o+N*H : o+2*N*H : o+2*N*H]
 		attentionBackward(sh, a.qb, a.kb, a.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
