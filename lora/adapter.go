@@ -60,7 +60,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		if r > min(l.in, l.out) {
 			return nil, inputErr(KindRankTooLarge, "r = %d is larger than min(in, out) = %d of %s [%d→%d]", r, min(l.in, l.out), l.module, l.in, l.out)
 		}
-		lb := &loraBranch[T]{r: r, scale: T(cfg.Scale(l.module)), dropout: cfg.LoraDropout, tmp: &n.ws.loraTmp,
+		lb := &loraBranch[T]{r: r, scale: T(cfg.Scale(l.module)), dropout: cfg.LoraDropout, tmp: &n.ws.loraTmp, duTmp: &n.ws.loraDu,
 			a: newParam[T](peft.KeyA(l.module), []int{r, l.in}), b: newParam[T](peft.KeyB(l.module), []int{l.out, r})}
 		switch method {
 		case "pissa", "olora":

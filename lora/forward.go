@@ -25,6 +25,7 @@ type workspace[T float] struct {
 	// gradients datt and dq, dk, dv (dqkv). See arena.
 	big     []T
 	loraTmp []T // the LoRA branches' dropout scratch (loraBranch.tmp)
+	loraDu  []T // and their du (loraBranch.duTmp)
 	shared  *acts[T]
 	scratch bufPool[T]
 	rowOK   []bool

@@ -35,6 +35,8 @@ type loraBranch[T float] struct {
 	// branches of one net share it (nil: the branch makes its own), so
 	// dropout keeps no per-branch copy of the input.
 	tmp *[]T
+	// duTmp backs du, which lives only inside backward; shared the same way.
+	duTmp *[]T
 	// saved by forward
 	keep []uint8 // dropout mask
 	u    []T     // xd·Aᵀ  [n, r]
@@ -236,7 +238,11 @@ func (l *linear[T]) backward(dy, dx []T, accumulate bool) {
 // branchGrads computes du = scale·g·B [n, r] and adds the gradients of A and
 // B for the branch output gradient g [n, out] and branch input xd.
 func (lb *loraBranch[T]) branchGrads(g, xd []T, n, in, out int) {
-	lb.du = grow(lb.du, n*lb.r)
+	if lb.duTmp == nil {
+		lb.duTmp = new([]T)
+	}
+	*lb.duTmp = grow(*lb.duTmp, n*lb.r)
+	lb.du = (*lb.duTmp)[:n*lb.r]
 	gemm(false, false, n, lb.r, out, lb.scale, g, out, lb.b.w, lb.r, 0, lb.du, lb.r)
 	if lb.b.g != nil { // dB += scale·gᵀ·u
 		gemm(true, false, out, lb.r, n, lb.scale, g, out, lb.u, lb.r, 1, lb.b.g, lb.r)
