@@ -119,27 +119,24 @@ func patternKey(keys []string, module string) (string, bool) {
 }
 
 // Rank returns the LoRA rank for module (rank_pattern applied).
-func (c Config) Rank(module string) int {
-	keys := make([]string, 0, len(c.RankPattern))
-	for k := range c.RankPattern {
-		keys = append(keys, k)
-	}
-	if k, ok := patternKey(keys, module); ok {
-		return c.RankPattern[k]
-	}
-	return c.R
-}
+func (c Config) Rank(module string) int { return patternValue(c.RankPattern, module, c.R) }
 
 // Alpha returns lora_alpha for module (alpha_pattern applied).
 func (c Config) Alpha(module string) float64 {
-	keys := make([]string, 0, len(c.AlphaPattern))
-	for k := range c.AlphaPattern {
+	return patternValue(c.AlphaPattern, module, c.LoraAlpha)
+}
+
+// patternValue is the value of the pattern of m that matches module (see
+// patternKey), or def when none does.
+func patternValue[V any](m map[string]V, module string, def V) V {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	if k, ok := patternKey(keys, module); ok {
-		return c.AlphaPattern[k]
+		return m[k]
 	}
-	return c.LoraAlpha
+	return def
 }
 
 // Scale returns the factor applied to B·A for module: alpha/r, or alpha/√r
