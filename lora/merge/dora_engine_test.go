@@ -3,7 +3,6 @@ package merge
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -20,25 +19,7 @@ func TestMergeTrainedDoRAPassesEngineVerifier(t *testing.T) {
 		t.Run(modelType, func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
-			cfg := lora.ModelConfig{ModelType: modelType, VocabSize: 48, Hidden: 32, Layers: 2, Heads: 4, Intermediate: 48, MaxPositions: 32}
-			m, err := lora.NewModel(cfg, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := filepath.Join(dir, "base")
-			if err := m.Save(base); err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(4, 4))
-			var data []lora.Sequence
-			for i := 0; i < 32; i++ {
-				toks := make([]int, 12)
-				toks[0] = rng.IntN(48)
-				for j := 1; j < len(toks); j++ {
-					toks[j] = (toks[j-1] + 3) % 48
-				}
-				data = append(data, lora.Sequence{Tokens: toks})
-			}
+			m, base, data := tinyEngineBase(t, dir, modelType, 3)
 			pc := peft.DefaultConfig()
 			pc.TargetModules = peft.TargetModules{AllLinear: true}
 			pc.R, pc.LoraAlpha, pc.UseDoRA = 4, 8, true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,25 +27,7 @@ func TestTrainedPiSSABothSavedForms(t *testing.T) {
 		t.Run(fmt.Sprintf("%s-%s-dora=%v", c.modelType, c.method, c.dora), func(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
-			cfg := lora.ModelConfig{ModelType: c.modelType, VocabSize: 48, Hidden: 32, Layers: 2, Heads: 4, Intermediate: 48, MaxPositions: 32}
-			m, err := lora.NewModel(cfg, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := filepath.Join(dir, "base")
-			if err := m.Save(base); err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(4, 4))
-			var data []lora.Sequence
-			for i := 0; i < 32; i++ {
-				toks := make([]int, 12)
-				toks[0] = rng.IntN(48)
-				for j := 1; j < len(toks); j++ {
-					toks[j] = (toks[j-1] + 5) % 48
-				}
-				data = append(data, lora.Sequence{Tokens: toks})
-			}
+			m, base, data := tinyEngineBase(t, dir, c.modelType, 5)
 			pc := peft.DefaultConfig()
 			pc.TargetModules = peft.TargetModules{AllLinear: true}
 			pc.R, pc.LoraAlpha, pc.UseDoRA, pc.InitLoraWeights = 4, 8, c.dora, peft.InitLoraWeights(c.method)
