@@ -1,0 +1,63 @@
+package sgemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// benchShapes are the engine's typical products (m, n, k, tA, tB).
+var benchShapes = []struct {
+	m, n, k int
+	tA, tB  blas.Transpose
+}{
+	{2048, 1408, 512, blas.NoTrans, blas.NoTrans},
+	{2048, 1408, 512, blas.NoTrans, blas.Trans},
+	{2048, 1408, 512, blas.Trans, blas.NoTrans},
+	{2048, 512, 512, blas.NoTrans, blas.Trans},
+	{2048, 512, 1408, blas.NoTrans, blas.Trans},
+	{2048, 512, 1408, blas.NoTrans, blas.NoTrans},
+	{512, 512, 2048, blas.Trans, blas.NoTrans},
+	{2048, 16, 512, blas.NoTrans, blas.Trans},
+	{2048, 512, 16, blas.NoTrans, blas.Trans},
+	{2048, 2304, 768, blas.NoTrans, blas.Trans},
+	{4096, 768, 3072, blas.NoTrans, blas.Trans},
+	{64, 64, 64, blas.NoTrans, blas.NoTrans},
+	{256, 256, 64, blas.NoTrans, blas.Trans},
+	{256, 64, 256, blas.NoTrans, blas.NoTrans},
+}
+
+func trans(t blas.Transpose) string {
+	if t == blas.NoTrans {
+		return "N"
+	}
+	return "T"
+}
+
+// BenchmarkSgemm reports GFLOP/s of this package's Sgemm and of gonum's on
+// the engine's shapes; run with -cpu 1 for single-thread figures (gonum's
+// Sgemm uses GOMAXPROCS goroutines).
+func BenchmarkSgemm(b *testing.B) {
+	for _, sh := range benchShapes {
+		for _, impl := range []struct {
+			name string
+			f    blas.Float32
+		}{{"sgemm", Implementation{}}, {"gonum", gonum.Implementation{}}} {
+			name := fmt.Sprintf("%dx%dx%d/%s%s/%s", sh.m, sh.n, sh.k, trans(sh.tA), trans(sh.tB), impl.name)
+			b.Run(name, func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 1))
+				tc := gemmCase{tA: sh.tA, tB: sh.tB, m: sh.m, n: sh.n, k: sh.k, alpha: 1, beta: 1}
+				a, lda, bm, ldb, c, ldc := tc.operands(rng)
+				b.ResetTimer()
+				for b.Loop() {
+					impl.f.Sgemm(sh.tA, sh.tB, sh.m, sh.n, sh.k, 1, a, lda, bm, ldb, 0, c, ldc)
+				}
+				flops := 2 * float64(sh.m) * float64(sh.n) * float64(sh.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

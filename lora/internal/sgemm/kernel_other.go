@@ -1,0 +1,12 @@
+//go:build !amd64
+
+package sgemm
+
+// hasKernel is false: the micro-kernel exists only for amd64, and Sgemm is
+// gonum's.
+const hasKernel = false
+
+// kernel6x16 is never called without the amd64 kernel.
+func kernel6x16(kc int, a, b, c *float32, ldc int, alpha float32) {
+	panic("sgemm: no micro-kernel on this architecture")
+}

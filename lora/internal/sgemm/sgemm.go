@@ -1,0 +1,242 @@
+package sgemm
+
+import (
+	"sync"
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Implementation is gonum's pure-Go blas.Float32 implementation with Sgemm
+// replaced by this package's blocked AVX2/FMA kernel.
+type Implementation struct{ gonum.Implementation }
+
+var _ blas.Float32 = Implementation{}
+
+// useKernel selects the assembly kernel; tests switch it off to exercise the
+// fallback. It is set once at start-up from the CPU features.
+var useKernel = hasKernel
+
+// Accelerated reports whether Sgemm uses the assembly kernel (amd64 with
+// AVX2 and FMA); otherwise Sgemm is gonum's.
+func Accelerated() bool { return useKernel }
+
+// Micro-tile and cache-block sizes. blockM is a multiple of tileM and blockN
+// of tileN. A blockM×blockK block of packed A (168 KiB) stays in L2, a
+// blockK×tileN strip of packed B (16 KiB) in L1.
+const (
+	tileM  = 6
+	tileN  = 16
+	blockM = 168
+	blockK = 256
+	blockN = 4080
+)
+
+// Panic strings, the same as gonum's.
+const (
+	badTranspose = "blas: illegal transpose"
+	mLT0         = "blas: m < 0"
+	nLT0         = "blas: n < 0"
+	kLT0         = "blas: k < 0"
+	badLdA       = "blas: bad leading dimension of A"
+	badLdB       = "blas: bad leading dimension of B"
+	badLdC       = "blas: bad leading dimension of C"
+	shortA       = "blas: insufficient length of a"
+	shortB       = "blas: insufficient length of b"
+	shortC       = "blas: insufficient length of c"
+)
+
+// Sgemm performs one of the matrix-matrix operations
+//
+//	C = alpha * A * B + beta * C
+//	C = alpha * Aᵀ * B + beta * C
+//	C = alpha * A * Bᵀ + beta * C
+//	C = alpha * Aᵀ * Bᵀ + beta * C
+//
+// where A is an m×k or k×m dense matrix, B is an n×k or k×n dense matrix, C is
+// an m×n matrix, all row-major, and alpha and beta are scalars. tA and tB
+// specify whether A or B are transposed (Trans and ConjTrans are the same).
+// It panics on bad arguments exactly as gonum's Sgemm does.
+func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !useKernel {
+		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	aTrans, bTrans := checkArgs(tA, tB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if beta != 1 {
+		scaleC(m, n, beta, c, ldc)
+	}
+	if alpha == 0 || k == 0 {
+		return
+	}
+	gemm(aTrans, bTrans, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+}
+
+// checkArgs panics as gonum's Sgemm does on bad arguments and reports
+// whether A and B are transposed.
+func checkArgs(tA, tB blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) (aTrans, bTrans bool) {
+	switch tA {
+	default:
+		panic(badTranspose)
+	case blas.NoTrans, blas.Trans, blas.ConjTrans:
+	}
+	switch tB {
+	default:
+		panic(badTranspose)
+	case blas.NoTrans, blas.Trans, blas.ConjTrans:
+	}
+	if m < 0 {
+		panic(mLT0)
+	}
+	if n < 0 {
+		panic(nLT0)
+	}
+	if k < 0 {
+		panic(kLT0)
+	}
+	aTrans = tA != blas.NoTrans
+	bTrans = tB != blas.NoTrans
+	if aTrans {
+		if lda < max(1, m) {
+			panic(badLdA)
+		}
+	} else if lda < max(1, k) {
+		panic(badLdA)
+	}
+	if bTrans {
+		if ldb < max(1, k) {
+			panic(badLdB)
+		}
+	} else if ldb < max(1, n) {
+		panic(badLdB)
+	}
+	if ldc < max(1, n) {
+		panic(badLdC)
+	}
+	if m == 0 || n == 0 {
+		return aTrans, bTrans
+	}
+	if aTrans {
+		if len(a) < (k-1)*lda+m {
+			panic(shortA)
+		}
+	} else if len(a) < (m-1)*lda+k {
+		panic(shortA)
+	}
+	if bTrans {
+		if len(b) < (n-1)*ldb+k {
+			panic(shortB)
+		}
+	} else if len(b) < (k-1)*ldb+n {
+		panic(shortB)
+	}
+	if len(c) < (m-1)*ldc+n {
+		panic(shortC)
+	}
+	return aTrans, bTrans
+}
+
+// scaleC sets C = beta·C; beta == 0 stores zeros without reading C.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// workspace holds one call's packing buffers. Buffers grow on demand and
+// are reused through workspacePool.
+type workspace struct {
+	packedA, packedB []float32
+	tile             [tileM * tileN]float32
+}
+
+var workspacePool = sync.Pool{New: func() any { return new(workspace) }}
+
+// alignedFloats returns a slice of n float32 whose first element is 64-byte
+// aligned, reusing buf when it is large enough.
+func alignedFloats(buf []float32, n int) []float32 {
+	if len(buf) >= n {
+		return buf
+	}
+	raw := make([]float32, n+16)
+	off := 0
+	if r := uintptr(unsafe.Pointer(&raw[0])) % 64; r != 0 {
+		off = int(64-r) / 4
+	}
+	return raw[off : off+n : off+n]
+}
+
+// gemm computes C += alpha·op(A)·op(B) with the blocked kernel; arguments
+// are already checked and m, n, k, alpha are non-zero.
+func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	ws := workspacePool.Get().(*workspace)
+	defer workspacePool.Put(ws)
+
+	kcMax := min(k, blockK)
+	ncMax := min(roundUp(n, tileN), blockN)
+	mcMax := min(roundUp(m, tileM), blockM)
+	ws.packedB = alignedFloats(ws.packedB, kcMax*ncMax)
+	ws.packedA = alignedFloats(ws.packedA, kcMax*mcMax)
+
+	for jc := 0; jc < n; jc += blockN {
+		nc := min(blockN, n-jc)
+		for pc := 0; pc < k; pc += blockK {
+			kc := min(blockK, k-pc)
+			if bTrans {
+				packBTrans(ws.packedB, b, ldb, pc, jc, kc, nc)
+			} else {
+				packBNoTrans(ws.packedB, b, ldb, pc, jc, kc, nc)
+			}
+			for ic := 0; ic < m; ic += blockM {
+				mc := min(blockM, m-ic)
+				if aTrans {
+					packATrans(ws.packedA, a, lda, ic, pc, mc, kc)
+				} else {
+					packANoTrans(ws.packedA, a, lda, ic, pc, mc, kc)
+				}
+				macroKernel(ws, mc, nc, kc, alpha, c[ic*ldc+jc:], ldc)
+			}
+		}
+	}
+}
+
+func roundUp(x, to int) int { return (x + to - 1) / to * to }
+
+// macroKernel adds alpha·Ã·B̃ to the mc×nc block of C that starts at c[0],
+// where Ã and B̃ are the packed blocks in ws.
+func macroKernel(ws *workspace, mc, nc, kc int, alpha float32, c []float32, ldc int) {
+	pa, pb := ws.packedA, ws.packedB
+	for j := 0; j < nc; j += tileN {
+		nr := min(tileN, nc-j)
+		bStrip := &pb[j*kc]
+		for i := 0; i < mc; i += tileM {
+			mr := min(tileM, mc-i)
+			aStrip := &pa[i*kc]
+			if mr == tileM && nr == tileN {
+				kernel6x16(kc, aStrip, bStrip, &c[i*ldc+j], ldc, alpha)
+				continue
+			}
+			tile := &ws.tile
+			clear(tile[:])
+			kernel6x16(kc, aStrip, bStrip, &tile[0], tileN, alpha)
+			for r := range mr {
+				dst := c[(i+r)*ldc+j : (i+r)*ldc+j+nr]
+				src := tile[r*tileN : r*tileN+nr]
+				for q, v := range src {
+					dst[q] += v
+				}
+			}
+		}
+	}
+}
