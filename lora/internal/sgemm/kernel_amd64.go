@@ -5,9 +5,17 @@ import "golang.org/x/sys/cpu"
 // hasKernel reports whether the CPU runs the AVX2/FMA micro-kernel.
 var hasKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// kernel6x16 adds alpha·Ã·B̃ to the 6×16 tile of C at c (row stride ldc
-// elements), where a points to a packed 6-row strip of A and b to a packed
-// 16-column strip of B, both kc deep. Implemented in kernel_amd64.s.
+// kernel6x16 computes the 6×16 tile of C at c (row stride ldc elements)
+// from a 6×kc strip of op(A) and a packed 16-column strip B̃ of op(B):
+//
+//	acc = strip(A)·B̃
+//	mode storeC:    C = alpha·acc
+//	mode addC:      C = alpha·acc + C
+//	mode scaleAddC: C = alpha·acc + beta·C
+//
+// Element (r, p) of the A strip is at a + r·aRow + p·aStep bytes, so the
+// kernel reads packed strips and row-major or transposed A in place.
+// Implemented in kernel_amd64.s.
 //
 //go:noescape
-func kernel6x16(kc int, a, b, c *float32, ldc int, alpha float32)
+func kernel6x16(kc int, a *float32, aRow, aStep int, b, c *float32, ldc int, alpha, beta float32, mode int)

@@ -67,13 +67,13 @@ func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float
 	if m == 0 || n == 0 {
 		return
 	}
-	if beta != 1 {
-		scaleC(m, n, beta, c, ldc)
-	}
 	if alpha == 0 || k == 0 {
+		if beta != 1 {
+			scaleC(m, n, beta, c, ldc)
+		}
 		return
 	}
-	gemm(aTrans, bTrans, m, n, k, alpha, a, lda, b, ldb, c, ldc)
+	gemm(aTrans, bTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // checkArgs panics as gonum's Sgemm does on bad arguments and reports
@@ -154,10 +154,28 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
+// Modes of the micro-kernel's update of C.
+const (
+	storeC    = 0 // C = alpha·acc (beta == 0: C is not read)
+	addC      = 1 // C = alpha·acc + C
+	scaleAddC = 2 // C = alpha·acc + beta·C
+)
+
+func updateMode(beta float32) int {
+	switch beta {
+	case 0:
+		return storeC
+	case 1:
+		return addC
+	}
+	return scaleAddC
+}
+
 // workspace holds one call's packing buffers. Buffers grow on demand and
 // are reused through workspacePool.
 type workspace struct {
 	packedA, packedB []float32
+	edgeA            []float32 // a zero-padded partial strip of unpacked A
 	tile             [tileM * tileN]float32
 }
 
@@ -167,7 +185,7 @@ var workspacePool = sync.Pool{New: func() any { return new(workspace) }}
 // aligned, reusing buf when it is large enough.
 func alignedFloats(buf []float32, n int) []float32 {
 	if len(buf) >= n {
-		return buf
+		return buf[:n]
 	}
 	raw := make([]float32, n+16)
 	off := 0
@@ -177,9 +195,28 @@ func alignedFloats(buf []float32, n int) []float32 {
 	return raw[off : off+n : off+n]
 }
 
-// gemm computes C += alpha·op(A)·op(B) with the blocked kernel; arguments
-// are already checked and m, n, k, alpha are non-zero.
-func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// aBlock describes where the micro-kernel finds the rows of an mc×kc block
+// of op(A): row i starts at buf[base+i·rowElems], and within a 6-row strip
+// element (r, p) is r·aRow + p·aStep bytes further.
+type aBlock struct {
+	buf            []float32
+	base, rowElems int
+	aRow, aStep    int
+	edge           []float32 // when non-nil, the packed last strip (fewer than 6 rows)
+}
+
+// packA reports whether op(A) should be packed: packing costs one pass over
+// A per column panel and pays when the block is reused across many 16-wide
+// strips of B; for narrow products (LoRA's rank-r ones) the kernel reads A
+// in place.
+func packA(n int) bool { return n > packAMinN }
+
+// packAMinN is the width of C from which A is packed.
+var packAMinN = 64
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C with the blocked kernel;
+// arguments are already checked, m, n, k and alpha are non-zero.
+func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ws := workspacePool.Get().(*workspace)
 	defer workspacePool.Put(ws)
 
@@ -187,12 +224,21 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 	ncMax := min(roundUp(n, tileN), blockN)
 	mcMax := min(roundUp(m, tileM), blockM)
 	ws.packedB = alignedFloats(ws.packedB, kcMax*ncMax)
-	ws.packedA = alignedFloats(ws.packedA, kcMax*mcMax)
+	pack := packA(n)
+	if pack {
+		ws.packedA = alignedFloats(ws.packedA, kcMax*mcMax)
+	} else {
+		ws.edgeA = alignedFloats(ws.edgeA, kcMax*tileM)
+	}
 
 	for jc := 0; jc < n; jc += blockN {
 		nc := min(blockN, n-jc)
 		for pc := 0; pc < k; pc += blockK {
 			kc := min(blockK, k-pc)
+			mode := addC
+			if pc == 0 {
+				mode = updateMode(beta)
+			}
 			if bTrans {
 				packBTrans(ws.packedB, b, ldb, pc, jc, kc, nc)
 			} else {
@@ -200,12 +246,32 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 			}
 			for ic := 0; ic < m; ic += blockM {
 				mc := min(blockM, m-ic)
-				if aTrans {
-					packATrans(ws.packedA, a, lda, ic, pc, mc, kc)
-				} else {
-					packANoTrans(ws.packedA, a, lda, ic, pc, mc, kc)
+				var blk aBlock
+				switch {
+				case pack:
+					if aTrans {
+						packATrans(ws.packedA, a, lda, ic, pc, mc, kc)
+					} else {
+						packANoTrans(ws.packedA, a, lda, ic, pc, mc, kc)
+					}
+					blk = aBlock{buf: ws.packedA, rowElems: kc, aRow: 4, aStep: 4 * tileM}
+				case aTrans:
+					blk = aBlock{buf: a, base: pc*lda + ic, rowElems: 1, aRow: 4, aStep: 4 * lda}
+				default:
+					blk = aBlock{buf: a, base: ic*lda + pc, rowElems: lda, aRow: 4 * lda, aStep: 4}
 				}
-				macroKernel(ws, mc, nc, kc, alpha, c[ic*ldc+jc:], ldc)
+				if !pack && mc%tileM != 0 {
+					blk.edge = ws.edgeA
+					// The last strip has fewer than 6 rows: pack it,
+					// zero-padded, so that the kernel reads no row past m.
+					last := mc - mc%tileM
+					if aTrans {
+						packATrans(ws.edgeA, a, lda, ic+last, pc, mc-last, kc)
+					} else {
+						packANoTrans(ws.edgeA, a, lda, ic+last, pc, mc-last, kc)
+					}
+				}
+				macroKernel(ws, blk, mc, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
@@ -213,28 +279,42 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 
 func roundUp(x, to int) int { return (x + to - 1) / to * to }
 
-// macroKernel adds alpha·Ã·B̃ to the mc×nc block of C that starts at c[0],
-// where Ã and B̃ are the packed blocks in ws.
-func macroKernel(ws *workspace, mc, nc, kc int, alpha float32, c []float32, ldc int) {
-	pa, pb := ws.packedA, ws.packedB
+// macroKernel computes the mc×nc block of C that starts at c[0] from the
+// block of op(A) that blk describes and the packed B in ws.
+func macroKernel(ws *workspace, blk aBlock, mc, nc, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
+	pb := ws.packedB
 	for j := 0; j < nc; j += tileN {
 		nr := min(tileN, nc-j)
 		bStrip := &pb[j*kc]
 		for i := 0; i < mc; i += tileM {
 			mr := min(tileM, mc-i)
-			aStrip := &pa[i*kc]
+			var aStrip *float32
+			aRow, aStep := blk.aRow, blk.aStep
+			if mr < tileM && blk.edge != nil {
+				aStrip, aRow, aStep = &blk.edge[0], 4, 4*tileM
+			} else {
+				aStrip = &blk.buf[blk.base+i*blk.rowElems]
+			}
 			if mr == tileM && nr == tileN {
-				kernel6x16(kc, aStrip, bStrip, &c[i*ldc+j], ldc, alpha)
+				kernel6x16(kc, aStrip, aRow, aStep, bStrip, &c[i*ldc+j], ldc, alpha, beta, mode)
 				continue
 			}
 			tile := &ws.tile
-			clear(tile[:])
-			kernel6x16(kc, aStrip, bStrip, &tile[0], tileN, alpha)
+			kernel6x16(kc, aStrip, aRow, aStep, bStrip, &tile[0], tileN, alpha, 0, storeC)
 			for r := range mr {
 				dst := c[(i+r)*ldc+j : (i+r)*ldc+j+nr]
 				src := tile[r*tileN : r*tileN+nr]
-				for q, v := range src {
-					dst[q] += v
+				switch mode {
+				case storeC:
+					copy(dst, src)
+				case addC:
+					for q, v := range src {
+						dst[q] += v
+					}
+				default:
+					for q, v := range src {
+						dst[q] = beta*dst[q] + v
+					}
 				}
 			}
 		}

@@ -125,9 +125,21 @@ var edgeSizes = []int{1, 2, 5, 6, 7, 15, 16, 17, 63}
 var scalars = [][2]float32{{1, 0}, {1, 1}, {-0.7, 2.5}, {0, 0}, {0, 1}, {0, -1.5}, {1.3, 1}, {1, 0.5}, {-2, 0}}
 
 // TestSgemmEdgeShapes covers every combination of small sizes around the
-// tile sizes, all transposes and padded leading dimensions.
+// tile sizes, all transposes and padded leading dimensions, with A read in
+// place (as for narrow products) and with A packed.
 func TestSgemmEdgeShapes(t *testing.T) {
 	requireKernel(t)
+	for _, minN := range []int{1 << 30, 0} {
+		t.Run(fmt.Sprintf("packAMinN=%d", minN), func(t *testing.T) {
+			saved := packAMinN
+			packAMinN = minN
+			defer func() { packAMinN = saved }()
+			testEdgeShapes(t)
+		})
+	}
+}
+
+func testEdgeShapes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	idx := 0
 	for _, tA := range transposes {
@@ -152,14 +164,14 @@ func TestSgemmEdgeShapes(t *testing.T) {
 
 // TestSgemmLargeShapes crosses the cache-block sizes (k above blockK, m
 // above blockM, n above blockN) with sizes that are not multiples of
-// anything.
+// anything, narrow products (A read in place) and wide ones (A packed).
 func TestSgemmLargeShapes(t *testing.T) {
 	requireKernel(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	shapes := [][3]int{
 		{300, 300, 300}, {300, 17, 600}, {17, 300, 257}, {170, 63, 513},
 		{337, 70, 256}, {6, 16, 1000}, {7, 4100, 5}, {63, 4097, 3}, {1, 300, 300},
-		{300, 1, 300}, {2, 5, 700}, {512, 48, 16},
+		{300, 1, 300}, {2, 5, 700}, {512, 48, 16}, {341, 64, 300}, {175, 65, 260},
 	}
 	idx := 0
 	for _, sh := range shapes {
