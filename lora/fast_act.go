@@ -1,29 +1,50 @@
 package lora
 
-// Float32 kernels of the activations, on expf. The generic versions in
-// ops.go dispatch here for float32 and keep float64 math for the gradient
-// checks.
+// Float32 kernels of the activations, on the vectorised exp of vec32.go.
+// The generic versions in ops.go dispatch here for float32 and keep float64
+// math for the gradient checks.
+
+// swiglu32: s = silu(g)·u.
+func swiglu32(g, u, s []float32) {
+	chunked32(len(g), func(lo, hi int, sig []float32) {
+		sigmoid32(g[lo:hi], sig)
+		gc, uc, sc := g[lo:hi], u[lo:hi], s[lo:hi]
+		for i, x := range gc {
+			sc[i] = x * sig[i] * uc[i]
+		}
+	})
+}
+
+// swigluBack32: du = ds·silu(g), dg = ds·u·silu'(g).
+func swigluBack32(ds, g, u, dg, du []float32) {
+	chunked32(len(g), func(lo, hi int, sig []float32) {
+		sigmoid32(g[lo:hi], sig)
+		swigluBackSig32(ds[lo:hi], g[lo:hi], u[lo:hi], sig, dg[lo:hi], du[lo:hi])
+	})
+}
 
 // swigluSig32: s = silu(g)·u, sig = σ(g).
 func swigluSig32(g, u, s, sig []float32) {
+	sigmoid32(g, sig)
 	u, s, sig = u[:len(g)], s[:len(g)], sig[:len(g)]
 	for i, x := range g {
-		sg := 1 / (1 + expf(-x))
-		sig[i] = sg
-		s[i] = x * sg * u[i]
+		s[i] = x * sig[i] * u[i]
 	}
 }
 
 // swigluDeriv32: s = silu(g)·u, then g ← u·silu'(g) and u ← silu(g).
 func swigluDeriv32(g, u, s []float32) {
-	u, s = u[:len(g)], s[:len(g)]
-	for i, x := range g {
-		sg := 1 / (1 + expf(-x))
-		si, uv := x*sg, u[i]
-		s[i] = si * uv
-		g[i] = uv * sg * (1 + x*(1-sg))
-		u[i] = si
-	}
+	chunked32(len(g), func(lo, hi int, sig []float32) {
+		gc, uc, sc := g[lo:hi], u[lo:hi], s[lo:hi]
+		sigmoid32(gc, sig)
+		for i, x := range gc {
+			sg, uv := sig[i], uc[i]
+			si := x * sg
+			sc[i] = si * uv
+			gc[i] = uv * sg * (1 + x*(1-sg))
+			uc[i] = si
+		}
+	})
 }
 
 // swigluBackSig32 is swigluBack32 with σ(g) given; dg may alias sig.
@@ -36,42 +57,55 @@ func swigluBackSig32(ds, g, u, sig, dg, du []float32) {
 	}
 }
 
-// tanhf is tanh through one expf.
-func tanhf(x float32) float32 { return 1 - 2/(expf(2*x)+1) }
+// geluTanh32 sets t to the tanh term of GELU-tanh: tanh(√(2/π)·(x + 0.044715x³)).
+func geluTanh32(x, t []float32) {
+	t = t[:len(x)]
+	for i, v := range x {
+		t[i] = geluC * (v + 0.044715*v*v*v)
+	}
+	tanh32(t)
+}
 
 // gelu32: y = GELU-tanh(x); th (when not nil) keeps the tanh term.
 func gelu32(x, y, th []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		t := tanhf(geluC * (v + 0.044715*v*v*v))
+	chunked32(len(x), func(lo, hi int, t []float32) {
 		if th != nil {
-			th[i] = t
+			t = th[lo:hi]
 		}
-		y[i] = 0.5 * v * (1 + t)
-	}
+		geluTanh32(x[lo:hi], t)
+		xc, yc := x[lo:hi], y[lo:hi]
+		for i, v := range xc {
+			yc[i] = 0.5 * v * (1 + t[i])
+		}
+	})
 }
 
 // geluBack32: dx = dy·GELU'(x), the tanh term from th or recomputed (th nil); dx may alias th.
 func geluBack32(dy, x, th, dx []float32) {
-	dy, dx = dy[:len(x)], dx[:len(x)]
-	for i, v := range x {
-		var t float32
+	chunked32(len(x), func(lo, hi int, t []float32) {
 		if th != nil {
-			t = th[i]
+			t = th[lo:hi]
 		} else {
-			t = tanhf(geluC * (v + 0.044715*v*v*v))
+			geluTanh32(x[lo:hi], t)
 		}
-		d := 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v)
-		dx[i] = dy[i] * d
-	}
+		xc, dyc, dxc := x[lo:hi], dy[lo:hi], dx[lo:hi]
+		for i, v := range xc {
+			tv := t[i]
+			d := 0.5*(1+tv) + 0.5*v*(1-tv*tv)*geluC*(1+3*0.044715*v*v)
+			dxc[i] = dyc[i] * d
+		}
+	})
 }
 
 // geluDeriv32: y = GELU-tanh(x), and x overwritten with GELU'(x).
 func geluDeriv32(x, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		t := tanhf(geluC * (v + 0.044715*v*v*v))
-		y[i] = 0.5 * v * (1 + t)
-		x[i] = 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*0.044715*v*v)
-	}
+	chunked32(len(x), func(lo, hi int, t []float32) {
+		xc, yc := x[lo:hi], y[lo:hi]
+		geluTanh32(xc, t)
+		for i, v := range xc {
+			tv := t[i]
+			yc[i] = 0.5 * v * (1 + tv)
+			xc[i] = 0.5*(1+tv) + 0.5*v*(1-tv*tv)*geluC*(1+3*0.044715*v*v)
+		}
+	})
 }

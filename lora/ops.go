@@ -2,6 +2,8 @@ package lora
 
 import (
 	"math"
+
+	"github.com/viterin/vek/vek32"
 )
 
 // rowGrain is the number of rows a goroutine handles at once in row-wise ops.
@@ -490,6 +492,10 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 					for li := 0; li < m; li++ {
 						i := i0 + li
 						pr, dr := p[li*S:li*S+L], dp[li*S:li*S+L]
+						if p32, ok := any(pr).([]float32); ok {
+							softmaxBackRow32(p32, any(dr).([]float32), i, float32(scale))
+							continue
+						}
 						var dot float64
 						for j := 0; j <= i; j++ {
 							dot += float64(pr[j]) * float64(dr[j])
@@ -512,6 +518,10 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 // scaled by gscale, in place, and returns each row's loss (−log p[target])
 // in loss. With grad false the logits are left as they are.
 func crossEntropyRows[T float](logits []T, rows, V int, targets []int, gscale float64, grad bool, loss []float64, argmaxOK []bool) {
+	if l32, ok := any(logits).([]float32); ok {
+		crossEntropyRows32(l32, rows, V, targets, gscale, grad, loss, argmaxOK)
+		return
+	}
 	parallelFor(rows, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := logits[r*V : (r+1)*V]
@@ -525,22 +535,11 @@ func crossEntropyRows[T float](logits []T, rows, V int, targets []int, gscale fl
 			t := targets[r]
 			lt := float64(row[t])
 			var sum float64
-			if r32, ok := any(row).([]float32); ok && grad {
-				m32 := float32(mx)
-				for j, v := range r32 {
-					e := exp32(v - m32)
-					sum += float64(e)
-					r32[j] = e
-				}
-			} else if grad {
-				for j, v := range row {
-					e := math.Exp(float64(v - mx))
-					sum += e
+			for j, v := range row {
+				e := math.Exp(float64(v - mx))
+				sum += e
+				if grad {
 					row[j] = T(e)
-				}
-			} else {
-				for _, v := range row {
-					sum += math.Exp(float64(v - mx))
 				}
 			}
 			loss[r] = float64(mx) + math.Log(sum) - lt
@@ -553,6 +552,42 @@ func crossEntropyRows[T float](logits []T, rows, V int, targets []int, gscale fl
 					row[j] = T(float64(row[j]) * c)
 				}
 				row[t] -= T(gscale)
+			}
+		}
+	})
+}
+
+// crossEntropyRows32 is crossEntropyRows on the vectorised kernels; the
+// row sums are accumulated in float64 over chunks of vecChunk.
+func crossEntropyRows32(logits []float32, rows, V int, targets []int, gscale float64, grad bool, loss []float64, argmaxOK []bool) {
+	parallelFor(rows, 4, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := logits[r*V : (r+1)*V]
+			am := vek32.ArgMax(row)
+			if am < 0 { // NaN in the row: the loss comes out NaN
+				am = 0
+			}
+			mx := row[am]
+			t := targets[r]
+			lt := float64(row[t])
+			var sum float64
+			if grad {
+				for c := 0; c < V; c += vecChunk {
+					sum += float64(expShiftSum32(row[c:min(V, c+vecChunk)], mx))
+				}
+			} else {
+				chunked32(V, func(c0, c1 int, tmp []float32) {
+					copy(tmp, row[c0:c1])
+					sum += float64(expShiftSum32(tmp, mx))
+				})
+			}
+			loss[r] = float64(mx) + math.Log(sum) - lt
+			if argmaxOK != nil {
+				argmaxOK[r] = am == t
+			}
+			if grad {
+				vek32.MulNumber_Inplace(row, float32(gscale/sum))
+				row[t] -= float32(gscale)
 			}
 		}
 	})

@@ -1,12 +1,12 @@
-package lora
+package vmath
 
 import "math"
 
-// expf is exp for float32 in float32 arithmetic (Cephes expf): x = n·ln2 + r
+// Expf is exp for float32 in float32 arithmetic (Cephes expf): x = n·ln2 + r
 // with |r| ≤ ln2/2, e^r by a degree-7 polynomial, 2^n put into the exponent.
 // Relative error under 3e-7 (a few float32 ulp); outside [−87, 88] (and for
 // NaN) it falls back to math.Exp.
-func expf(x float32) float32 {
+func Expf(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
 		ln2hi = 0.693359375

@@ -1,0 +1,72 @@
+package lora
+
+import (
+	"github.com/viterin/vek/vek32"
+
+	"github.com/loraflow/loraflow/lora/internal/vmath"
+)
+
+// Vectorised float32 kernels of the element-wise work (softmax,
+// cross-entropy, SwiGLU, GELU). Sums, maxima and products over whole
+// slices run on github.com/viterin/vek (AVX2 assembly where the CPU has it,
+// Go loops otherwise; no cgo, so the pure-Go build has them too), the
+// exponentials on internal/vmath (see its doc for why not vek's), and the
+// cheap per-element arithmetic stays in Go.
+
+// vecChunk is how many elements the kernels take at once, so that the
+// passes over a chunk (exp, then the arithmetic) stay in the L1 cache.
+const vecChunk = 1024
+
+// expShiftSum32 sets x[i] = exp(x[i] − shift) and returns Σ x[i].
+func expShiftSum32(x []float32, shift float32) float32 {
+	vek32.SubNumber_Inplace(x, shift)
+	vmath.Exp32Inplace(x)
+	return vek32.Sum(x)
+}
+
+// sigmoid32 sets sig[i] = σ(x[i]) = 1/(1+exp(−x[i])).
+func sigmoid32(x, sig []float32) {
+	sig = sig[:len(x)]
+	vek32.Neg_Into(sig, x)
+	vmath.InvOnePlusExp32Inplace(sig)
+}
+
+// tanh32 sets t[i] = tanh(t[i]) = 1 − 2/(exp(2t)+1), in place.
+func tanh32(t []float32) {
+	vek32.MulNumber_Inplace(t, 2)
+	vmath.InvOnePlusExp32Inplace(t)
+	for i, v := range t {
+		t[i] = 1 - 2*v
+	}
+}
+
+// chunked32 calls fn on consecutive sub-ranges [lo, hi) of [0, n) of at most
+// vecChunk elements, with a scratch buffer of that length.
+func chunked32(n int, fn func(lo, hi int, tmp []float32)) {
+	pool := scratchPool[float32]()
+	buf := pool.get(vecChunk)
+	for lo := 0; lo < n; lo += vecChunk {
+		hi := min(n, lo+vecChunk)
+		fn(lo, hi, buf[:hi-lo])
+	}
+	pool.put(buf)
+}
+
+// softmaxRow32 turns row[:last+1] into probabilities and zeroes the rest.
+func softmaxRow32(row []float32, last int) {
+	live := row[:last+1]
+	sum := expShiftSum32(live, vek32.Max(live))
+	vek32.MulNumber_Inplace(live, 1/sum)
+	clear(row[last+1:])
+}
+
+// softmaxBackRow32: d ← p ⊙ (d − Σ p⊙d) · scale over the live part, and the
+// masked rest zeroed.
+func softmaxBackRow32(p, d []float32, last int, scale float32) {
+	pl, dl := p[:last+1], d[:last+1]
+	dot := vek32.Dot(pl, dl)
+	vek32.SubNumber_Inplace(dl, dot)
+	vek32.Mul_Inplace(dl, pl)
+	vek32.MulNumber_Inplace(dl, scale)
+	clear(d[last+1:])
+}
