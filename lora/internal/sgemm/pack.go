@@ -9,29 +9,30 @@ package sgemm
 // Packed B: the kc×nc block of op(B) as ceil(nc/16) strips of 16 columns;
 // strip t holds, for each p, op(B)[p][16t+0..16t+15] contiguously, starting
 // at 16·t·kc. Columns past nc are zero.
+//
+// Full strips go through the vector helpers (copyRows16, copyRows6,
+// transpose16, transpose6); partial strips at the edges, and the last kc%8
+// steps of the transposing ones, through plain loops.
 
 // packANoTrans packs op(A) = A, rows ic..ic+mc, columns pc..pc+kc.
 func packANoTrans(dst, a []float32, lda, ic, pc, mc, kc int) {
 	for i := 0; i < mc; i += tileM {
 		strip := dst[i*kc : i*kc+tileM*kc]
 		rows := min(tileM, mc-i)
+		base := (ic+i)*lda + pc
 		if rows == tileM {
-			base := (ic+i)*lda + pc
-			r0 := a[base : base+kc]
-			r1 := a[base+lda : base+lda+kc]
-			r2 := a[base+2*lda : base+2*lda+kc]
-			r3 := a[base+3*lda : base+3*lda+kc]
-			r4 := a[base+4*lda : base+4*lda+kc]
-			r5 := a[base+5*lda : base+5*lda+kc]
-			for p := range kc {
-				d := strip[p*tileM : p*tileM+tileM : p*tileM+tileM]
-				d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+			blocks := kc / 8
+			transpose6(&strip[0], &a[base], lda, blocks)
+			for p := blocks * 8; p < kc; p++ {
+				for r := range tileM {
+					strip[p*tileM+r] = a[base+r*lda+p]
+				}
 			}
 			continue
 		}
 		clear(strip)
 		for r := range rows {
-			row := a[(ic+i+r)*lda+pc : (ic+i+r)*lda+pc+kc]
+			row := a[base+r*lda : base+r*lda+kc]
 			for p, v := range row {
 				strip[p*tileM+r] = v
 			}
@@ -45,16 +46,14 @@ func packATrans(dst, a []float32, lda, ic, pc, mc, kc int) {
 	for i := 0; i < mc; i += tileM {
 		strip := dst[i*kc : i*kc+tileM*kc]
 		rows := min(tileM, mc-i)
+		base := pc*lda + ic + i
 		if rows == tileM {
-			for p := range kc {
-				src := a[(pc+p)*lda+ic+i : (pc+p)*lda+ic+i+tileM]
-				copy(strip[p*tileM:p*tileM+tileM], src)
-			}
+			copyRows6(&strip[0], &a[base], lda, kc)
 			continue
 		}
 		clear(strip)
 		for p := range kc {
-			copy(strip[p*tileM:p*tileM+rows], a[(pc+p)*lda+ic+i:(pc+p)*lda+ic+i+rows])
+			copy(strip[p*tileM:p*tileM+rows], a[base+p*lda:base+p*lda+rows])
 		}
 	}
 }
@@ -64,16 +63,14 @@ func packBNoTrans(dst, b []float32, ldb, pc, jc, kc, nc int) {
 	for j := 0; j < nc; j += tileN {
 		strip := dst[j*kc : j*kc+tileN*kc]
 		cols := min(tileN, nc-j)
+		base := pc*ldb + jc + j
 		if cols == tileN {
-			for p := range kc {
-				src := b[(pc+p)*ldb+jc+j : (pc+p)*ldb+jc+j+tileN]
-				copy(strip[p*tileN:p*tileN+tileN], src)
-			}
+			copyRows16(&strip[0], &b[base], ldb, kc)
 			continue
 		}
 		clear(strip)
 		for p := range kc {
-			copy(strip[p*tileN:p*tileN+cols], b[(pc+p)*ldb+jc+j:(pc+p)*ldb+jc+j+cols])
+			copy(strip[p*tileN:p*tileN+cols], b[base+p*ldb:base+p*ldb+cols])
 		}
 	}
 }
@@ -84,13 +81,19 @@ func packBTrans(dst, b []float32, ldb, pc, jc, kc, nc int) {
 	for j := 0; j < nc; j += tileN {
 		strip := dst[j*kc : j*kc+tileN*kc]
 		cols := min(tileN, nc-j)
-		if cols < tileN {
+		base := (jc+j)*ldb + pc
+		from := 0
+		if cols == tileN {
+			blocks := kc / 8
+			transpose16(&strip[0], &b[base], ldb, blocks)
+			from = blocks * 8
+		} else {
 			clear(strip)
 		}
 		for q := range cols {
-			row := b[(jc+j+q)*ldb+pc : (jc+j+q)*ldb+pc+kc]
+			row := b[base+q*ldb+from : base+q*ldb+kc]
 			for p, v := range row {
-				strip[p*tileN+q] = v
+				strip[(from+p)*tileN+q] = v
 			}
 		}
 	}
