@@ -28,6 +28,9 @@ var benchShapes = []struct {
 	{64, 64, 64, blas.NoTrans, blas.NoTrans},
 	{256, 256, 64, blas.NoTrans, blas.Trans},
 	{256, 64, 256, blas.NoTrans, blas.NoTrans},
+	{1, 8192, 512, blas.NoTrans, blas.Trans},
+	{3, 1408, 512, blas.NoTrans, blas.Trans},
+	{512, 1, 512, blas.NoTrans, blas.NoTrans},
 }
 
 func trans(t blas.Transpose) string {
