@@ -23,6 +23,9 @@ var benchShapes = []struct {
 	{512, 512, 2048, blas.Trans, blas.NoTrans},
 	{2048, 16, 512, blas.NoTrans, blas.Trans},
 	{2048, 512, 16, blas.NoTrans, blas.Trans},
+	{512, 16, 2048, blas.Trans, blas.NoTrans},
+	{16, 512, 2048, blas.Trans, blas.NoTrans},
+	{2048, 512, 16, blas.NoTrans, blas.NoTrans},
 	{2048, 2304, 768, blas.NoTrans, blas.Trans},
 	{4096, 768, 3072, blas.NoTrans, blas.Trans},
 	{64, 64, 64, blas.NoTrans, blas.NoTrans},
@@ -48,7 +51,7 @@ func BenchmarkSgemm(b *testing.B) {
 		for _, impl := range []struct {
 			name string
 			f    blas.Float32
-		}{{"sgemm", Implementation{}}, {"gonum", gonum.Implementation{}}, {"direct", directA{}}} {
+		}{{"sgemm", Implementation{}}, {"gonum", gonum.Implementation{}}, {"inplace", inPlace{}}} {
 			name := fmt.Sprintf("%dx%dx%d/%s%s/%s", sh.m, sh.n, sh.k, trans(sh.tA), trans(sh.tB), impl.name)
 			b.Run(name, func(b *testing.B) {
 				rng := rand.New(rand.NewPCG(1, 1))
@@ -65,12 +68,13 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
-// directA runs Sgemm with A read in place (never packed), for comparison.
-type directA struct{ Implementation }
+// inPlace runs Sgemm with A and (untransposed) B read in place, never
+// packed, to compare against the packing thresholds.
+type inPlace struct{ Implementation }
 
-func (d directA) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	saved := packAMinN
-	packAMinN = 1 << 30
+func (d inPlace) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	savedN, savedM := packAMinN, packBMinM
+	packAMinN, packBMinM = 1<<30, 1<<30
 	d.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	packAMinN = saved
+	packAMinN, packBMinM = savedN, savedM
 }

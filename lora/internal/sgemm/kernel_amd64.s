@@ -1,6 +1,6 @@
 #include "textflag.h"
 
-// func kernel6x16(kc int, a *float32, aRow, aStep int, b, c *float32, ldc int, alpha, beta float32, mode int)
+// func kernel6x16(kc int, a *float32, aRow, aStep int, b *float32, bStep int, c *float32, ldc int, alpha, beta float32, mode int)
 //
 //	acc[0:6][0:16] = Σ_p op(A)[r][p] · B̃[p][0:16]
 //	mode 0: C = alpha·acc            (C not read: beta == 0)
@@ -10,15 +10,16 @@
 // A is read in place through two byte strides: element (r, p) of the 6×kc
 // strip is at a + r·aRow + p·aStep. A packed strip has aRow 4 and aStep 24,
 // an unpacked row-major A has aRow 4·lda and aStep 4, and an unpacked
-// transposed A aRow 4 and aStep 4·lda. B̃ is a packed strip: 16 floats
-// (64 bytes) per step of p.
+// transposed A aRow 4 and aStep 4·lda. B̃ holds 16 contiguous floats per
+// step of p, bStep bytes apart: 64 in a packed strip, 4·ldb for an
+// untransposed B read in place.
 //
 // Registers in the loop:
 //
 //	AX   A rows 0-2 (rows at AX, AX+R9, AX+2·R9), advanced by R11 per step
 //	R10  A rows 3-5 (AX + 3·R9), advanced by R11 per step
 //	R9   aRow, R11 aStep (bytes)
-//	BX   packed B, advanced 64 bytes per step
+//	BX   B̃, advanced by R13 (bStep) per step
 //	CX   steps of p left; DX unrolled (×4) iterations left
 //	DI   C row 0; SI ldc in bytes; R8 C row 3
 //	Y0..Y11  the C tile: row r in Y(2r) (columns 0-7) and Y(2r+1) (8-15)
@@ -30,10 +31,10 @@
 // FMAs; a Zen 3 or Haswell-class core issues 2 FMAs per cycle, so a step
 // takes 6 cycles, and 12 accumulators cover the 4-5 cycle FMA latency.
 
-// STEP does one step of p with B̃ at boff(BX), then advances A.
-#define STEP(boff) \
-	VMOVUPS      boff(BX), Y12; \
-	VMOVUPS      boff+32(BX), Y13; \
+// STEP does one step of p, then advances A and B̃.
+#define STEP \
+	VMOVUPS      (BX), Y12; \
+	VMOVUPS      32(BX), Y13; \
 	VBROADCASTSS (AX), Y14; \
 	VFMADD231PS  Y12, Y14, Y0; \
 	VFMADD231PS  Y13, Y14, Y1; \
@@ -53,7 +54,8 @@
 	VFMADD231PS  Y12, Y15, Y10; \
 	VFMADD231PS  Y13, Y15, Y11; \
 	ADDQ         R11, AX; \
-	ADDQ         R11, R10
+	ADDQ         R11, R10; \
+	ADDQ         R13, BX
 
 // STORE writes alpha (Y15) times the accumulators lo, hi to the 16 floats
 // of C at (row).
@@ -89,14 +91,15 @@
 	OP(Y8, Y9, R11); \
 	OP(Y10, Y11, R12)
 
-TEXT ·kernel6x16(SB), NOSPLIT, $0-72
+TEXT ·kernel6x16(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ aRow+16(FP), R9
 	MOVQ aStep+24(FP), R11
 	MOVQ b+32(FP), BX
-	MOVQ c+40(FP), DI
-	MOVQ ldc+48(FP), SI
+	MOVQ bStep+40(FP), R13
+	MOVQ c+48(FP), DI
+	MOVQ ldc+56(FP), SI
 	SHLQ $2, SI                 // ldc in bytes
 	LEAQ (DI)(SI*2), R8
 	ADDQ SI, R8                 // R8 = C row 3
@@ -135,13 +138,14 @@ TEXT ·kernel6x16(SB), NOSPLIT, $0-72
 	JZ   tail
 
 loop4:
-	PREFETCHT0 1024(BX)
-	STEP(0)
-	STEP(64)
-	PREFETCHT0 1088(BX)
-	STEP(128)
-	STEP(192)
-	ADDQ $256, BX
+	PREFETCHT0 (BX)(R13*8)      // B̃ 8 steps ahead
+	STEP
+	PREFETCHT0 (BX)(R13*8)
+	STEP
+	PREFETCHT0 (BX)(R13*8)
+	STEP
+	PREFETCHT0 (BX)(R13*8)
+	STEP
 	DECQ DX
 	JNZ  loop4
 
@@ -150,8 +154,7 @@ tail:
 	JZ   update
 
 loop1:
-	STEP(0)
-	ADDQ $64, BX
+	STEP
 	DECQ CX
 	JNZ  loop1
 
@@ -161,8 +164,8 @@ update:
 	LEAQ         (DI)(SI*2), R10
 	LEAQ         (R8)(SI*1), R11
 	LEAQ         (R8)(SI*2), R12
-	VBROADCASTSS alpha+56(FP), Y15
-	MOVQ         mode+64(FP), DX
+	VBROADCASTSS alpha+64(FP), Y15
+	MOVQ         mode+72(FP), DX
 	CMPQ         DX, $1
 	JEQ          add
 	JGT          scaleadd
@@ -176,7 +179,7 @@ add:
 	RET
 
 scaleadd:
-	VBROADCASTSS beta+60(FP), Y14
+	VBROADCASTSS beta+68(FP), Y14
 	ROWS(SCALEADD)
 	VZEROUPPER
 	RET

@@ -19,7 +19,7 @@ func BenchmarkKernel(b *testing.B) {
 		bb[i] = 1e-3
 	}
 	for b.Loop() {
-		kernel6x16(kc, &a[0], 4, 4*tileM, &bb[0], &c[0], tileN, 1, 1, addC)
+		kernel6x16(kc, &a[0], 4, 4*tileM, &bb[0], 4*tileN, &c[0], tileN, 1, 1, addC)
 	}
 	flops := 2 * float64(tileM*tileN*kc) * float64(b.N)
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -7,6 +7,6 @@ package sgemm
 const hasKernel = false
 
 // kernel6x16 is never called without the amd64 kernel.
-func kernel6x16(kc int, a *float32, aRow, aStep int, b, c *float32, ldc int, alpha, beta float32, mode int) {
+func kernel6x16(kc int, a *float32, aRow, aStep int, b *float32, bStep int, c *float32, ldc int, alpha, beta float32, mode int) {
 	panic("sgemm: no micro-kernel on this architecture")
 }

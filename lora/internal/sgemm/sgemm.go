@@ -175,7 +175,7 @@ func updateMode(beta float32) int {
 // are reused through workspacePool.
 type workspace struct {
 	packedA, packedB []float32
-	edgeA            []float32 // a zero-padded partial strip of unpacked A
+	edgeA, edgeB     []float32 // zero-padded partial strips of A and B read in place
 	tile             [tileM * tileN]float32
 }
 
@@ -195,24 +195,36 @@ func alignedFloats(buf []float32, n int) []float32 {
 	return raw[off : off+n : off+n]
 }
 
-// aBlock describes where the micro-kernel finds the rows of an mc×kc block
-// of op(A): row i starts at buf[base+i·rowElems], and within a 6-row strip
-// element (r, p) is r·aRow + p·aStep bytes further.
-type aBlock struct {
-	buf            []float32
-	base, rowElems int
-	aRow, aStep    int
-	edge           []float32 // when non-nil, the packed last strip (fewer than 6 rows)
+// operand describes where the micro-kernel finds the strips of a block of
+// op(A) (6-row strips) or op(B) (16-column strips): strip s starts at
+// buf[base+s·stripElems]; within it element (r, p) of A is r·row + p·step
+// bytes further, element (p, q) of B is p·step + 4·q bytes further. When
+// edge is non-nil, a last strip narrower than the tile is read from edge
+// (packed, zero-padded) instead.
+type operand struct {
+	buf              []float32
+	base, stripElems int
+	row, step        int
+	edge             []float32
 }
 
-// packA reports whether op(A) should be packed: packing costs one pass over
-// A per column panel and pays when the block is reused across many 16-wide
-// strips of B; for narrow products (LoRA's rank-r ones) the kernel reads A
-// in place.
-func packA(n int) bool { return n > packAMinN }
+// strip returns the kernel's pointer and strides for strip s, which is the
+// last, partial one when partial is true.
+func (o *operand) strip(s int, partial bool, packedStep int) (p *float32, row, step int) {
+	if partial && o.edge != nil {
+		return &o.edge[0], 4, packedStep
+	}
+	return &o.buf[o.base+s*o.stripElems], o.row, o.step
+}
 
-// packAMinN is the width of C from which A is packed.
-var packAMinN = 64
+// Packing costs a pass over the operand and pays when a block is reused
+// many times: A across the 16-wide strips of B, B across the 6-tall strips
+// of A. For narrow products (LoRA's rank-r ones) the kernel reads A in
+// place; for short ones it reads an untransposed B in place.
+var (
+	packAMinN = 64 // width of C from which A is packed
+	packBMinM = 64 // height of C from which an untransposed B is packed
+)
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C with the blocked kernel;
 // arguments are already checked, m, n, k and alpha are non-zero.
@@ -221,14 +233,17 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 	defer workspacePool.Put(ws)
 
 	kcMax := min(k, blockK)
-	ncMax := min(roundUp(n, tileN), blockN)
-	mcMax := min(roundUp(m, tileM), blockM)
-	ws.packedB = alignedFloats(ws.packedB, kcMax*ncMax)
-	pack := packA(n)
-	if pack {
-		ws.packedA = alignedFloats(ws.packedA, kcMax*mcMax)
+	packA := n > packAMinN
+	packB := bTrans || m > packBMinM
+	if packA {
+		ws.packedA = alignedFloats(ws.packedA, kcMax*min(roundUp(m, tileM), blockM))
 	} else {
 		ws.edgeA = alignedFloats(ws.edgeA, kcMax*tileM)
+	}
+	if packB {
+		ws.packedB = alignedFloats(ws.packedB, kcMax*min(roundUp(n, tileN), blockN))
+	} else {
+		ws.edgeB = alignedFloats(ws.edgeB, kcMax*tileN)
 	}
 
 	for jc := 0; jc < n; jc += blockN {
@@ -239,39 +254,48 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 			if pc == 0 {
 				mode = updateMode(beta)
 			}
-			if bTrans {
+			var opB operand
+			switch {
+			case bTrans:
 				packBTrans(ws.packedB, b, ldb, pc, jc, kc, nc)
-			} else {
+				opB = operand{buf: ws.packedB, stripElems: tileN * kc, step: 4 * tileN}
+			case packB:
 				packBNoTrans(ws.packedB, b, ldb, pc, jc, kc, nc)
+				opB = operand{buf: ws.packedB, stripElems: tileN * kc, step: 4 * tileN}
+			default:
+				opB = operand{buf: b, base: pc*ldb + jc, stripElems: tileN, step: 4 * ldb}
+				if last := nc - nc%tileN; last < nc {
+					packBNoTrans(ws.edgeB, b, ldb, pc, jc+last, kc, nc-last)
+					opB.edge = ws.edgeB
+				}
 			}
 			for ic := 0; ic < m; ic += blockM {
 				mc := min(blockM, m-ic)
-				var blk aBlock
+				var opA operand
 				switch {
-				case pack:
+				case packA:
 					if aTrans {
 						packATrans(ws.packedA, a, lda, ic, pc, mc, kc)
 					} else {
 						packANoTrans(ws.packedA, a, lda, ic, pc, mc, kc)
 					}
-					blk = aBlock{buf: ws.packedA, rowElems: kc, aRow: 4, aStep: 4 * tileM}
+					opA = operand{buf: ws.packedA, stripElems: tileM * kc, row: 4, step: 4 * tileM}
 				case aTrans:
-					blk = aBlock{buf: a, base: pc*lda + ic, rowElems: 1, aRow: 4, aStep: 4 * lda}
+					opA = operand{buf: a, base: pc*lda + ic, stripElems: tileM, row: 4, step: 4 * lda}
 				default:
-					blk = aBlock{buf: a, base: ic*lda + pc, rowElems: lda, aRow: 4 * lda, aStep: 4}
+					opA = operand{buf: a, base: ic*lda + pc, stripElems: tileM * lda, row: 4 * lda, step: 4}
 				}
-				if !pack && mc%tileM != 0 {
-					blk.edge = ws.edgeA
+				if last := mc - mc%tileM; !packA && last < mc {
 					// The last strip has fewer than 6 rows: pack it,
 					// zero-padded, so that the kernel reads no row past m.
-					last := mc - mc%tileM
 					if aTrans {
 						packATrans(ws.edgeA, a, lda, ic+last, pc, mc-last, kc)
 					} else {
 						packANoTrans(ws.edgeA, a, lda, ic+last, pc, mc-last, kc)
 					}
+					opA.edge = ws.edgeA
 				}
-				macroKernel(ws, blk, mc, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
+				macroKernel(&ws.tile, &opA, &opB, mc, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
@@ -280,27 +304,20 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 func roundUp(x, to int) int { return (x + to - 1) / to * to }
 
 // macroKernel computes the mc×nc block of C that starts at c[0] from the
-// block of op(A) that blk describes and the packed B in ws.
-func macroKernel(ws *workspace, blk aBlock, mc, nc, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
-	pb := ws.packedB
+// kc-deep blocks of op(A) and op(B) that opA and opB describe. Edge tiles
+// go through tile.
+func macroKernel(tile *[tileM * tileN]float32, opA, opB *operand, mc, nc, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
 	for j := 0; j < nc; j += tileN {
 		nr := min(tileN, nc-j)
-		bStrip := &pb[j*kc]
+		bStrip, _, bStep := opB.strip(j/tileN, nr < tileN, 4*tileN)
 		for i := 0; i < mc; i += tileM {
 			mr := min(tileM, mc-i)
-			var aStrip *float32
-			aRow, aStep := blk.aRow, blk.aStep
-			if mr < tileM && blk.edge != nil {
-				aStrip, aRow, aStep = &blk.edge[0], 4, 4*tileM
-			} else {
-				aStrip = &blk.buf[blk.base+i*blk.rowElems]
-			}
+			aStrip, aRow, aStep := opA.strip(i/tileM, mr < tileM, 4*tileM)
 			if mr == tileM && nr == tileN {
-				kernel6x16(kc, aStrip, aRow, aStep, bStrip, &c[i*ldc+j], ldc, alpha, beta, mode)
+				kernel6x16(kc, aStrip, aRow, aStep, bStrip, bStep, &c[i*ldc+j], ldc, alpha, beta, mode)
 				continue
 			}
-			tile := &ws.tile
-			kernel6x16(kc, aStrip, aRow, aStep, bStrip, &tile[0], tileN, alpha, 0, storeC)
+			kernel6x16(kc, aStrip, aRow, aStep, bStrip, bStep, &tile[0], tileN, alpha, 0, storeC)
 			for r := range mr {
 				dst := c[(i+r)*ldc+j : (i+r)*ldc+j+nr]
 				src := tile[r*tileN : r*tileN+nr]

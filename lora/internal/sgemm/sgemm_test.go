@@ -125,17 +125,19 @@ var edgeSizes = []int{1, 2, 5, 6, 7, 15, 16, 17, 63}
 var scalars = [][2]float32{{1, 0}, {1, 1}, {-0.7, 2.5}, {0, 0}, {0, 1}, {0, -1.5}, {1.3, 1}, {1, 0.5}, {-2, 0}}
 
 // TestSgemmEdgeShapes covers every combination of small sizes around the
-// tile sizes, all transposes and padded leading dimensions, with A read in
-// place (as for narrow products) and with A packed.
+// tile sizes, all transposes and padded leading dimensions, with A and B
+// each packed and read in place.
 func TestSgemmEdgeShapes(t *testing.T) {
 	requireKernel(t)
 	for _, minN := range []int{1 << 30, 0} {
-		t.Run(fmt.Sprintf("packAMinN=%d", minN), func(t *testing.T) {
-			saved := packAMinN
-			packAMinN = minN
-			defer func() { packAMinN = saved }()
-			testEdgeShapes(t)
-		})
+		for _, minM := range []int{1 << 30, 0} {
+			t.Run(fmt.Sprintf("packAMinN=%d/packBMinM=%d", minN, minM), func(t *testing.T) {
+				savedN, savedM := packAMinN, packBMinM
+				packAMinN, packBMinM = minN, minM
+				defer func() { packAMinN, packBMinM = savedN, savedM }()
+				testEdgeShapes(t)
+			})
+		}
 	}
 }
 
@@ -164,7 +166,8 @@ func testEdgeShapes(t *testing.T) {
 
 // TestSgemmLargeShapes crosses the cache-block sizes (k above blockK, m
 // above blockM, n above blockN) with sizes that are not multiples of
-// anything, narrow products (A read in place) and wide ones (A packed).
+// anything, narrow products (A read in place), short ones (B read in
+// place) and large ones (both packed).
 func TestSgemmLargeShapes(t *testing.T) {
 	requireKernel(t)
 	rng := rand.New(rand.NewPCG(3, 4))
