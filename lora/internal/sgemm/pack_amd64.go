@@ -21,3 +21,9 @@ func transpose16(dst, src *float32, ld, blocks int)
 //
 //go:noescape
 func transpose6(dst, src *float32, ld, blocks int)
+
+// dot4 sets out[q] = Σ_{p<k} a[p]·b[q·ldb+p] for q < 4; k is a multiple
+// of 16. Implemented in dot_amd64.s.
+//
+//go:noescape
+func dot4(k int, a, b *float32, ldb int, out *[4]float32)

@@ -40,3 +40,14 @@ func transposeRows(dst, src *float32, ld, rows, cols int) {
 		}
 	}
 }
+
+func dot4(k int, a, b *float32, ldb int, out *[4]float32) {
+	x, y := floats(a, k), floats(b, 3*ldb+k)
+	for q := range 4 {
+		var s float32
+		for p, v := range x {
+			s += v * y[q*ldb+p]
+		}
+		out[q] = s
+	}
+}

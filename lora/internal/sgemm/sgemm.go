@@ -231,6 +231,10 @@ var (
 func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	ws := workspacePool.Get().(*workspace)
 	defer workspacePool.Put(ws)
+	if bTrans && m <= dotMaxM {
+		gemmDot(ws, aTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 
 	kcMax := min(k, blockK)
 	packA := n > packAMinN
