@@ -3,6 +3,7 @@ package sgemm
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -77,4 +78,22 @@ func (d inPlace) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []fl
 	packAMinN, packBMinM = 1<<30, 1<<30
 	d.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	packAMinN, packBMinM = savedN, savedM
+}
+
+// BenchmarkSgemmParallel runs independent 1024×1408×512 NT products on
+// GOMAXPROCS goroutines at once (as the engine does when it splits a product
+// over cores) and reports the aggregate GFLOP/s; run with -cpu 2.
+func BenchmarkSgemmParallel(b *testing.B) {
+	const m, n, k = 1024, 1408, 512
+	var flops atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(2, 2))
+		tc := gemmCase{tA: blas.NoTrans, tB: blas.Trans, m: m, n: n, k: k, alpha: 1}
+		a, lda, bm, ldb, c, ldc := tc.operands(rng)
+		for pb.Next() {
+			Implementation{}.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, lda, bm, ldb, 0, c, ldc)
+			flops.Add(2 * m * n * k)
+		}
+	})
+	b.ReportMetric(float64(flops.Load())/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

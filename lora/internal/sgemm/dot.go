@@ -2,7 +2,7 @@ package sgemm
 
 // dotMaxM is the number of rows up to which op(A)·Bᵀ is computed as dot
 // products of rows (gemmDot) instead of packing B: with a few rows
-// (token-by-token generation) each row of B is used once or twice, and
+// (token-by-token generation) each row of B is used only a few times, and
 // transposing it into packed strips costs more than the product itself.
 var dotMaxM = 4
 
