@@ -236,11 +236,16 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 
-	kcMax := min(k, blockK)
+	// Blocks of equal size (rounded up to the tile) rather than full blocks
+	// and a thin remainder: a thin last block reuses its B strips too few
+	// times.
+	mcBlock := evenBlock(m, blockM, tileM)
+	kcBlock := evenBlock(k, blockK, 8)
+	kcMax := min(k, kcBlock)
 	packA := n > packAMinN
 	packB := bTrans || m > packBMinM
 	if packA {
-		ws.packedA = alignedFloats(ws.packedA, kcMax*min(roundUp(m, tileM), blockM))
+		ws.packedA = alignedFloats(ws.packedA, kcMax*min(roundUp(m, tileM), mcBlock))
 	} else {
 		ws.edgeA = alignedFloats(ws.edgeA, kcMax*tileM)
 	}
@@ -252,8 +257,8 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 
 	for jc := 0; jc < n; jc += blockN {
 		nc := min(blockN, n-jc)
-		for pc := 0; pc < k; pc += blockK {
-			kc := min(blockK, k-pc)
+		for pc := 0; pc < k; pc += kcBlock {
+			kc := min(kcBlock, k-pc)
 			mode := addC
 			if pc == 0 {
 				mode = updateMode(beta)
@@ -273,8 +278,8 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 					opB.edge = ws.edgeB
 				}
 			}
-			for ic := 0; ic < m; ic += blockM {
-				mc := min(blockM, m-ic)
+			for ic := 0; ic < m; ic += mcBlock {
+				mc := min(mcBlock, m-ic)
 				var opA operand
 				switch {
 				case packA:
@@ -306,6 +311,14 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 }
 
 func roundUp(x, to int) int { return (x + to - 1) / to * to }
+
+// evenBlock returns the block size that splits size into as few blocks of
+// at most about maxBlock as possible, all the same size rounded up to a
+// multiple of unit.
+func evenBlock(size, maxBlock, unit int) int {
+	blocks := (size + maxBlock - 1) / maxBlock
+	return roundUp((size+blocks-1)/blocks, unit)
+}
 
 // macroKernel computes the mc×nc block of C that starts at c[0] from the
 // kc-deep blocks of op(A) and op(B) that opA and opB describe. Edge tiles
