@@ -126,7 +126,7 @@ func (l *linear[T]) doraForward(x []T, n int, y []T, rng *rand.Rand) {
 	} else {
 		copy(d.z, y[:N])
 	}
-	lb.u = grow(lb.u, n*lb.r)
+	lb.growU(n)
 	gemm(false, true, n, lb.r, l.in, 1, xd, l.in, lb.a.w, l.in, 0, lb.u, lb.r)
 	gemm(false, true, n, out, lb.r, lb.scale, lb.u, lb.r, lb.b.w, lb.r, 1, d.z, out)
 	c, z := d.c, d.z

@@ -23,15 +23,6 @@ func swigluBack32(ds, g, u, dg, du []float32) {
 	})
 }
 
-// swigluSig32: s = silu(g)·u, sig = σ(g).
-func swigluSig32(g, u, s, sig []float32) {
-	sigmoid32(g, sig)
-	u, s, sig = u[:len(g)], s[:len(g)], sig[:len(g)]
-	for i, x := range g {
-		s[i] = x * sig[i] * u[i]
-	}
-}
-
 // swigluDeriv32: s = silu(g)·u, then g ← u·silu'(g) and u ← silu(g).
 func swigluDeriv32(g, u, s []float32) {
 	chunked32(len(g), func(lo, hi int, sig []float32) {
@@ -47,7 +38,7 @@ func swigluDeriv32(g, u, s []float32) {
 	})
 }
 
-// swigluBackSig32 is swigluBack32 with σ(g) given; dg may alias sig.
+// swigluBackSig32 is swigluBack32 with σ(g) given; dg may alias sig or ds.
 func swigluBackSig32(ds, g, u, sig, dg, du []float32) {
 	ds, u, sig, dg, du = ds[:len(g)], u[:len(g)], sig[:len(g)], dg[:len(g)], du[:len(g)]
 	for i, x := range g {
@@ -66,12 +57,9 @@ func geluTanh32(x, t []float32) {
 	tanh32(t)
 }
 
-// gelu32: y = GELU-tanh(x); th (when not nil) keeps the tanh term.
-func gelu32(x, y, th []float32) {
+// gelu32: y = GELU-tanh(x).
+func gelu32(x, y []float32) {
 	chunked32(len(x), func(lo, hi int, t []float32) {
-		if th != nil {
-			t = th[lo:hi]
-		}
 		geluTanh32(x[lo:hi], t)
 		xc, yc := x[lo:hi], y[lo:hi]
 		for i, v := range xc {
@@ -80,14 +68,10 @@ func gelu32(x, y, th []float32) {
 	})
 }
 
-// geluBack32: dx = dy·GELU'(x), the tanh term from th or recomputed (th nil); dx may alias th.
-func geluBack32(dy, x, th, dx []float32) {
+// geluBack32: dx = dy·GELU'(x); dx may alias dy.
+func geluBack32(dy, x, dx []float32) {
 	chunked32(len(x), func(lo, hi int, t []float32) {
-		if th != nil {
-			t = th[lo:hi]
-		} else {
-			geluTanh32(x[lo:hi], t)
-		}
+		geluTanh32(x[lo:hi], t)
 		xc, dyc, dxc := x[lo:hi], dy[lo:hi], dx[lo:hi]
 		for i, v := range xc {
 			tv := t[i]

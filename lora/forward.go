@@ -27,6 +27,7 @@ type workspace[T float] struct {
 	loraTmp []T // the LoRA branches' dropout scratch (loraBranch.tmp)
 	loraDu  []T // and their du (loraBranch.duTmp)
 	shared  *acts[T]
+	sharedU []*[]T // with checkpointing, the LoRA branches' u per place in a block (loraBranch.uTmp)
 	scratch bufPool[T]
 	rowOK   []bool
 }
@@ -136,6 +137,20 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 			b.a = ws.shared
 		case b.a == nil || b.a == ws.shared:
 			b.a = &acts[T]{}
+		}
+		for i, l := range b.linears() {
+			if lb := l.lora; lb != nil {
+				lb.uTmp = nil
+				if ckpt {
+					if len(ws.sharedU) <= i {
+						ws.sharedU = append(ws.sharedU, make([]*[]T, i+1-len(ws.sharedU))...)
+					}
+					if ws.sharedU[i] == nil {
+						ws.sharedU[i] = new([]T)
+					}
+					lb.uTmp = ws.sharedU[i]
+				}
+			}
 		}
 	}
 	for _, b := range n.blocks {
@@ -277,13 +292,13 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	ws := &n.ws
 	ws.hn = grow(ws.hn, N*H)
 	sl := N * n.mlpSlot()
-	ws.sb = ws.arena(n.arenaSize(N))[2*sl : 2*sl+N*I : 2*sl+N*I]
+	ws.sb = ws.arena(n.arenaSize(N))[sl : sl+N*I : sl+N*I]
 	h := ws.hn // the normalised input; recomputed in the backward pass
 	a.rs1 = grow(a.rs1, N)
 	a.x2 = grow(a.x2, N*H)
 	a.rs2 = grow(a.rs2, N)
 	a.att = grow(a.att, N*qd)
-	a.g = grow(a.g, N*I)
+	a.g = grow(a.g, N*n.mlpSlot()) // dh takes its place in the backward pass
 	sh := n.attnShape(bt)
 	if cfg.isGPT2() {
 		a.mu1 = grow(a.mu1, N)
@@ -339,13 +354,14 @@ func (ws *workspace[T]) arena(size int) []T {
 	return ws.big[:cap(ws.big)]
 }
 
-// arenaSize is how much of the arena a block of N rows needs: the MLP's
-// ds, dg and sb in three slots (dh and dtmp then reuse the first two), or
-// the attention's datt and dq, dk, dv (Llama) or dqkv (GPT-2), dh and dtmp.
+// arenaSize is how much of the arena a block of N rows needs: in the MLP's
+// backward pass two slots of mlpSlot per row (ds, which becomes dg, and the
+// activation sb, which becomes du); in the attention's, datt (then dh), dq,
+// dk, dv (Llama) or dqkv (GPT-2) (dq or dqkv then dtmp).
 func (n *net[T]) arenaSize(N int) int {
 	cfg := n.cfg
 	H, qd, kd := cfg.Hidden, cfg.qDim(), cfg.kvDim()
-	return N * max(3*n.mlpSlot(), 2*qd+2*kd+2*H, qd+5*H)
+	return N * max(2*n.mlpSlot(), max(qd, H)+qd+2*kd, max(qd, H)+3*H)
 }
 
 // mlpSlot is the per-row size of one MLP slot of the arena.
@@ -370,12 +386,17 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	qd, kd := cfg.qDim(), cfg.kvDim()
 	big := ws.arena(n.arenaSize(N))
 	sl := N * n.mlpSlot()
+	// Two slots of the arena: slot 0 takes the gradient ds at the MLP
+	// activation, then dg in place; slot 1 the activation sb (as in
+	// blockForward), then du. dh takes the place of a.g once the
+	// activation's backward pass has read it.
 	ws.ds = big[: N*I : N*I]
-	ws.dg = big[sl : sl+N*I : sl+N*I]
-	ws.sb = big[2*sl : 2*sl+N*I : 2*sl+N*I] // as in blockForward (headLoss may have moved the arena)
+	ws.dg = ws.ds
+	ws.sb = big[sl : sl+N*I : sl+N*I] // headLoss may have moved the arena
+	ws.du = ws.sb
 	// Recompute what the forward pass did not keep: the normalised input of
-	// the MLP and its activation.
-	// (only where a trainable weight or LoRA branch reads it).
+	// the MLP and its activation (only where a trainable weight or LoRA
+	// branch reads them).
 	h := ws.hn[:N*H]
 	if cfg.isGPT2() {
 		if b.fc.needsInput() {
@@ -383,8 +404,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 			b.fc.x = h
 		}
 		if b.mlpProj.needsInput() {
-			// ws.dg holds the tanh term until geluBackwardTanh overwrites it
-			geluForwardTanh(a.g[:N*I], ws.sb[:N*I], ws.dg[:N*I])
+			geluForward(a.g[:N*I], ws.sb[:N*I])
 			b.mlpProj.x = ws.sb
 		}
 	} else {
@@ -393,35 +413,35 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 			b.gate.x, b.up.x = h, h
 		}
 		if b.down.needsInput() {
-			// ws.dg holds σ(g) until swigluBackwardSig overwrites it with dg
-			swigluForwardSig(a.g[:N*I], a.u[:N*I], ws.sb[:N*I], ws.dg[:N*I])
+			swigluForward(a.g[:N*I], a.u[:N*I], ws.sb[:N*I])
 			b.down.x = ws.sb
 		}
 	}
-	// MLP
+	// MLP; once the output projection's backward has run its input sb is
+	// dead, and the activation's backward (its exp recomputed) writes dg
+	// over ds and du over sb.
 	if cfg.isGPT2() {
 		b.mlpProj.backward(ws.dres, ws.ds, false)
 		if b.mlpProj.needsInput() {
-			geluBackwardTanh(ws.ds[:N*I], a.g[:N*I], ws.dg, ws.dg)
+			geluBackward(ws.ds[:N*I], a.g[:N*I], ws.dg)
 		} else {
 			geluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], ws.dg)
 		}
-		ws.dh = big[: N*H : N*H] // ds is dead
+		ws.dh = a.g[: N*H : N*H] // g is dead
 		b.fc.backward(ws.dg, ws.dh, false)
-		ws.dtmp = big[sl : sl+N*H : sl+N*H] // dg is dead
+		ws.dtmp = big[: N*H : N*H] // dg is dead
 		layerNormBackward(ws.dh, a.x2, b.ln2.w.w, a.mu2, a.rs2, N, H, ws.dtmp, b.ln2.w.g, b.ln2.b.g)
 	} else {
-		ws.du = ws.sb[:N*I] // down's input is dead once down.backward has run
 		b.down.backward(ws.dres, ws.ds, false)
 		if b.down.needsInput() {
-			swigluBackwardSig(ws.ds[:N*I], a.g[:N*I], a.u, ws.dg, ws.dg, ws.du)
+			swigluBackward(ws.ds[:N*I], a.g[:N*I], a.u[:N*I], ws.dg, ws.du)
 		} else {
 			swigluBackwardDeriv(ws.ds[:N*I], a.g[:N*I], a.u[:N*I], ws.dg, ws.du)
 		}
-		ws.dh = big[: N*H : N*H] // ds is dead
+		ws.dh = a.g[: N*H : N*H] // g is dead
 		b.gate.backward(ws.dg, ws.dh, false)
 		b.up.backward(ws.du, ws.dh, true)
-		ws.dtmp = big[sl : sl+N*H : sl+N*H] // dg and du are dead
+		ws.dtmp = big[: N*H : N*H] // dg and du are dead
 		rmsNormBackward(ws.dh, a.x2, b.ln2.w.w, a.rs2, N, H, ws.dtmp, b.ln2.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])
@@ -435,28 +455,27 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		rmsNormForward(x, b.ln1.w.w, N, H, cfg.NormEps, h, a.rs1)
 		b.q.x, b.k.x, b.v.x = h, h, h
 	}
-	// the MLP's buffers are dead: the attention gradients take the arena
+	// the MLP's buffers are dead: the attention gradients take the arena;
+	// dh takes datt's place once the attention's backward has read it, dtmp
+	// that of dq (dqkv) once q's (qkv's) backward has.
+	wa := max(qd, H)
 	ws.datt = big[: N*qd : N*qd]
 	b.o.backward(ws.dres, ws.datt, false)
 	sh := n.attnShape(bt)
+	ws.dh = big[: N*H : N*H]
+	o := N * wa
 	if cfg.isGPT2() {
-		ws.dqkv = big[N*qd : N*qd+N*3*H : N*qd+N*3*H]
-		o := N*qd + N*3*H
-		ws.dh = big[o : o+N*H : o+N*H]
-		ws.dtmp = big[o+N*H : o+2*N*H : o+2*N*H]
+		ws.dqkv = big[o : o+N*3*H : o+N*3*H]
 		attentionBackward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
 		b.qkv.backward(ws.dqkv, ws.dh, false)
+		ws.dtmp = big[o : o+N*H : o+N*H]
 		layerNormBackward(ws.dh, x, b.ln1.w.w, a.mu1, a.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
 	} else {
-		o := N * qd
 		ws.dq = big[o : o+N*qd : o+N*qd]
 		o += N * qd
 		ws.dk = big[o : o+N*kd : o+N*kd]
 		o += N * kd
 		ws.dv = big[o : o+N*kd : o+N*kd]
-		o += N * kd
-		ws.dh = big[o : o+N*H : o+N*H]
-		ws.dtmp = big[o+N*H : o+2*N*H : o+2*N*H]
 		attentionBackward(sh, a.qb, a.kb, a.vb, ws.datt, ws.dq, ws.dk, ws.dv, &ws.scratch)
 		S := bt.S
 		pos := func(r int) int { return r % S }
@@ -465,6 +484,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		b.q.backward(ws.dq, ws.dh, false)
 		b.k.backward(ws.dk, ws.dh, true)
 		b.v.backward(ws.dv, ws.dh, true)
+		ws.dtmp = ws.dq[: N*H : N*H]
 		rmsNormBackward(ws.dh, x, b.ln1.w.w, a.rs1, N, H, ws.dtmp, b.ln1.w.g)
 	}
 	addInto(ws.dres[:N*H], ws.dtmp[:N*H])

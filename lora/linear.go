@@ -37,10 +37,24 @@ type loraBranch[T float] struct {
 	tmp *[]T
 	// duTmp backs du, which lives only inside backward; shared the same way.
 	duTmp *[]T
+	// uTmp, when not nil, backs u: with gradient checkpointing the branches
+	// at one place of every block share it (a block's forward pass is
+	// replayed right before its backward pass).
+	uTmp *[]T
 	// saved by forward
 	keep []uint8 // dropout mask
 	u    []T     // xd·Aᵀ  [n, r]
 	du   []T
+}
+
+// growU makes lb.u n·r long, in uTmp when the branch has one.
+func (lb *loraBranch[T]) growU(n int) {
+	if lb.uTmp == nil {
+		lb.u = grow(lb.u, n*lb.r)
+		return
+	}
+	*lb.uTmp = grow(*lb.uTmp, n*lb.r)
+	lb.u = (*lb.uTmp)[:n*lb.r]
 }
 
 // scratch returns size elements of the branch's scratch buffer.
@@ -182,7 +196,7 @@ func (l *linear[T]) forward(x []T, n int, y []T, rng *rand.Rand) {
 		return
 	}
 	xd := lb.dropoutInput(x, n*l.in, rng)
-	lb.u = grow(lb.u, n*lb.r)
+	lb.growU(n)
 	gemm(false, true, n, lb.r, l.in, 1, xd, l.in, lb.a.w, l.in, 0, lb.u, lb.r)
 	gemm(false, true, n, l.out, lb.r, lb.scale, lb.u, lb.r, lb.b.w, lb.r, 1, y, l.out)
 }

@@ -49,13 +49,20 @@ func (c ModelConfig) isGPT2() bool { return c.ModelType == "gpt2" }
 func (n *net[T]) linears() []*linear[T] {
 	var out []*linear[T]
 	for _, b := range n.blocks {
-		for _, l := range []*linear[T]{b.q, b.k, b.v, b.qkv, b.o, b.gate, b.up, b.down, b.fc, b.mlpProj} {
-			if l != nil {
-				out = append(out, l)
-			}
-		}
+		out = append(out, b.linears()...)
 	}
 	return append(out, n.head)
+}
+
+// linears lists the block's linear layers in a fixed order.
+func (b *block[T]) linears() []*linear[T] {
+	var out []*linear[T]
+	for _, l := range []*linear[T]{b.q, b.k, b.v, b.qkv, b.o, b.gate, b.up, b.down, b.fc, b.mlpProj} {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // buildNet makes a network of cfg with weights from src.
