@@ -31,9 +31,12 @@
 // applies beta on the first depth block only (beta == 0 stores without
 // reading C, so NaN in C does not propagate) and adds on later ones.
 //
-// The kernel reads A through two strides, so narrow products (n ≤ 64, such
-// as LoRA's rank-r ones, where packing A would cost as much as the product)
-// read A in place instead of packing it. Tiles at the right and bottom
+// The kernel reads A through two strides and B through one, so narrow
+// products (n ≤ 64, such as LoRA's rank-r ones, where packing A would cost
+// as much as the product) read A in place, and short ones (m ≤ 64, such as
+// per-head attention blocks) read an untransposed B in place. Products of a
+// few rows with Bᵀ (m ≤ 4, token-by-token generation) skip the blocking and
+// run as dot products of rows (dot_amd64.s). Tiles at the right and bottom
 // edges are computed into a small temporary tile from zero-padded strips and
 // then merged into C.
 //
