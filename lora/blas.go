@@ -9,6 +9,8 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/loraflow/loraflow/lora/internal/sgemm"
 )
 
 // The OpenBLAS implementations, set by blas_openblas.go when the binary is
@@ -54,7 +56,7 @@ var splitParts = min(max(runtime.NumCPU(), 2), 16)
 // of C for goroutines, into how many, and along m (true) or n (false).
 // The answer depends only on the shape and the backend.
 func splitGEMM(m, n, k int) (parts int, alongM bool) {
-	if blasBackend != "openblas" || noSplit.Load() > 0 || m*n*k < splitMinFLOPs {
+	if blasBackend == "gonum" || noSplit.Load() > 0 || m*n*k < splitMinFLOPs {
 		return 1, false
 	}
 	size := max(m, n)
@@ -65,22 +67,39 @@ func splitGEMM(m, n, k int) (parts int, alongM bool) {
 	return parts, m >= n
 }
 
+// The backends, fastest first:
+//   - "openblas": OpenBLAS through cgo, in a binary built with -tags openblas;
+//   - "go": pure Go, gonum's BLAS with its sgemm replaced by internal/sgemm's
+//     AVX2/FMA assembly kernel (amd64 CPUs that have them);
+//   - "gonum": gonum's pure-Go BLAS alone (its sgemm parallelises itself).
+// With OpenBLAS and "go" the engine keeps each BLAS call on one core and
+// splits large products itself (splitGEMM).
+
 // BLASBackends lists the backends this binary can run on, the default first.
 func BLASBackends() []string {
+	var bs []string
 	if openblas32 != nil {
-		return []string{"openblas", "gonum"}
+		bs = append(bs, "openblas")
 	}
-	return []string{"gonum"}
+	if sgemm.Accelerated() {
+		bs = append(bs, "go")
+	}
+	return append(bs, "gonum")
 }
 
-// UseBLAS switches the engine's matrix products to the named backend,
-// "openblas" (only in a binary built with -tags openblas) or "gonum" (pure
-// Go). It is meant for benchmarks and tests that compare the two; call it
-// before training, not during.
+// UseBLAS switches the engine's matrix products to the named backend (see
+// BLASBackends). It is meant for benchmarks and tests that compare them;
+// call it before training, not during.
 func UseBLAS(name string) error {
 	switch name {
 	case "gonum":
 		blas32.Use(gonum.Implementation{})
+		blas64.Use(gonum.Implementation{})
+	case "go":
+		if !sgemm.Accelerated() {
+			return fmt.Errorf("lora: BLAS backend %q: this CPU has no AVX2 and FMA (or is not amd64); use gonum", name)
+		}
+		blas32.Use(sgemm.Implementation{})
 		blas64.Use(gonum.Implementation{})
 	case "openblas":
 		if openblas32 == nil {
@@ -89,8 +108,17 @@ func UseBLAS(name string) error {
 		blas32.Use(openblas32)
 		blas64.Use(openblas64)
 	default:
-		return fmt.Errorf("lora: unknown BLAS backend %q (want openblas or gonum)", name)
+		return fmt.Errorf("lora: unknown BLAS backend %q (want openblas, go or gonum)", name)
 	}
 	blasBackend = name
 	return nil
+}
+
+// init picks the default backend of a pure-Go build; in a build with
+// OpenBLAS, blas_openblas.go's init (files initialise in name order, so it
+// runs after this one) switches to it.
+func init() {
+	if err := UseBLAS(BLASBackends()[0]); err != nil {
+		panic(err)
+	}
 }

@@ -45,7 +45,7 @@ func loraTargetsOf(cfg ModelConfig) []string {
 
 // TestTrainStepGarbage: after warm-up a training step reuses its buffers.
 // What it still allocates (closures of the parallel loops, the batch's token
-// lists, and with the pure-Go BLAS gonum's sgemm blocks, about 40% of it) is
+// lists, and with the gonum backend gonum's sgemm blocks) is
 // a small constant: the workspace of these models is over 2 MB, one of its
 // activation buffers 66–133 KB.
 func TestTrainStepGarbage(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 
 var blasBackend = "gonum"
 
-// BLASBackend names the BLAS the engine's matrix products run on: "gonum"
-// (pure Go) or "openblas" (built with -tags openblas).
+// BLASBackend names the BLAS the engine's matrix products run on:
+// "openblas", "go" or "gonum" (see BLASBackends).
 func BLASBackend() string { return blasBackend }
 
 // float is the element type of the numerics: float32 for models, float64 for

@@ -79,8 +79,9 @@ type benchReport struct {
 	LoadAvgStart  string     `json:"loadavg_start"`
 	LoadAvgEnd    string     `json:"loadavg_end"`
 	Rows          []benchRow `json:"rows"`
-	// FallbackSlowdown is openblas tokens/s ÷ gonum tokens/s per workload
-	// and mode, when both backends ran.
+	// FallbackSlowdown is openblas tokens/s ÷ the tokens/s of each pure-Go
+	// backend (go, gonum), keyed "workload mode openblas/backend", for the
+	// backends that ran.
 	FallbackSlowdown map[string]float64 `json:"fallback_slowdown,omitempty"`
 }
 
@@ -103,7 +104,8 @@ FLOP count), the float32 sgemm GFLOP/s of the same BLAS measured in the same
 process right after the run (the same machine load), their ratio, and the peak RSS. Each workload runs in its own child
 process, so peak RSS is per workload. With --full the same workloads also run
 as full fine-tuning, and the LoRA/full peak-RSS ratio is printed. --blas all
-runs both BLAS backends (openblas needs a binary built with -tags openblas).
+runs every BLAS backend of the binary: openblas (built with -tags openblas), go (pure Go
+with an AVX2 sgemm kernel) and gonum (pure Go, gonum's own sgemm).
 The machine's load average is printed beside the figures: on a shared CPU
 they are only comparable at similar load.`,
 		Args: cobra.NoArgs,
@@ -154,7 +156,7 @@ they are only comparable at similar load.`,
 	f.IntVar(&steps, "steps", 3, "optimizer steps per run")
 	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, gonum or all")
+	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, go (pure Go, AVX2 sgemm), gonum or all")
 	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
 	_ = f.MarkHidden("child")
@@ -210,8 +212,8 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 			continue
 		}
 		for _, g := range rep.Rows {
-			if g.BLAS == "gonum" && g.Workload == r.Workload && g.Mode == r.Mode && g.TokensPerSec > 0 {
-				rep.FallbackSlowdown[r.Workload+" "+r.Mode] = r.TokensPerSec / g.TokensPerSec
+			if g.BLAS != "openblas" && g.Workload == r.Workload && g.Mode == r.Mode && g.TokensPerSec > 0 {
+				rep.FallbackSlowdown[r.Workload+" "+r.Mode+" openblas/"+g.BLAS] = r.TokensPerSec / g.TokensPerSec
 			}
 		}
 	}
@@ -307,7 +309,8 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 	}
 	_ = tw.Flush()
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
-		fmt.Fprintf(w, "openblas/gonum tokens/s, %s: %.2f×\n", k, rep.FallbackSlowdown[k])
+		i := strings.LastIndexByte(k, ' ')
+		fmt.Fprintf(w, "%s tokens/s, %s: %.2f×\n", k[i+1:], k[:i], rep.FallbackSlowdown[k])
 	}
 	if rep.Checkpointing {
 		fmt.Fprintln(w, "gradient checkpointing on (GFLOP/s leave out the replayed forward pass of the blocks)")

@@ -182,9 +182,10 @@ type workspace struct {
 var workspacePool = sync.Pool{New: func() any { return new(workspace) }}
 
 // alignedFloats returns a slice of n float32 whose first element is 64-byte
-// aligned, reusing buf when it is large enough.
+// aligned, reusing buf when it is large enough (its capacity: a call that
+// needed less must not make the next one allocate).
 func alignedFloats(buf []float32, n int) []float32 {
-	if len(buf) >= n {
+	if cap(buf) >= n {
 		return buf[:n]
 	}
 	raw := make([]float32, n+16)
