@@ -3,9 +3,8 @@
 // linear layer, AdamW, checkpoints with exact resume, evaluation and
 // generation. It reads Hugging Face checkpoint folders (LoadModel) and writes
 // PEFT adapters (package lora/peft); it works on token IDs (Sequence) and
-// knows nothing of Temporal. It imports gonum, the standard library and,
-// for atomic file writes, the module's standard-library-only
-// internal/atomicfile.
+// knows nothing of Temporal. It imports gonum, vek, golang.org/x/sys/cpu, the
+// standard library and its own internal packages (atomicfile, sgemm, vmath).
 //
 // # Entry points
 //
@@ -58,8 +57,15 @@
 // # Numerics
 //
 // All matrix products are batched GEMMs through gonum's blas32/blas64
-// implementations; built with -tags openblas (cgo, libopenblas-dev) they run
-// on OpenBLAS. The LoRA path is computed as (x·Aᵀ)·Bᵀ, never as a dense ΔW.
+// interfaces, on one of three backends (BLASBackends, UseBLAS): OpenBLAS
+// through cgo in a binary built with -tags openblas (libopenblas-dev), its
+// narrow products (LoRA's rank-r ones, attention's per-head ones) on the Go
+// kernel; "go", pure Go, with internal/sgemm's AVX2/FMA assembly kernel in
+// place of gonum's sgemm (the default without cgo on amd64); and gonum's BLAS
+// alone. Large products are split across the cores by the engine, each block
+// one single-threaded BLAS call. Softmax, cross-entropy, SiLU and GELU run
+// on vectorised kernels (github.com/viterin/vek, and internal/vmath's AVX2
+// exp). The LoRA path is computed as (x·Aᵀ)·Bᵀ, never as a dense ΔW.
 // Frozen base weights have no gradient buffers and no optimizer state. The
 // logits are produced and differentiated in chunks of rows that have targets;
 // attention probabilities and normalised block inputs are recomputed in the
@@ -72,8 +78,9 @@
 //
 // The data order of epoch e is a permutation seeded by (Seed, e) and the
 // dropout masks of each block by (Seed, step, micro-batch, layer), so the
-// same seed and data give bit-identical adapters (with gonum's BLAS whatever
-// GOMAXPROCS is; with OpenBLAS for the same OpenBLAS thread count). With
+// same seed and data give bit-identical adapters on the same backend and
+// CPU count, whatever GOMAXPROCS is (products are split by the machine's CPU
+// count, not by GOMAXPROCS). With
 // TrainConfig.CheckpointDir set, Train writes step-NNNNNN folders (trainable
 // tensors, AdamW moments and run state in state.safetensors, plus the PEFT
 // adapter) atomically and names the newest in LATEST; a later Train with the

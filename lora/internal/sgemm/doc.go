@@ -1,5 +1,7 @@
 // Package sgemm is a fast pure-Go (Go assembly, no cgo) single-precision
-// matrix multiply for the engine's CGO_ENABLED=0 build.
+// matrix multiply: the engine's "go" BLAS backend (the default of a
+// CGO_ENABLED=0 build) and, in the openblas backend, the kernel of its narrow
+// products.
 //
 // The engine does every matrix product through gonum's blas.Float32
 // interface. With cgo and -tags openblas that is OpenBLAS; without cgo it
