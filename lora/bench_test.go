@@ -107,6 +107,14 @@ func TestStepFLOPs(t *testing.T) {
 		t.Fatalf("LoRA %.3g, full %.3g FLOPs; 4·P·T = %.3g", lora, full, base)
 	}
 	t.Logf("llama30m step: LoRA %.1f GFLOP, full %.1f GFLOP", lora/1e9, full/1e9)
+	// Block 0's q, k, v input gradients are not computed (the embeddings
+	// and its norm are frozen) unless its norm trains.
+	pcNorm := pc
+	pcNorm.ModulesToSave = []string{"input_layernorm"}
+	skipped := 3 * (2*512*512 + 2*16*512) * 2048.0
+	if got := m.StepFLOPs(pcNorm, 8, 256, false) - lora; got != skipped {
+		t.Fatalf("a trainable input norm adds %.4g FLOPs, want block 0's q, k, v input gradients %.4g", got, skipped)
+	}
 }
 
 // BenchmarkTrainStepGPT2Small times LoRA steps on GPT-2 small shapes (batch

@@ -181,7 +181,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 			// replay the forward pass (it rewrites xs[i+1] with the same values)
 			n.blockForward(n.blocks[i], bt, ws.xs[i], ws.xs[i+1], drop.rng(i))
 		}
-		n.blockBackward(n.blocks[i], bt, ws.xs[i])
+		n.blockBackward(n.blocks[i], bt, ws.xs[i], i > lowest)
 	}
 	if lowest < 0 {
 		if g := n.embed.g; g != nil {
@@ -381,8 +381,11 @@ func addInto[T float](dst, src []T) {
 }
 
 // blockBackward turns ws.dres (gradient at the block's output) into the
-// gradient at its input x, adding parameter gradients on the way.
-func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
+// gradient at its input x, adding parameter gradients on the way. Without
+// needDX (nothing below the block trains) the attention's input gradient is
+// left out where its norm has no trainable weight: ws.dres then holds the
+// gradient at the attention's output only.
+func (n *net[T]) blockBackward(b *block[T], bt batch, x []T, needDX bool) {
 	a := b.a
 	cfg := n.cfg
 	ws := &n.ws
@@ -463,6 +466,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	// dh takes datt's place once the attention's backward has read it, dtmp
 	// that of dq (dqkv) once q's (qkv's) backward has.
 	wa := max(qd, H)
+	inputGrad := needDX || b.ln1.w.g != nil || (b.ln1.b != nil && b.ln1.b.g != nil)
 	ws.datt = big[: N*qd : N*qd]
 	b.o.backward(ws.dres, ws.datt, false)
 	sh := n.attnShape(bt)
@@ -471,6 +475,10 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 	if cfg.isGPT2() {
 		ws.dqkv = big[o : o+N*3*H : o+N*3*H]
 		attentionBackward(sh, a.qkvb, a.qkvb[H:], a.qkvb[2*H:], ws.datt, ws.dqkv, ws.dqkv[H:], ws.dqkv[2*H:], &ws.scratch)
+		if !inputGrad {
+			b.qkv.backward(ws.dqkv, nil, false)
+			return
+		}
 		b.qkv.backward(ws.dqkv, ws.dh, false)
 		ws.dtmp = big[o : o+N*H : o+N*H]
 		layerNormBackward(ws.dh, x, b.ln1.w.w, a.mu1, a.rs1, N, H, ws.dtmp, b.ln1.w.g, b.ln1.b.g)
@@ -485,6 +493,12 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T) {
 		pos := func(r int) int { return r % S }
 		n.rope.apply(ws.dq, N, qd, cfg.Heads, pos, true)
 		n.rope.apply(ws.dk, N, kd, cfg.KVHeads, pos, true)
+		if !inputGrad {
+			b.q.backward(ws.dq, nil, false)
+			b.k.backward(ws.dk, nil, false)
+			b.v.backward(ws.dv, nil, false)
+			return
+		}
 		b.q.backward(ws.dq, ws.dh, false)
 		b.k.backward(ws.dk, ws.dh, true)
 		b.v.backward(ws.dv, ws.dh, true)

@@ -37,6 +37,10 @@ func reduceRows[T float](n, d int, out []T, f func(r int, acc []T)) {
 // rmsNormForward: y = x · rstd · w with rstd = 1/√(mean(x²)+eps), per row of d.
 // rstd may be nil (inference).
 func rmsNormForward[T float](x, w []T, n, d int, eps float64, y, rstd []T) {
+	if x32, ok := any(x).([]float32); ok {
+		rmsNormForward32(x32, any(w).([]float32), n, d, eps, any(y).([]float32), any(rstd).([]float32))
+		return
+	}
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*d : (r+1)*d]
@@ -58,6 +62,22 @@ func rmsNormForward[T float](x, w []T, n, d int, eps float64, y, rstd []T) {
 
 // rmsNormBackward writes dx and adds to dw (when not nil).
 func rmsNormBackward[T float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
+	if x32, ok := any(x).([]float32); ok {
+		rmsNormBackwardInput32(any(dy).([]float32), x32, any(w).([]float32), any(rstd).([]float32), n, d, any(dx).([]float32))
+	} else {
+		rmsNormBackwardInput(dy, x, w, rstd, n, d, dx)
+	}
+	reduceRows(n, d, dw, func(r int, acc []T) {
+		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
+		rs := rstd[r]
+		for j := range acc {
+			acc[j] += dyr[j] * xr[j] * rs
+		}
+	})
+}
+
+// rmsNormBackwardInput writes dx of rmsNormBackward.
+func rmsNormBackwardInput[T float](dy, x, w, rstd []T, n, d int, dx []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -71,13 +91,6 @@ func rmsNormBackward[T float](dy, x, w, rstd []T, n, d int, dx, dw []T) {
 				xh := float64(xr[j]) * rs
 				dxr[j] = T(rs * (float64(dyr[j])*float64(w[j]) - xh*dot))
 			}
-		}
-	})
-	reduceRows(n, d, dw, func(r int, acc []T) {
-		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
-		rs := rstd[r]
-		for j := range acc {
-			acc[j] += dyr[j] * xr[j] * rs
 		}
 	})
 }

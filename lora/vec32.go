@@ -1,6 +1,8 @@
 package lora
 
 import (
+	"math"
+
 	"github.com/viterin/vek/vek32"
 
 	"github.com/loraflow/loraflow/lora/internal/vmath"
@@ -69,4 +71,44 @@ func softmaxBackRow32(p, d []float32, last int, scale float32) {
 	vek32.Mul_Inplace(dl, pl)
 	vek32.MulNumber_Inplace(dl, scale)
 	clear(d[last+1:])
+}
+
+// rmsNormForward32 is rmsNormForward on the vectorised kernels (the sum of
+// squares in float32 lanes, in float64 when that overflows); rstd may be nil.
+func rmsNormForward32(x, w []float32, n, d int, eps float64, y, rstd []float32) {
+	w = w[:d]
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
+			ss := float64(vek32.Dot(xr, xr))
+			if math.IsInf(ss, 0) { // beyond float32: the sum in float64 (a diverging run must stay visible)
+				ss = 0
+				for _, v := range xr {
+					ss += float64(v) * float64(v)
+				}
+			}
+			rs := float32(1 / math.Sqrt(ss/float64(d)+eps))
+			if rstd != nil {
+				rstd[r] = rs
+			}
+			vek32.MulNumber_Into(yr, xr, rs)
+			vek32.Mul_Inplace(yr, w)
+		}
+	})
+}
+
+// rmsNormBackwardInput32 writes dx = rs·(dy⊙w − x·rs·mean(dy⊙w⊙x·rs)) per row.
+func rmsNormBackwardInput32(dy, x, w, rstd []float32, n, d int, dx []float32) {
+	w = w[:d]
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			rs := rstd[r]
+			vek32.Mul_Into(dxr, dyr, w) // dy⊙w
+			c := vek32.Dot(dxr, xr) * rs * rs * rs / float32(d)
+			for j, v := range dxr {
+				dxr[j] = v*rs - xr[j]*c
+			}
+		}
+	})
 }

@@ -70,6 +70,20 @@ func TestFloat32KernelsMatchFloat64(t *testing.T) {
 	geluBackwardDeriv(ds32, d32, dx32)
 	near("gelu(deriv) dx", dx, dx32, 5e-6)
 
+	// RMSNorm, rows of 517 (not a multiple of the vector width)
+	rows, d := 4, 517
+	xn, wn, dyn := wide()[:rows*d], randVec(rng, d), randVec(rng, rows*d)
+	yn, rsn, dxn, dwn := make([]float64, rows*d), make([]float64, rows), make([]float64, rows*d), make([]float64, d)
+	rmsNormForward(xn, wn, rows, d, 1e-6, yn, rsn)
+	rmsNormBackward(dyn, xn, wn, rsn, rows, d, dxn, dwn)
+	yn32, rsn32, dxn32, dwn32 := make([]float32, rows*d), make([]float32, rows), make([]float32, rows*d), make([]float32, d)
+	rmsNormForward(to32(xn), to32(wn), rows, d, 1e-6, yn32, rsn32)
+	near("rmsnorm y", yn, yn32, 5e-6)
+	near("rmsnorm rstd", rsn, rsn32, 5e-6)
+	rmsNormBackward(to32(dyn), to32(xn), to32(wn), rsn32, rows, d, dxn32, dwn32)
+	near("rmsnorm dx", dxn, dxn32, 5e-6)
+	near("rmsnorm dw", dwn, dwn32, 5e-6)
+
 	// softmax rows: live prefixes of several lengths, masked tails zeroed
 	for _, last := range []int{0, 6, 7, 8, 200, n - 1} {
 		row := wide()
