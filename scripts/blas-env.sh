@@ -1,12 +1,13 @@
 # Sourced by scripts/test.sh and scripts/quickstart.sh: picks the engine's
 # BLAS backend. Where cgo, a C compiler and libopenblas (Debian
 # libopenblas-dev, installed by scripts/setup.sh) are present, builds use
-# OpenBLAS (-tags openblas, CGO_LDFLAGS=-lopenblas); otherwise gonum's pure-Go
-# BLAS. LORAFLOW_BLAS=gonum forces the pure-Go build.
+# OpenBLAS (-tags openblas, CGO_LDFLAGS=-lopenblas); otherwise the pure-Go
+# backend ("go": gonum with the engine's AVX2 sgemm kernel, or gonum alone on
+# CPUs without AVX2). LORAFLOW_BLAS=go (or gonum) forces the pure-Go build.
 # Sets GO_BLAS_TAGS (empty or "-tags=openblas") and LORAFLOW_BLAS_BACKEND.
 GO_BLAS_TAGS=""
-LORAFLOW_BLAS_BACKEND=gonum
-if [ "${LORAFLOW_BLAS:-auto}" != gonum ] &&
+LORAFLOW_BLAS_BACKEND="pure Go"
+if [ "${LORAFLOW_BLAS:-auto}" != gonum ] && [ "${LORAFLOW_BLAS:-auto}" != go ] &&
   [ "$(go env CGO_ENABLED)" = 1 ] &&
   command -v "$(go env CC)" >/dev/null 2>&1 &&
   { ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' ||
