@@ -97,6 +97,10 @@ func rmsNormBackwardInput[T float](dy, x, w, rstd []T, n, d int, dx []T) {
 
 // layerNormForward: y = (x-mean)·rstd·g + b. mean and rstd may be nil.
 func layerNormForward[T float](x, g, b []T, n, d int, eps float64, y, mean, rstd []T) {
+	if x32, ok := any(x).([]float32); ok {
+		layerNormForward32(x32, any(g).([]float32), any(b).([]float32), n, d, eps, any(y).([]float32), any(mean).([]float32), any(rstd).([]float32))
+		return
+	}
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*d : (r+1)*d]
@@ -124,6 +128,28 @@ func layerNormForward[T float](x, g, b []T, n, d int, eps float64, y, mean, rstd
 
 // layerNormBackward writes dx and adds to dg, db (when not nil).
 func layerNormBackward[T float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db []T) {
+	if x32, ok := any(x).([]float32); ok {
+		layerNormBackwardInput32(any(dy).([]float32), x32, any(g).([]float32), any(mean).([]float32), any(rstd).([]float32), n, d, any(dx).([]float32))
+	} else {
+		layerNormBackwardInput(dy, x, g, mean, rstd, n, d, dx)
+	}
+	reduceRows(n, d, dg, func(r int, acc []T) {
+		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
+		mu, rs := mean[r], rstd[r]
+		for j := range acc {
+			acc[j] += dyr[j] * (xr[j] - mu) * rs
+		}
+	})
+	reduceRows(n, d, db, func(r int, acc []T) {
+		dyr := dy[r*d : (r+1)*d]
+		for j := range acc {
+			acc[j] += dyr[j]
+		}
+	})
+}
+
+// layerNormBackwardInput writes dx of layerNormBackward.
+func layerNormBackwardInput[T float](dy, x, g, mean, rstd []T, n, d int, dx []T) {
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -140,19 +166,6 @@ func layerNormBackward[T float](dy, x, g, mean, rstd []T, n, d int, dx, dg, db [
 				xh := (float64(xr[j]) - mu) * rs
 				dxr[j] = T(rs * (float64(dyr[j])*float64(g[j]) - s1 - xh*s2))
 			}
-		}
-	})
-	reduceRows(n, d, dg, func(r int, acc []T) {
-		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
-		mu, rs := mean[r], rstd[r]
-		for j := range acc {
-			acc[j] += dyr[j] * (xr[j] - mu) * rs
-		}
-	})
-	reduceRows(n, d, db, func(r int, acc []T) {
-		dyr := dy[r*d : (r+1)*d]
-		for j := range acc {
-			acc[j] += dyr[j]
 		}
 	})
 }

@@ -112,3 +112,50 @@ func rmsNormBackwardInput32(dy, x, w, rstd []float32, n, d int, dx []float32) {
 		}
 	})
 }
+
+// layerNormForward32 is layerNormForward on the vectorised kernels (the
+// row's sums in float32 lanes, in float64 when the variance overflows);
+// mean and rstd may be nil.
+func layerNormForward32(x, g, b []float32, n, d int, eps float64, y, mean, rstd []float32) {
+	g, b = g[:d], b[:d]
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
+			mu := vek32.Sum(xr) / float32(d)
+			vek32.SubNumber_Into(yr, xr, mu)
+			vs := float64(vek32.Dot(yr, yr))
+			if math.IsInf(vs, 0) { // beyond float32: in float64 (a diverging run must stay visible)
+				vs = 0
+				for _, v := range yr {
+					vs += float64(v) * float64(v)
+				}
+			}
+			rs := float32(1 / math.Sqrt(vs/float64(d)+eps))
+			if mean != nil {
+				mean[r], rstd[r] = mu, rs
+			}
+			vek32.MulNumber_Inplace(yr, rs)
+			vek32.Mul_Inplace(yr, g)
+			vek32.Add_Inplace(yr, b)
+		}
+	})
+}
+
+// layerNormBackwardInput32 writes dx = rs·(dy⊙g − mean(dy⊙g) − x̂·mean(dy⊙g⊙x̂))
+// per row, x̂ = (x − mean)·rs.
+func layerNormBackwardInput32(dy, x, g, mean, rstd []float32, n, d int, dx []float32) {
+	g = g[:d]
+	parallelFor(n, rowGrain, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			mu, rs := mean[r], rstd[r]
+			vek32.Mul_Into(dxr, dyr, g) // dy⊙g
+			sum := vek32.Sum(dxr)
+			s1 := sum / float32(d)
+			s2 := (vek32.Dot(dxr, xr) - mu*sum) * rs / float32(d)
+			for j, v := range dxr {
+				dxr[j] = rs * (v - s1 - (xr[j]-mu)*rs*s2)
+			}
+		}
+	})
+}

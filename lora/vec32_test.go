@@ -84,6 +84,22 @@ func TestFloat32KernelsMatchFloat64(t *testing.T) {
 	near("rmsnorm dx", dxn, dxn32, 5e-6)
 	near("rmsnorm dw", dwn, dwn32, 5e-6)
 
+	// LayerNorm, the same rows
+	bn := randVec(rng, d)
+	mun, dbn, dgn := make([]float64, rows), make([]float64, d), make([]float64, d)
+	layerNormForward(xn, wn, bn, rows, d, 1e-5, yn, mun, rsn)
+	layerNormBackward(dyn, xn, wn, mun, rsn, rows, d, dxn, dgn, dbn)
+	mun32, dbn32, dgn32 := make([]float32, rows), make([]float32, d), make([]float32, d)
+	layerNormForward(to32(xn), to32(wn), to32(bn), rows, d, 1e-5, yn32, mun32, rsn32)
+	near("layernorm y", yn, yn32, 5e-6)
+	near("layernorm mean", mun, mun32, 5e-6)
+	near("layernorm rstd", rsn, rsn32, 5e-6)
+	clear(dwn32)
+	layerNormBackward(to32(dyn), to32(xn), to32(wn), mun32, rsn32, rows, d, dxn32, dgn32, dbn32)
+	near("layernorm dx", dxn, dxn32, 5e-6)
+	near("layernorm dg", dgn, dgn32, 5e-6)
+	near("layernorm db", dbn, dbn32, 5e-6)
+
 	// softmax rows: live prefixes of several lengths, masked tails zeroed
 	for _, last := range []int{0, 6, 7, 8, 200, n - 1} {
 		row := wide()
