@@ -9,33 +9,26 @@ var vector = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 func expBlocks8(x *float32, n int)
 
 // Exp32Inplace sets x[i] = exp(x[i]): eight at a time in assembly where the
-// CPU has AVX2 and FMA, the rest with expf.
-func Exp32Inplace(x []float32) {
-	n8 := 0
-	if vector {
-		n8 = len(x) &^ 7
-		if n8 > 0 {
-			expBlocks8(&x[0], n8)
-		}
-	}
-	for i, v := range x[n8:] {
-		x[n8+i] = Expf(v)
-	}
-}
+// CPU has AVX2 and FMA, the rest with Expf.
+func Exp32Inplace(x []float32) { blocks8(x, expBlocks8, Expf) }
 
 //go:noescape
 func invOnePlusExpBlocks8(x *float32, n int)
 
 // InvOnePlusExp32Inplace sets x[i] = 1/(1 + exp(x[i])).
-func InvOnePlusExp32Inplace(x []float32) {
+func InvOnePlusExp32Inplace(x []float32) { blocks8(x, invOnePlusExpBlocks8, invOnePlusExpf) }
+
+// blocks8 runs kernel on the leading multiple of 8 of x (when the CPU has
+// the vector kernels) and scalar on the rest.
+func blocks8(x []float32, kernel func(*float32, int), scalar func(float32) float32) {
 	n8 := 0
 	if vector {
 		n8 = len(x) &^ 7
 		if n8 > 0 {
-			invOnePlusExpBlocks8(&x[0], n8)
+			kernel(&x[0], n8)
 		}
 	}
 	for i, v := range x[n8:] {
-		x[n8+i] = 1 / (1 + Expf(v))
+		x[n8+i] = scalar(v)
 	}
 }

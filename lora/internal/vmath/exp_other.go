@@ -2,7 +2,7 @@
 
 package vmath
 
-// Exp32Inplace sets x[i] = exp(x[i]) (expf; the vector kernel is amd64 only).
+// Exp32Inplace sets x[i] = exp(x[i]) (Expf; the vector kernel is amd64 only).
 func Exp32Inplace(x []float32) {
 	for i, v := range x {
 		x[i] = Expf(v)
@@ -12,7 +12,7 @@ func Exp32Inplace(x []float32) {
 // InvOnePlusExp32Inplace sets x[i] = 1/(1 + exp(x[i])).
 func InvOnePlusExp32Inplace(x []float32) {
 	for i, v := range x {
-		x[i] = 1 / (1 + Expf(v))
+		x[i] = invOnePlusExpf(v)
 	}
 }
 

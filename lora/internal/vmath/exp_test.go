@@ -42,12 +42,7 @@ func BenchmarkMathExp(b *testing.B) {
 // math.Exp within a few float32 ulp over the whole normal range, keeps NaN,
 // and saturates instead of overflowing or going subnormal.
 func TestExp32Inplace(t *testing.T) {
-	for _, vec := range []bool{true, false} {
-		if vec && !vector {
-			continue
-		}
-		saved := vector
-		vector = vec
+	bothPaths(t, func(vec bool) {
 		n := 300_003 // not a multiple of 8: the tail runs too
 		x := make([]float32, n)
 		for i := range x {
@@ -74,8 +69,7 @@ func TestExp32Inplace(t *testing.T) {
 				t.Fatalf("vector %v: exp of input %d = %v, want in [%v, %v]", vec, i, g, c.lo, c.hi)
 			}
 		}
-		vector = saved
-	}
+	})
 }
 
 func BenchmarkExp32Inplace(b *testing.B) {
@@ -92,12 +86,7 @@ func BenchmarkExp32Inplace(b *testing.B) {
 // TestInvOnePlusExp32Inplace: 1/(1+exp(x)) within a few ulp of the float64
 // value, exactly 1 and 0 far out, NaN kept.
 func TestInvOnePlusExp32Inplace(t *testing.T) {
-	for _, vec := range []bool{true, false} {
-		if vec && !vector {
-			continue
-		}
-		saved := vector
-		vector = vec
+	bothPaths(t, func(vec bool) {
 		n := 100_005
 		x := make([]float32, n)
 		for i := range x {
@@ -116,6 +105,20 @@ func TestInvOnePlusExp32Inplace(t *testing.T) {
 		if odd[0] != 1 || odd[1] != 1 || odd[2] > 1e-37 || odd[3] != 0.5 || !math.IsNaN(float64(odd[4])) || !math.IsNaN(float64(odd[8])) {
 			t.Fatalf("vector %v: 1/(1+exp(x)) of -1000, -20, 1000, 0, NaN … NaN = %v", vec, odd)
 		}
-		vector = saved
+	})
+}
+
+// bothPaths runs check with the vector kernels (where the CPU has them) and
+// with the scalar code.
+func bothPaths(t *testing.T, check func(vec bool)) {
+	t.Helper()
+	saved := vector
+	defer func() { vector = saved }()
+	for _, vec := range []bool{true, false} {
+		if vec && !saved {
+			continue
+		}
+		vector = vec
+		check(vec)
 	}
 }

@@ -27,3 +27,6 @@ func Expf(x float32) float32 {
 	y := p*r*r + r + 1
 	return y * math.Float32frombits(uint32(n-1)<<23) // 2^(n−128)
 }
+
+// invOnePlusExpf is 1/(1 + exp(x)) on Expf.
+func invOnePlusExpf(x float32) float32 { return 1 / (1 + Expf(x)) }
