@@ -257,7 +257,10 @@ func TestClassificationAccuracyRises(t *testing.T) {
 	w := newWorld(t, lines)
 	w.spec.Dataset.Format = "classification"
 	w.spec.Dataset.ValidationFraction = 0.25
-	w.spec.Training.Steps, w.spec.Training.LearningRate, w.spec.Training.BatchSize, w.spec.Training.SeqLen = 60, 0.02, 8, 96
+	// 100 steps at 0.005 learn the labels (accuracy 1.0 from 90 to 110 steps
+	// and 0.004 to 0.006); at 0.02 the loss plateaus and the accuracy of 18
+	// examples flips with rounding.
+	w.spec.Training.Steps, w.spec.Training.LearningRate, w.spec.Training.BatchSize, w.spec.Training.SeqLen = 100, 0.005, 8, 96
 	w.spec.LoRA.R, w.spec.LoRA.LoraAlpha, w.spec.LoRA.TargetModules = 8, 16, "all-linear"
 	prep := w.prepare(t)
 	env := w.env()
@@ -274,7 +277,7 @@ func TestClassificationAccuracyRises(t *testing.T) {
 	var ev EvaluateOutput
 	v.Get(&ev)
 	t.Logf("accuracy %.3f -> %.3f, loss %.4f -> %.4f", ev.Base.Accuracy, ev.Adapter.Accuracy, ev.Base.Loss, ev.Adapter.Loss)
-	if !ev.Classification || ev.Adapter.Accuracy <= ev.Base.Accuracy || ev.Adapter.Loss >= ev.Base.Loss {
+	if !ev.Classification || ev.Adapter.Accuracy < 0.8 || ev.Adapter.Accuracy <= ev.Base.Accuracy || ev.Adapter.Loss >= ev.Base.Loss {
 		t.Fatalf("classification did not improve: %+v", ev)
 	}
 }
