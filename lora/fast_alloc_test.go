@@ -49,6 +49,9 @@ func loraTargetsOf(cfg ModelConfig) []string {
 // a small constant: the workspace of these models is over 2 MB, one of its
 // activation buffers 66–133 KB.
 func TestTrainStepGarbage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers")
+	}
 	for _, tcse := range []struct {
 		name string
 		cfg  ModelConfig
