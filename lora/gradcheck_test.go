@@ -137,3 +137,25 @@ func TestGradientsPartialTargets(t *testing.T) {
 		checkGrads(t, n, tr, gradBatch(32), 4)
 	}
 }
+
+// TestGradientsNarrowMLP: an MLP narrower than the hidden size (the
+// backward pass's dh then does not fit the MLP's own buffers), with all
+// linear layers adapted, with and without checkpointing.
+func TestGradientsNarrowMLP(t *testing.T) {
+	for _, cfg := range []ModelConfig{tinyLlamaConfig(), tinyGPT2Config()} {
+		cfg.Intermediate = cfg.Hidden / 2
+		for _, ckpt := range []bool{false, true} {
+			m := newTiny(t, cfg, 4)
+			n := netAs[float64](t, m)
+			n.checkpointing = ckpt
+			pc := peft.DefaultConfig()
+			pc.TargetModules = peft.TargetModules{AllLinear: true}
+			pc.InitLoraWeights = "false"
+			tr, err := initLoRA(n, pc, 9, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGrads(t, n, tr, gradBatch(cfg.VocabSize), 4)
+		}
+	}
+}
