@@ -116,17 +116,10 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	for _, p := range n.params {
 		mod := moduleOf(p.name)
 		isBias := strings.HasSuffix(p.name, ".bias")
-		keep := cfg.SavesModule(mod)
-		if isBias {
-			switch cfg.Bias {
-			case "all":
-				keep = true
-			case "lora_only":
-				if l := n.findLinear(mod); l != nil && l.lora != nil {
-					keep = true
-				}
-			}
-		}
+		keep := trainsBesideLoRA(cfg, p.name, func(mod string) bool {
+			l := n.findLinear(mod)
+			return l != nil && l.lora != nil
+		})
 		if keep && !seen[p] {
 			seen[p] = true
 			// the clone shares the base model's values: train a copy
@@ -140,6 +133,24 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		}
 	}
 	return out, nil
+}
+
+// trainsBesideLoRA reports whether cfg trains the base parameter name
+// itself: a module of modules_to_save, or a bias under bias "all" or, with
+// "lora_only", of a module that has a LoRA branch (hasLoRA).
+func trainsBesideLoRA(cfg peft.Config, name string, hasLoRA func(module string) bool) bool {
+	if cfg.SavesModule(moduleOf(name)) {
+		return true
+	}
+	if strings.HasSuffix(name, ".bias") {
+		switch cfg.Bias {
+		case "all":
+			return true
+		case "lora_only":
+			return hasLoRA(moduleOf(name))
+		}
+	}
+	return false
 }
 
 // fullTrainables makes every base parameter trainable.

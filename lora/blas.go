@@ -86,14 +86,11 @@ const narrowMax = 64
 
 // sgemmFor returns the float32 BLAS that runs an m×n×k product.
 func sgemmFor(m, n, k int) blas.Float32 {
-	if blasBackend == "openblas" && goSgemm && min(m, n, k) <= narrowMax {
+	if blasBackend == "openblas" && sgemm.Accelerated() && min(m, n, k) <= narrowMax {
 		return sgemm.Implementation{}
 	}
 	return blas32.Implementation()
 }
-
-// goSgemm is whether internal/sgemm's kernel runs on this CPU.
-var goSgemm = sgemm.Accelerated()
 
 // BLASBackends lists the backends this binary can run on, the default first.
 func BLASBackends() []string {

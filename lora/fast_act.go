@@ -18,8 +18,13 @@ func swiglu32(g, u, s []float32) {
 // swigluBack32: du = ds·silu(g), dg = ds·u·silu'(g).
 func swigluBack32(ds, g, u, dg, du []float32) {
 	chunked32(len(g), func(lo, hi int, sig []float32) {
-		sigmoid32(g[lo:hi], sig)
-		swigluBackSig32(ds[lo:hi], g[lo:hi], u[lo:hi], sig, dg[lo:hi], du[lo:hi])
+		gc, uc, dsc, dgc, duc := g[lo:hi], u[lo:hi], ds[lo:hi], dg[lo:hi], du[lo:hi]
+		sigmoid32(gc, sig)
+		for i, x := range gc { // dg may alias ds: ds[i] is read first
+			sg, d := sig[i], dsc[i]
+			duc[i] = d * x * sg
+			dgc[i] = d * uc[i] * sg * (1 + x*(1-sg))
+		}
 	})
 }
 
@@ -36,16 +41,6 @@ func swigluDeriv32(g, u, s []float32) {
 			uc[i] = si
 		}
 	})
-}
-
-// swigluBackSig32 is swigluBack32 with σ(g) given; dg may alias sig or ds.
-func swigluBackSig32(ds, g, u, sig, dg, du []float32) {
-	ds, u, sig, dg, du = ds[:len(g)], u[:len(g)], sig[:len(g)], dg[:len(g)], du[:len(g)]
-	for i, x := range g {
-		sg, d := sig[i], ds[i]
-		du[i] = d * x * sg
-		dg[i] = d * u[i] * sg * (1 + x*(1-sg))
-	}
 }
 
 // geluTanh32 sets t to the tanh term of GELU-tanh: tanh(√(2/π)·(x + 0.044715x³)).

@@ -62,18 +62,10 @@ func (m *Model) lowestTrainable(pc peft.Config) (lowest int, ln1Trains bool) {
 	c := m.cfg
 	lowest = c.Layers
 	trains := func(name string) bool {
-		if pc.SavesModule(moduleOf(name)) {
-			return true
-		}
-		if strings.HasSuffix(name, ".bias") {
-			switch pc.Bias {
-			case "all":
-				return true
-			case "lora_only":
-				return pc.Targets(moduleOf(name), false)
-			}
-		}
-		return false
+		return trainsBesideLoRA(pc, name, func(mod string) bool {
+			l := m.net.findLinear(mod)
+			return l != nil && pc.Targets(l.module, l.isHead)
+		})
 	}
 	for _, l := range m.net.linears() {
 		if pc.Targets(l.module, l.isHead) {

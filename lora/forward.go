@@ -133,24 +133,12 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	}
 	for _, b := range n.blocks {
 		switch {
-		case ckpt:
+		case ckpt && b.a != ws.shared:
 			b.a = ws.shared
-		case b.a == nil || b.a == ws.shared:
+			ws.shareLoRAU(b, true)
+		case !ckpt && (b.a == nil || b.a == ws.shared):
 			b.a = &acts[T]{}
-		}
-		for i, l := range b.linears() {
-			if lb := l.lora; lb != nil {
-				lb.uTmp = nil
-				if ckpt {
-					if len(ws.sharedU) <= i {
-						ws.sharedU = append(ws.sharedU, make([]*[]T, i+1-len(ws.sharedU))...)
-					}
-					if ws.sharedU[i] == nil {
-						ws.sharedU[i] = new([]T)
-					}
-					lb.uTmp = ws.sharedU[i]
-				}
-			}
+			ws.shareLoRAU(b, false)
 		}
 	}
 	for _, b := range n.blocks {
@@ -348,6 +336,26 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 		b.down.forward(ws.sb, N, out, rng)
 	}
 	addInto(out[:N*H], a.x2[:N*H])
+}
+
+// shareLoRAU points the u of the block's LoRA branches at the buffers that
+// the branches at the same places in every block share (with checkpointing),
+// or back at their own (share false).
+func (ws *workspace[T]) shareLoRAU(b *block[T], share bool) {
+	for i, l := range b.linears() {
+		lb := l.lora
+		if lb == nil {
+			continue
+		}
+		lb.uTmp = nil
+		if !share {
+			continue
+		}
+		for len(ws.sharedU) <= i {
+			ws.sharedU = append(ws.sharedU, new([]T))
+		}
+		lb.uTmp = ws.sharedU[i]
+	}
 }
 
 // arena returns ws.big, grown to at least size elements.

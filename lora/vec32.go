@@ -73,6 +73,20 @@ func softmaxBackRow32(p, d []float32, last int, scale float32) {
 	clear(d[last+1:])
 }
 
+// sumSquares32 returns Σ x[i]², summed in float32 lanes, or in float64 when
+// that overflows (a diverging run must stay visible as a non-finite loss,
+// not turn into a zero normalisation).
+func sumSquares32(x []float32) float64 {
+	ss := float64(vek32.Dot(x, x))
+	if math.IsInf(ss, 0) {
+		ss = 0
+		for _, v := range x {
+			ss += float64(v) * float64(v)
+		}
+	}
+	return ss
+}
+
 // rmsNormForward32 is rmsNormForward on the vectorised kernels (the sum of
 // squares in float32 lanes, in float64 when that overflows); rstd may be nil.
 func rmsNormForward32(x, w []float32, n, d int, eps float64, y, rstd []float32) {
@@ -80,14 +94,7 @@ func rmsNormForward32(x, w []float32, n, d int, eps float64, y, rstd []float32) 
 	parallelFor(n, rowGrain, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
-			ss := float64(vek32.Dot(xr, xr))
-			if math.IsInf(ss, 0) { // beyond float32: the sum in float64 (a diverging run must stay visible)
-				ss = 0
-				for _, v := range xr {
-					ss += float64(v) * float64(v)
-				}
-			}
-			rs := float32(1 / math.Sqrt(ss/float64(d)+eps))
+			rs := float32(1 / math.Sqrt(sumSquares32(xr)/float64(d)+eps))
 			if rstd != nil {
 				rstd[r] = rs
 			}
@@ -123,14 +130,7 @@ func layerNormForward32(x, g, b []float32, n, d int, eps float64, y, mean, rstd 
 			xr, yr := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
 			mu := vek32.Sum(xr) / float32(d)
 			vek32.SubNumber_Into(yr, xr, mu)
-			vs := float64(vek32.Dot(yr, yr))
-			if math.IsInf(vs, 0) { // beyond float32: in float64 (a diverging run must stay visible)
-				vs = 0
-				for _, v := range yr {
-					vs += float64(v) * float64(v)
-				}
-			}
-			rs := float32(1 / math.Sqrt(vs/float64(d)+eps))
+			rs := float32(1 / math.Sqrt(sumSquares32(yr)/float64(d)+eps))
 			if mean != nil {
 				mean[r], rstd[r] = mu, rs
 			}
