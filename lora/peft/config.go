@@ -352,21 +352,8 @@ type IntList []int
 
 // UnmarshalJSON accepts null, an int or a list.
 func (l *IntList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*l = nil
-		return nil
-	}
-	if len(b) > 0 && b[0] != '[' {
-		var n int
-		if err := json.Unmarshal(b, &n); err != nil {
-			return err
-		}
-		*l = IntList{n}
-		return nil
-	}
-	var xs []int
-	if err := json.Unmarshal(b, &xs); err != nil {
+	xs, err := unmarshalOneOrList[int](b)
+	if err != nil {
 		return err
 	}
 	*l = xs
@@ -378,25 +365,32 @@ type StringList []string
 
 // UnmarshalJSON accepts null, a string or a list.
 func (l *StringList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*l = nil
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = StringList{s}
-		return nil
-	}
-	var xs []string
-	if err := json.Unmarshal(b, &xs); err != nil {
+	xs, err := unmarshalOneOrList[string](b)
+	if err != nil {
 		return err
 	}
 	*l = xs
 	return nil
+}
+
+// unmarshalOneOrList decodes null (nil), a single T or a list of T.
+func unmarshalOneOrList[T any](b []byte) ([]T, error) {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return nil, nil
+	}
+	if len(b) > 0 && b[0] != '[' {
+		var x T
+		if err := json.Unmarshal(b, &x); err != nil {
+			return nil, err
+		}
+		return []T{x}, nil
+	}
+	var xs []T
+	if err := json.Unmarshal(b, &xs); err != nil {
+		return nil, err
+	}
+	return xs, nil
 }
 
 // MarshalJSON writes a single entry as a string, as PEFT configs usually do.
