@@ -12,39 +12,6 @@ import (
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
-// checkGradsDropout is checkGrads with dropout masks seeded by drop (the same
-// masks in the analytic pass and every finite-difference evaluation).
-func checkGradsDropout(t *testing.T, n *net[float64], tr []trainable[float64], bt batch, perParam int, drop *dropoutSeed) {
-	t.Helper()
-	opt := newOptimizer(tr)
-	opt.zeroGrad()
-	count := bt.countTargets()
-	n.run(bt, true, 1/float64(count), drop, -1)
-	loss := func() float64 {
-		r := n.run(bt, false, 0, drop, 0)
-		return r.lossSum / float64(r.count)
-	}
-	rng := rand.New(rand.NewPCG(6, 6))
-	const eps = 1e-5
-	for _, x := range tr {
-		p := x.p
-		for k := 0; k < perParam; k++ {
-			i := rng.IntN(len(p.w))
-			w0 := p.w[i]
-			p.w[i] = w0 + eps
-			lp := loss()
-			p.w[i] = w0 - eps
-			lm := loss()
-			p.w[i] = w0
-			num := (lp - lm) / (2 * eps)
-			ana := p.g[i]
-			if err := math.Abs(num-ana) / math.Max(1e-6, math.Abs(num)+math.Abs(ana)); math.Abs(num-ana) > 1e-8 && err > 1e-5 {
-				t.Errorf("%s[%d]: analytic %.10g, numeric %.10g (rel err %.2g)", p.name, i, ana, num, err)
-			}
-		}
-	}
-}
-
 // doraNet is a float64 network with DoRA branches on every linear layer
 // but the head, B ≠ 0 and magnitudes moved away from the norms (so that
 // c = m/‖W0+s·B·A‖ ≠ 1), its norms computed once and then held: PEFT

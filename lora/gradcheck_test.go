@@ -14,6 +14,14 @@ import (
 // trainable tensor.
 func checkGrads(t *testing.T, n *net[float64], tr []trainable[float64], bt batch, perParam int) {
 	t.Helper()
+	checkGradsDropout(t, n, tr, bt, perParam, nil)
+}
+
+// checkGradsDropout is checkGrads with dropout masks seeded by drop (the same
+// masks in the analytic pass and every finite-difference evaluation; nil:
+// no dropout).
+func checkGradsDropout(t *testing.T, n *net[float64], tr []trainable[float64], bt batch, perParam int, drop *dropoutSeed) {
+	t.Helper()
 	opt := newOptimizer(tr)
 	opt.zeroGrad()
 	lowest := n.cfg.Layers
@@ -21,9 +29,9 @@ func checkGrads(t *testing.T, n *net[float64], tr []trainable[float64], bt batch
 		lowest = min(lowest, layerOfParam(x.p.name, n.cfg))
 	}
 	count := bt.countTargets()
-	n.run(bt, true, 1/float64(count), nil, lowest)
+	n.run(bt, true, 1/float64(count), drop, lowest)
 	loss := func() float64 {
-		r := n.run(bt, false, 0, nil, 0)
+		r := n.run(bt, false, 0, drop, 0)
 		return r.lossSum / float64(r.count)
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
