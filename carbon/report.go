@@ -168,7 +168,7 @@ type RunInfo struct {
 }
 
 // CSVColumns is CodeCarbon's emissions.csv header (the 2.x layout, which
-// holds every column DESIGN.md §4 names, in CodeCarbon's order). Units:
+// holds every column docs/architecture.md, Carbon estimates, names, in CodeCarbon's order). Units:
 // duration s, emissions kg CO2e, emissions_rate kg/s, powers W, energies kWh,
 // ram_total_size GB.
 var CSVColumns = []string{
