@@ -25,10 +25,15 @@ const trainResultFile = "train_result.json"
 // of step 0, and produces the same adapter bytes as an uninterrupted run.
 // A retry after success returns the adapter already made.
 func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
-	work, err := a.Store.WorkDir("train", trainKey(in))
+	// One holder per work folder: a second run with the same inputs, or
+	// the successor of an attempt still running on a worker cut off from
+	// Temporal, waits (a retryable error) instead of sharing checkpoints.
+	lock, err := a.Store.LockWorkDir("train", trainKey(in), "TrainLoRA of "+activity.GetInfo(ctx).WorkflowExecution.ID)
 	if err != nil {
-		return TrainOutput{}, err
+		return TrainOutput{}, workDirError(err)
 	}
+	defer lock.Unlock()
+	work := lock.Dir
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
 		_ = removeRemoteOutput(work) // left by a crash right after the result was recorded
