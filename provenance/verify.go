@@ -36,6 +36,9 @@ const (
 	ReasonRenamedFile    Reason = "RenamedFile"     // an attested file is present under another name
 	ReasonBrokenChain    Reason = "BrokenChain"     // a dependency or parent does not match what the statement names
 	ReasonUnexpectedKind Reason = "UnexpectedKind"  // the artifact is not of the kind the caller requires
+	// ReasonUnexpectedArtifact: validly signed, but not the artifact the
+	// caller's Policy expects (another digest or provenance statement).
+	ReasonUnexpectedArtifact Reason = "UnexpectedArtifact"
 )
 
 // VerificationError is the error Verify returns when an artifact must be
@@ -89,7 +92,11 @@ type Verdict struct {
 	Dependencies     []Dependency // as named by the provenance statement
 	Checks           []Check
 	Parents          []*Verdict // verdicts of parents that were reachable
-	Err              *VerificationError
+	// Bundles are the bundle files this verification opened and checked:
+	// the provenance bundle first, then its companions. They are the only
+	// bundles a publisher should copy beside the artifact.
+	Bundles []string
+	Err     *VerificationError
 }
 
 // OK reports whether the artifact verified.
@@ -205,6 +212,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 	}
 	v.KeyID = sb.keyID
 	v.ProvenanceSHA256 = sb.digest
+	v.Bundles = append(v.Bundles, bundlePath)
 	v.Checks = append(v.Checks, Check{Name: "signature", Subject: filepath.Base(bundlePath), Detail: "signed by trusted key " + sb.keyID})
 
 	var prov slsaProvenance
@@ -304,6 +312,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 				return fail(ReasonBundleMismatch, cp, err.Error(), nil)
 			}
 		}
+		v.Bundles = append(v.Bundles, cp)
 		v.Checks = append(v.Checks, Check{Name: "bundle " + bp.Name, Subject: bp.URI, Detail: cb.st.PredicateType})
 	}
 
