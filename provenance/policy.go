@@ -243,3 +243,17 @@ func (v *Verifier) Verify(ctx context.Context, path string, p Policy) (*Verdict,
 	}
 	return verdict, nil
 }
+
+// JoinTrustedKeys returns one set holding the keys of every set, each once.
+func JoinTrustedKeys(sets ...*TrustedKeys) *TrustedKeys {
+	out := &TrustedKeys{}
+	for _, s := range sets {
+		if s == nil {
+			continue
+		}
+		for _, k := range s.keys {
+			_ = out.add(k.pub, k.source) // already validated when s was built
+		}
+	}
+	return out
+}
