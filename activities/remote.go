@@ -27,7 +27,13 @@ type RemoteTrainer interface {
 func (a *Activities) trainRemotely(ctx context.Context, s spec.Spec, snapDir, outDir, work string) (TrainResult, error) {
 	specPath := filepath.Join(work, "spec.json")
 	b, _ := json.Marshal(s)
-	if err := os.WriteFile(specPath, b, 0o644); err != nil {
+	// The spec holds no credentials (spec.Validate refuses userinfo in
+	// registry.uri; keys are named, never inlined), and the file is
+	// readable by its owner and the trainer pod's group (fsGroup) only.
+	if err := os.WriteFile(specPath, b, 0o640); err != nil {
+		return TrainResult{}, err
+	}
+	if err := os.Chmod(specPath, 0o640); err != nil { // a file an earlier attempt wrote keeps its mode
 		return TrainResult{}, err
 	}
 	// Every path of the job is stable across attempts, so that a retried

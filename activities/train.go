@@ -25,6 +25,9 @@ const trainResultFile = "train_result.json"
 // of step 0, and produces the same adapter bytes as an uninterrupted run.
 // A retry after success returns the adapter already made.
 func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
+	if err := a.checkSpec("TrainLoRA", in.Spec); err != nil {
+		return TrainOutput{}, err
+	}
 	key := artifact.KeyOf("TrainLoRA/v1", in.Snapshot.SHA256, in.BaseModel.SHA256, in.Spec.LoRA, in.Spec.Training)
 	work, err := a.Store.WorkDir("train", key)
 	if err != nil {
