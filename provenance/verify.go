@@ -506,6 +506,9 @@ func checkModelSigning(st *statement, td *TreeDigest) error {
 	return nil
 }
 
+// MaxBundleSize bounds a bundle file read by Verify.
+const MaxBundleSize = 16 << 20
+
 // signedStatement is a bundle whose signature verified.
 type signedStatement struct {
 	st     *statement
@@ -516,6 +519,12 @@ type signedStatement struct {
 // openBundle loads a Sigstore bundle, verifies its DSSE signature with
 // sigstore-go against each trusted key in turn, and decodes its statement.
 func openBundle(path string, keys *TrustedKeys) (*signedStatement, Reason, error) {
+	// Bounded before it is read: a bundle is a few kB of JSON.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, ReasonMissingBundle, err
+	} else if !fi.Mode().IsRegular() || fi.Size() > MaxBundleSize {
+		return nil, ReasonMalformed, fmt.Errorf("not a regular file of at most %d bytes (%d bytes, mode %s)", MaxBundleSize, fi.Size(), fi.Mode())
+	}
 	b, err := bundle.LoadJSONFromPath(path)
 	if err != nil {
 		return nil, ReasonMalformed, fmt.Errorf("not a Sigstore bundle: %w", err)
