@@ -248,3 +248,21 @@ func TestEvalReportQuotesNoHeldOutText(t *testing.T) {
 		t.Fatalf("the eval report quotes held-out rows by default: %s", b)
 	}
 }
+
+// Credentials in a registry URI are never signed into provenance.
+func TestAttestRefusesCredentialsInTheSpec(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	s := w.spec
+	s.Registry.URI = "https://alice:hunter2@mlflow.example.com"
+	_, err := w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: s, Kind: "eval-report", Artifact: prep.Snapshot,
+		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, InvocationID: "wf/run"})
+	nonRetryableType(t, err, ErrBadSpec, "registry.uri")
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("the error repeats the password: %v", err)
+	}
+	dir, _ := w.acts.Store.Path(prep.Snapshot)
+	if _, err := os.Stat(provenance.BundlePath(dir, provenance.BundleProvenance)); err == nil {
+		t.Fatal("a statement was signed")
+	}
+}
