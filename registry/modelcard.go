@@ -3,8 +3,10 @@ package registry
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -172,7 +174,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	}
 	if len(info.TrainingParams) > 0 {
 		b.WriteString("## Training parameters\n\n| parameter | value |\n|---|---|\n")
-		for _, k := range sortedKeys(info.TrainingParams) {
+		for _, k := range slices.Sorted(maps.Keys(info.TrainingParams)) {
 			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(k), mdCell(info.TrainingParams[k]))
 		}
 		b.WriteString("\n")
@@ -208,7 +210,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	}
 	if len(info.Provenance) > 0 {
 		b.WriteString("## Provenance\n\n| item | value |\n|---|---|\n")
-		for _, k := range sortedKeys(info.Provenance) {
+		for _, k := range slices.Sorted(maps.Keys(info.Provenance)) {
 			fmt.Fprintf(&b, "| %s | `%s` |\n", mdCell(k), mdCell(info.Provenance[k]))
 		}
 		b.WriteString("\nThe signed in-toto statements (SLSA provenance, carbon, evaluation) travel with the adapter; verify them before use.\n")

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -171,13 +172,13 @@ func newRegistryShowCmd(f *registryFlags) *cobra.Command {
 			if v.RunID != "" {
 				fmt.Fprintf(tw, "run:\t%s\n", v.RunID)
 			}
-			for _, k := range registrySortedKeys(v.Artifacts) {
+			for _, k := range slices.Sorted(maps.Keys(v.Artifacts)) {
 				fmt.Fprintf(tw, "artifact %s:\t%s\n", k, v.Artifacts[k])
 			}
-			for _, k := range registrySortedKeys(v.Metrics) {
+			for _, k := range slices.Sorted(maps.Keys(v.Metrics)) {
 				fmt.Fprintf(tw, "metric %s:\t%s\n", k, strconv.FormatFloat(v.Metrics[k], 'g', 6, 64))
 			}
-			for _, k := range registrySortedKeys(v.Tags) {
+			for _, k := range slices.Sorted(maps.Keys(v.Tags)) {
 				if strings.HasPrefix(k, registry.TagMetricPrefix) {
 					continue
 				}
@@ -261,19 +262,10 @@ func registryShortDigest(d string) string {
 }
 
 func registryMetricsLine(m map[string]float64) string {
-	keys := registrySortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		parts = append(parts, k+"="+strconv.FormatFloat(m[k], 'g', 4, 64))
 	}
 	return registryDash(strings.Join(parts, " "))
-}
-
-func registrySortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
