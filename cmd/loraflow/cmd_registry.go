@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loraflow/loraflow/internal/digestfmt"
 	"github.com/loraflow/loraflow/registry"
 )
 
@@ -116,7 +117,7 @@ func newRegistryLsCmd(f *registryFlags) *cobra.Command {
 				if !v.CreatedAt.IsZero() {
 					created = v.CreatedAt.Format("2006-01-02 15:04")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Version, registryDash(strings.Join(v.Aliases, ",")), registryShortDigest(v.ArtifactDigest), created, registryMetricsLine(v.Metrics))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Version, registryDash(strings.Join(v.Aliases, ",")), digestfmt.Short(v.ArtifactDigest), created, registryMetricsLine(v.Metrics))
 			}
 			return tw.Flush()
 		},
@@ -251,14 +252,6 @@ func registryDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func registryShortDigest(d string) string {
-	algo, hex, ok := strings.Cut(d, ":")
-	if ok && len(hex) > 12 {
-		return algo + ":" + hex[:12]
-	}
-	return d
 }
 
 func registryMetricsLine(m map[string]float64) string {
