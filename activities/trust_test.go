@@ -24,7 +24,7 @@ type trained struct {
 	att   Attestation
 }
 
-func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) (TrainOutput, Attestation) {
+func (w world) trainSeed(t *testing.T, prep PrepareDataOutput, seed int64) TrainOutput {
 	t.Helper()
 	s := w.spec
 	s.Training.Seed = seed
@@ -34,7 +34,13 @@ func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) 
 	}
 	var train TrainOutput
 	v.Get(&train)
-	v, err = w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
+	return train
+}
+
+func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) (TrainOutput, Attestation) {
+	t.Helper()
+	train := w.trainSeed(t, prep, seed)
+	v, err := w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
 		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
 	if err != nil {
 		t.Fatal(err)
@@ -148,17 +154,12 @@ func TestPublishCopiesOnlyVerifiedBundles(t *testing.T) {
 func TestAttestRefusesChangedStoreObject(t *testing.T) {
 	w := newWorld(t, nil)
 	prep := w.prepare(t)
-	v, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var train TrainOutput
-	v.Get(&train)
+	train := w.trainSeed(t, prep, w.spec.Training.Seed)
 	dir, _ := w.acts.Store.Path(train.Adapter)
 	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(`{"peft_type":"LORA","r":64}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
+	_, err := w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
 		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
 	nonRetryableType(t, err, ErrVerificationFailed, "changed after it was committed")
 	if _, err := os.Stat(provenance.BundlePath(dir, provenance.BundleProvenance)); err == nil {
