@@ -267,3 +267,52 @@ func TestAttestRefusesCredentialsInTheSpec(t *testing.T) {
 		t.Fatal("a statement was signed")
 	}
 }
+
+// The champion adapter read from the registry is verified before Evaluate
+// scores it: a tampered registry copy is not comparable, so the gate never
+// promotes over it on its word.
+func TestEvaluateDoesNotScoreATamperedChampion(t *testing.T) {
+	w := newTrained(t)
+	v, err := w.env().ExecuteActivity(w.acts.Publish, PublishInput{Spec: w.spec, Snapshot: w.prep.Snapshot, BaseModel: w.prep.BaseModel,
+		Train: w.train, Attestations: []Attestation{w.att}, Promote: true, InvocationID: "wf/run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub PublishOutput
+	v.Get(&pub)
+	in := EvaluateInput{Spec: w.spec, Snapshot: w.prep.Snapshot, BaseModel: w.prep.BaseModel, Adapter: w.train.Adapter}
+	var out EvaluateOutput
+	if v, err = w.env().ExecuteActivity(w.acts.Evaluate, in); err != nil {
+		t.Fatal(err)
+	}
+	v.Get(&out)
+	if !out.HasChampion || !out.ChampionComparable {
+		t.Fatalf("precondition: the intact champion is scored: %+v", out)
+	}
+	reg, err := registry.Open(t.Context(), "file://"+filepath.Join(w.dir, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _, err := reg.GetByAlias(t.Context(), w.spec.Name, registry.AliasChampion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(ver.Artifacts["adapter"], "adapter_model.safetensors")
+	b, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	os.Chmod(weights, 0o644)
+	if err := os.WriteFile(weights, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = w.env().ExecuteActivity(w.acts.Evaluate, in); err != nil {
+		t.Fatal(err)
+	}
+	out = EvaluateOutput{}
+	v.Get(&out)
+	if !out.HasChampion || out.ChampionComparable || !strings.Contains(out.ChampionNote, "does not verify") {
+		t.Fatalf("a tampered champion was scored: %+v", out)
+	}
+}
