@@ -170,6 +170,7 @@ type registry interface {
 func Register(r registry, acts *activities.Activities, cfg Config) {
 	if cfg.Role == RoleTrain {
 		r.RegisterActivityWithOptions(acts.TrainLoRA, activity.RegisterOptions{Name: "TrainLoRA"})
+		r.RegisterActivityWithOptions(acts.StopRemoteTraining, activity.RegisterOptions{Name: "StopRemoteTraining"})
 		return
 	}
 	r.RegisterWorkflowWithOptions(workflows.NewPipeline(workflows.Options{TrainTaskQueue: cfg.TrainTaskQueue}),
