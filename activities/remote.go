@@ -175,7 +175,13 @@ func writeSpec(path string, s spec.Spec) error {
 	if _, err := spec.Parse(b, path); err != nil {
 		return nonRetryable(ErrBadSpec, fmt.Errorf("the spec handed to the remote trainer would be refused: %w", err))
 	}
-	return artifact.WriteFileAtomic(path, b)
+	// The spec holds no credentials (spec.Validate refuses userinfo in
+	// registry.uri; keys are named, never inlined), and the file is
+	// readable by its owner and the trainer pod's group (fsGroup) only.
+	if err := artifact.WriteFileAtomic(path, b); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o640)
 }
 
 // pruneEmpty drops "", 0, and empty objects and lists from decoded JSON

@@ -25,6 +25,9 @@ const trainResultFile = "train_result.json"
 // of step 0, and produces the same adapter bytes as an uninterrupted run.
 // A retry after success returns the adapter already made.
 func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
+	if err := a.checkSpec("TrainLoRA", in.Spec); err != nil {
+		return TrainOutput{}, err
+	}
 	// One holder per work folder: a second run with the same inputs, or
 	// the successor of an attempt still running on a worker cut off from
 	// Temporal, waits (a retryable error) instead of sharing checkpoints.

@@ -215,7 +215,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		enter(StageMerge)
 		var merged activities.MergeOutput
 		if err := workflow.ExecuteActivity(withOptions(ctx, longActivity(heartbeat)), a.Merge,
-			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Adapter: adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
+			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Snapshot: res.Prepare.Snapshot, Adapter: adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
 			return nil, err
 		}
 		res.Merge = &merged
