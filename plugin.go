@@ -77,7 +77,12 @@ type Config struct {
 	// TrainerBackend is "local" (default: train in the worker) or "argo"
 	// (hand training to Argo Workflows, configured by LORAFLOW_ARGO_*).
 	TrainerBackend string
-	Logger         *slog.Logger
+	// ActivityMemoryBytes is the memory one activity may use (default
+	// DefaultActivityMemory); the worker runs at most
+	// max(1, 0.8 × memory limit / ActivityMemoryBytes) activities at once
+	// unless its options set MaxConcurrentActivityExecutionSize.
+	ActivityMemoryBytes int64
+	Logger              *slog.Logger
 }
 
 // Plugin returns the loraflow plugin for client.Options.Plugins or
@@ -100,6 +105,11 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 			}
 			if o.WorkerOptions.DefaultHeartbeatThrottleInterval == 0 {
 				o.WorkerOptions.DefaultHeartbeatThrottleInterval = heartbeatThrottle
+			}
+			if o.WorkerOptions.MaxConcurrentActivityExecutionSize == 0 {
+				if limit := memoryLimit(); limit > 0 {
+					o.WorkerOptions.MaxConcurrentActivityExecutionSize = activitySlots(limit, cfg.ActivityMemoryBytes)
+				}
 			}
 			return nil
 		},
