@@ -221,9 +221,13 @@ func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage
 		shape = carbon.LlamaShape(carbon.LlamaDims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads,
 			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
 	}
-	targets := targetNames(s)
+	cfg, err := s.PEFT(mc.ModelType)
+	if err != nil {
+		return nil, err
+	}
+	targets := s.LoRA.TargetModules.Names()
 	if targets == nil {
-		targets = defaultTargets[mc.ModelType]
+		targets = cfg.TargetModules.List
 	}
 	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
 		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
@@ -233,20 +237,4 @@ func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage
 		return nil, err
 	}
 	return &cf, nil
-}
-
-func targetNames(s spec.Spec) []string {
-	switch t := s.LoRA.TargetModules.(type) {
-	case string:
-		return []string{t}
-	case []any:
-		var out []string
-		for _, x := range t {
-			out = append(out, fmt.Sprint(x))
-		}
-		return out
-	case []string:
-		return t
-	}
-	return nil
 }

@@ -1,15 +1,11 @@
 package activities
 
 import (
-	"encoding/json"
-	"fmt"
 	"path/filepath"
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
-	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/lora/tokenizer"
-	"github.com/loraflow/loraflow/spec"
 )
 
 // baseModel is a loaded base checkpoint with its tokenizer.
@@ -70,29 +66,4 @@ func (b *baseModel) sequences(es []dataset.Example) []lora.Sequence {
 		out[i] = b.sequence(e)
 	}
 	return out
-}
-
-// defaultTargets are PEFT's default target modules by model type.
-var defaultTargets = map[string][]string{"llama": {"q_proj", "v_proj"}, "gpt2": {"c_attn"}}
-
-// peftConfig turns the spec's LoRA section (PEFT's own field names) into a
-// PEFT adapter config.
-func peftConfig(s spec.Spec, modelType string) (peft.Config, error) {
-	if s.LoRA.TargetModules == nil {
-		s.LoRA.TargetModules = defaultTargets[modelType]
-	}
-	raw, err := json.Marshal(s.LoRA)
-	if err != nil {
-		return peft.Config{}, err
-	}
-	var c peft.Config
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return peft.Config{}, &lora.InputError{Kind: lora.KindBadConfig, Msg: "spec lora section", Err: err}
-	}
-	c.PeftType, c.TaskType, c.BaseModelNameOrPath = "LORA", "CAUSAL_LM", s.BaseModel
-	c.Normalize()
-	if err := c.Validate(); err != nil {
-		return peft.Config{}, &lora.InputError{Kind: lora.KindBadConfig, Msg: fmt.Sprintf("spec lora section: %v", err)}
-	}
-	return c, nil
 }

@@ -130,7 +130,7 @@ func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (Fi
 }
 
 func targetsParam(s spec.Spec) string {
-	if t := targetNames(s); t != nil {
+	if t := s.LoRA.TargetModules.Names(); t != nil {
 		return strings.Join(t, ",")
 	}
 	return "default for the model type"

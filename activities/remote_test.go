@@ -95,7 +95,7 @@ func TestCheckAdapterFitsBaseRejectsWrongShapes(t *testing.T) {
 	out := filepath.Join(w.dir, "ad")
 	os.MkdirAll(out, 0o755)
 	other := w.spec
-	other.LoRA.TargetModules = []any{"q_proj"}
+	other.LoRA.TargetModules = spec.Targets("q_proj")
 	if _, err := TrainAdapter(context.Background(), other, snap, out, filepath.Join(w.dir, "ck"), nil); err != nil {
 		t.Fatal(err)
 	}

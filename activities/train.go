@@ -145,18 +145,11 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err != nil {
 		return TrainResult{}, err
 	}
-	cfg, err := peftConfig(s, base.model.Config().ModelType)
+	cfg, err := s.PEFT(base.model.Config().ModelType)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	t := s.Training
-	tc := lora.TrainConfig{
-		Steps: t.Steps, Epochs: t.Epochs, BatchSize: t.BatchSize, SeqLen: t.SeqLen, GradAccumSteps: t.GradAccumSteps,
-		WarmupSteps: t.WarmupSteps, LearningRate: t.LearningRate, WeightDecay: t.WeightDecay, MaxGradNorm: t.MaxGradNorm,
-		LoraPlusLRRatio: s.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
-		CheckpointDir: checkpointDir, CheckpointEvery: t.CheckpointEvery,
-	}
-	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
+	adapter, res, err := lora.Train(ctx, base.model, cfg, s.TrainConfig(checkpointDir), base.sequences(snap.Train), progress)
 	if err != nil {
 		return TrainResult{}, err
 	}
