@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
@@ -116,7 +116,7 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		return artifact.Ref{}, err
 	}
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
-	if err := copyFiles(src, dir); err != nil {
+	if err := pipeline.CopyFiles(src, dir); err != nil {
 		return artifact.Ref{}, err
 	}
 	card := registry.CardInfo{
@@ -172,34 +172,6 @@ func hardware(r carbon.Report) string {
 		h += fmt.Sprintf(", %d x %s", r.GPUCount, r.GPUModel)
 	}
 	return h
-}
-
-// copyFiles copies the regular files of src (recursively) into dst.
-func copyFiles(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
 }
 
 // counterfactual estimates what full fine-tuning of the same run would have

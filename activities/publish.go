@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
@@ -105,7 +106,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	if err != nil {
 		var apiErr *registry.APIError
 		if errors.As(err, &apiErr) && !apiErr.Retryable() {
-			return PublishOutput{}, nonRetryable("RegistryRejected", fmt.Errorf("Publish: %w", err))
+			return PublishOutput{}, nonRetryable(pipeline.ErrRegistryRejected, fmt.Errorf("Publish: %w", err))
 		}
 		return PublishOutput{}, fmt.Errorf("Publish: %w", err)
 	}

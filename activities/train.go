@@ -10,10 +10,9 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/loraflow/loraflow/artifact"
-	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/internal/metrics"
 	"github.com/loraflow/loraflow/lora"
-	"github.com/loraflow/loraflow/spec"
+	"github.com/loraflow/loraflow/pipeline"
 )
 
 const trainResultFile = "train_result.json"
@@ -72,11 +71,13 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		return TrainOutput{}, err
 	}
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
-	var res TrainResult
+	var res pipeline.TrainResult
 	if a.RemoteTrainer != nil {
-		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
+		res, err = pipeline.TrainRemotely(ctx, a.RemoteTrainer, in.Spec, snapDir, dir, work, func(p pipeline.RemoteProgress) {
+			activity.RecordHeartbeat(ctx, TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, TokensPerSec: p.TokensPerSec, CheckpointURI: p.Checkpoint})
+		})
 	} else {
-		res, err = TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
+		res, err = pipeline.TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -123,40 +124,6 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 		return TrainOutput{}, false
 	}
 	return out, true
-}
-
-// TrainResult is what a training run reports: the engine's figures and the
-// base model's parameter count.
-type TrainResult struct {
-	lora.TrainResult
-	TotalParams int64
-}
-
-// TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
-// and writes it (PEFT format) into outDir, checkpointing into
-// checkpointDir and resuming from the latest checkpoint there. TrainLoRA
-// runs it in the worker; `loraflow train` runs it in a trainer container.
-func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointDir string, progress func(lora.Progress)) (TrainResult, error) {
-	snap, err := dataset.ReadSnapshot(snapDir)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	base, err := loadBase(s.BaseModel)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	cfg, err := s.PEFT(base.model.Config().ModelType)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	adapter, res, err := lora.Train(ctx, base.model, cfg, s.TrainConfig(checkpointDir), base.sequences(snap.Train), progress)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	if err := adapter.Save(outDir); err != nil {
-		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
-	}
-	return TrainResult{TrainResult: res, TotalParams: int64(base.model.NumParams())}, nil
 }
 
 // maxCurvePoints bounds the loss curve carried through Temporal payloads.

@@ -20,6 +20,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/loraflow/loraflow"
+	"github.com/loraflow/loraflow/argo"
+	_ "github.com/loraflow/loraflow/carbon/nvml" // a GPU worker measures its GPUs' energy (NVML)
 	"github.com/loraflow/loraflow/internal/temporalx"
 )
 
@@ -100,6 +102,17 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		if k = strings.TrimSpace(k); k != "" {
 			o.plugin.TrustedKeys = append(o.plugin.TrustedKeys, k)
 		}
+	}
+	if o.plugin.TrainerBackend == "argo" {
+		ac, err := argo.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return fmt.Errorf("argo trainer backend: %w", err)
+		}
+		b, err := argo.NewInCluster(ac)
+		if err != nil {
+			return fmt.Errorf("argo trainer backend: %w", err)
+		}
+		o.plugin.RemoteTrainer = argo.RemoteTrainer(b)
 	}
 	plugin, err := loraflow.Plugin(o.plugin)
 	if err != nil {

@@ -1,4 +1,4 @@
-package activities
+package pipeline
 
 import (
 	"path/filepath"
@@ -8,15 +8,16 @@ import (
 	"github.com/loraflow/loraflow/lora/tokenizer"
 )
 
-// baseModel is a loaded base checkpoint with its tokenizer.
-type baseModel struct {
-	model *lora.Model
-	tok   *tokenizer.Tokenizer
-	bos   int // -1: none
-	eos   int // -1: none
+// Base is a loaded base checkpoint with its tokenizer.
+type Base struct {
+	Model     *lora.Model
+	Tokenizer *tokenizer.Tokenizer
+	bos       int // -1: none
+	eos       int // -1: none
 }
 
-func loadBase(dir string) (*baseModel, error) {
+// LoadBase loads the checkpoint folder dir and its tokenizer.json.
+func LoadBase(dir string) (*Base, error) {
 	m, err := lora.LoadModel(dir)
 	if err != nil {
 		return nil, err
@@ -25,7 +26,7 @@ func loadBase(dir string) (*baseModel, error) {
 	if err != nil {
 		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: "tokenizer.json of " + dir, Err: err}
 	}
-	b := &baseModel{model: m, tok: tok, bos: -1, eos: -1}
+	b := &Base{Model: m, Tokenizer: tok, bos: -1, eos: -1}
 	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
 		if id, ok := tok.SpecialID(name); ok {
 			b.bos = id
@@ -41,16 +42,16 @@ func loadBase(dir string) (*baseModel, error) {
 	return b, nil
 }
 
-// sequence tokenizes one example: [BOS] prompt completion [EOS], with the
+// Sequence tokenizes one example: [BOS] prompt completion [EOS], with the
 // loss on the completion (and EOS) only.
-func (b *baseModel) sequence(e dataset.Example) lora.Sequence {
+func (b *Base) Sequence(e dataset.Example) lora.Sequence {
 	var toks []int
 	if b.bos >= 0 {
 		toks = append(toks, b.bos)
 	}
-	toks = append(toks, b.tok.Encode(e.Prompt)...)
+	toks = append(toks, b.Tokenizer.Encode(e.Prompt)...)
 	promptLen := len(toks)
-	toks = append(toks, b.tok.Encode(e.Completion)...)
+	toks = append(toks, b.Tokenizer.Encode(e.Completion)...)
 	if b.eos >= 0 {
 		toks = append(toks, b.eos)
 	}
@@ -60,10 +61,14 @@ func (b *baseModel) sequence(e dataset.Example) lora.Sequence {
 	return lora.Sequence{Tokens: toks, PromptLen: promptLen}
 }
 
-func (b *baseModel) sequences(es []dataset.Example) []lora.Sequence {
+// Sequences tokenizes examples with Sequence.
+func (b *Base) Sequences(es []dataset.Example) []lora.Sequence {
 	out := make([]lora.Sequence, len(es))
 	for i, e := range es {
-		out[i] = b.sequence(e)
+		out[i] = b.Sequence(e)
 	}
 	return out
 }
+
+// EOS is the end-of-sequence token id that Sequence appends; -1: none.
+func (b *Base) EOS() int { return b.eos }
