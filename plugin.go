@@ -68,7 +68,7 @@ type Config struct {
 	// LORAFLOW_ARGO_* settings). Setting it with the local backend is
 	// refused.
 	RemoteTrainer pipeline.RemoteTrainer
-	Logger         *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Plugin returns the loraflow plugin for client.Options.Plugins or

@@ -9,8 +9,8 @@ import (
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
-	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 )
