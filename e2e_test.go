@@ -43,11 +43,18 @@ lora: {r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, up_proj]}
 training: {steps: %d, batch_size: 8, seq_len: 48, learning_rate: 0.01, warmup_steps: 2, seed: 7, checkpoint_every: 5}
 evaluation: {min_improvement: 0.01}
 merge: true
-signing: {key: %s}
+signing: {key: e2e}
 registry: {uri: "file://registry"}
 carbon: {region: FRA, pue: 1.2}
-%s`, steps, ws.KeyRel, extra))
+%s`, steps, extra))
 	return f
+}
+
+// config is the worker's: the fixture folder is an input root, and the
+// key the spec names ("e2e") is declared.
+func (f fixture) config() loraflow.Config {
+	return loraflow.Config{ArtifactRoot: f.artifacts, InputRoots: []string{f.dir},
+		SigningKeys: map[string]string{"e2e": f.keyPath}, Logger: testmodel.Quiet()}
 }
 
 func (f fixture) spec(t *testing.T) spec.Spec {
@@ -61,7 +68,7 @@ func (f fixture) spec(t *testing.T) spec.Spec {
 func TestPipelineEndToEndOnDevServer(t *testing.T) {
 	srv := testmodel.DevServer(t)
 	f := newFixture(t, 30, "")
-	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: f.artifacts, Logger: testmodel.Quiet()})
+	plugin, err := loraflow.Plugin(f.config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +185,8 @@ func TestWorkerCrashResumesTraining(t *testing.T) {
 		t.Fatalf("building the worker: %v\n%s", err, out)
 	}
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "--address", srv.FrontendHostPort(), "--task-queue", "crash", "--artifact-root", f.artifacts)
+		cmd := exec.Command(bin, "--address", srv.FrontendHostPort(), "--task-queue", "crash", "--artifact-root", f.artifacts,
+			"--input-roots", f.dir, "--signing-keys", "e2e="+f.keyPath)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {

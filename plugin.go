@@ -24,6 +24,7 @@ import (
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/pipeline"
+	"github.com/loraflow/loraflow/trust"
 	"github.com/loraflow/loraflow/workflows"
 )
 
@@ -46,12 +47,24 @@ type Config struct {
 	// by all workers of a deployment.
 	ArtifactRoot string
 	// SigningKey signs attestations: a PEM file, env:VAR, or a mounted
-	// Kubernetes secret folder. A spec may name its own.
-	SigningKey string
-	// TrustedKeys are public key PEM files trusted when verifying provenance.
+	// Kubernetes secret folder. SigningKeys are further keys by name; a
+	// spec's signing.key may only name one of them.
+	SigningKey  string
+	SigningKeys map[string]string
+	// TrustedKeys are public key PEM files trusted when verifying provenance
+	// (the signing keys' public keys are trusted too). A spec cannot add any.
 	TrustedKeys []string
-	// RegistryURI is the default registry: file:///path or http(s):// (MLflow).
+	// RegistryURI is the default registry: file:///path or http(s):// (MLflow),
+	// without credentials (they come from the worker's environment).
+	// Registries are further registries a spec may name (registry.name).
 	RegistryURI string
+	Registries  []trust.Registry
+	// InputRoots are the folders, besides ArtifactRoot, from which a spec's
+	// base model and dataset files may be read.
+	InputRoots []string
+	// ReportSamplesUnsafe lets eval reports (published with the version)
+	// quote the first words of held-out rows.
+	ReportSamplesUnsafe bool
 	// Region (ISO country code or provider:region) and PUE are the carbon
 	// defaults; a spec may override them.
 	Region string
@@ -113,14 +126,25 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc := trust.Config{ArtifactRoot: store.Root(), InputRoots: cfg.InputRoots, Registries: cfg.Registries,
+		SigningKey: cfg.SigningKey, SigningKeys: cfg.SigningKeys, TrustedKeys: cfg.TrustedKeys}
+	if cfg.RegistryURI != "" {
+		tc.Registries = append([]trust.Registry{{Name: trust.DefaultName, URI: cfg.RegistryURI}}, cfg.Registries...)
+	}
+	var topts []trust.Option
+	if cfg.ReportSamplesUnsafe {
+		topts = append(topts, trust.WithReportSamplesUnsafe())
+	}
+	policy, err := trust.New(tc, topts...)
+	if err != nil {
+		return nil, fmt.Errorf("loraflow: %w", err)
+	}
 	acts := &activities.Activities{
-		Store:       store,
-		SigningKey:  cfg.SigningKey,
-		TrustedKeys: cfg.TrustedKeys,
-		RegistryURI: cfg.RegistryURI,
-		Region:      cfg.Region,
-		PUE:         cfg.PUE,
-		Logger:      cfg.Logger,
+		Store:  store,
+		Trust:  policy,
+		Region: cfg.Region,
+		PUE:    cfg.PUE,
+		Logger: cfg.Logger,
 	}
 	switch cfg.TrainerBackend {
 	case "", "local":
@@ -148,6 +172,7 @@ type registry interface {
 func Register(r registry, acts *activities.Activities, cfg Config) {
 	if cfg.Role == RoleTrain {
 		r.RegisterActivityWithOptions(acts.TrainLoRA, activity.RegisterOptions{Name: "TrainLoRA"})
+		r.RegisterActivityWithOptions(acts.StopRemoteTraining, activity.RegisterOptions{Name: "StopRemoteTraining"})
 		return
 	}
 	r.RegisterWorkflowWithOptions(workflows.NewPipeline(workflows.Options{TrainTaskQueue: cfg.TrainTaskQueue}),

@@ -5,20 +5,17 @@ import (
 
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/pipeline"
+	"github.com/loraflow/loraflow/trust"
 )
 
 // Activities carries the dependencies of every pipeline step. Register a
 // *Activities with a worker; each exported method is one activity.
 type Activities struct {
 	Store *artifact.Store
-	// SigningKey is the key source (PEM path, env:VAR or secret folder) that
-	// signs attestations when the spec names none.
-	SigningKey string
-	// TrustedKeys are public key PEM paths trusted when verifying; the
-	// signing key's own public key is always trusted.
-	TrustedKeys []string
-	// RegistryURI is used when the spec names no registry.
-	RegistryURI string
+	// Trust is the worker operator's trust policy: the input roots a spec
+	// may read, the registries and signing keys it may name, the keys
+	// verification trusts. Required.
+	Trust *trust.Policy
 	// Region and PUE are the worker's carbon defaults; the spec overrides them.
 	Region string
 	PUE    float64

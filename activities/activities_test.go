@@ -16,6 +16,7 @@ import (
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/spec"
+	"github.com/loraflow/loraflow/trust"
 )
 
 // world is a tiny base model, a dataset, a key and a store.
@@ -60,7 +61,12 @@ training: {steps: 4, batch_size: 4, seq_len: 32, seed: 1, checkpoint_every: 2}
 	}
 	sp.BaseModel = filepath.Join(dir, "base")
 	sp.Dataset.Files = []string{filepath.Join(dir, "data.jsonl")}
-	return world{acts: &Activities{Store: store, SigningKey: key, RegistryURI: "file://" + filepath.Join(dir, "registry")}, spec: *sp, dir: dir}
+	policy, err := trust.New(trust.Config{ArtifactRoot: store.Root(), InputRoots: []string{dir}, SigningKey: key,
+		Registries: []trust.Registry{{Name: trust.DefaultName, URI: "file://" + filepath.Join(dir, "registry")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return world{acts: &Activities{Store: store, Trust: policy}, spec: *sp, dir: dir}
 }
 
 func (w world) env() *testsuite.TestActivityEnvironment {
@@ -176,8 +182,12 @@ func TestMergeRefusesUnsignedOrTamperedAdapter(t *testing.T) {
 	}
 	var train TrainOutput
 	v.Get(&train)
-	// Unsigned: never attested.
-	_, err = w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Adapter: train.Adapter})
+	// Merge binds to the run's attestation: without one nothing is merged.
+	_, err = w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Adapter: train.Adapter})
+	nonRetryableType(t, err, ErrVerificationFailed, "AdapterAttestation")
+	// Unsigned: never attested, whatever the input claims.
+	claim := Attestation{Kind: "adapter", Artifact: train.Adapter, Digest: strings.Repeat("1", 64), FolderDigest: strings.Repeat("2", 64)}
+	_, err = w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Adapter: train.Adapter, AdapterAttestation: claim})
 	nonRetryableType(t, err, ErrVerificationFailed, "Unsigned")
 
 	// Attested, then one byte flipped.
@@ -193,7 +203,7 @@ func TestMergeRefusesUnsignedOrTamperedAdapter(t *testing.T) {
 	b, _ := os.ReadFile(weights)
 	b[len(b)-1] ^= 1
 	os.WriteFile(weights, b, 0o644)
-	_, err = w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Adapter: att.Artifact, AdapterAttestation: att})
+	_, err = w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Adapter: att.Artifact, AdapterAttestation: att})
 	nonRetryableType(t, err, ErrVerificationFailed, "adapter_model.safetensors")
 	// The earlier artifacts are intact: the snapshot still verifies by digest.
 	snap, _ := w.acts.Store.Path(prep.Snapshot)

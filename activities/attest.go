@@ -24,8 +24,16 @@ import (
 // covered by the signatures; the attested adapter is then a new artifact,
 // returned in Attestation.Artifact.
 func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, error) {
+	if err := a.checkSpec("Attest", in.Spec); err != nil {
+		return Attestation{}, err
+	}
 	signer, err := a.signer(in.Spec)
 	if err != nil {
+		return Attestation{}, err
+	}
+	// Sign only what still hashes to its store digest: an object replaced
+	// under objects/<digest> is refused, not signed.
+	if _, err := a.storedPath(ctx, "Attest", in.Artifact); err != nil {
 		return Attestation{}, err
 	}
 	if in.Kind == string(provenance.KindAdapter) && in.Train != nil && in.Carbon != nil && in.Carbon.Counterfactual == nil {
@@ -48,7 +56,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	if err != nil {
 		return Attestation{}, err
 	}
-	snapDir, err := a.path(in.Snapshot)
+	snapDir, err := a.storedPath(ctx, "Attest", in.Snapshot)
 	if err != nil {
 		return Attestation{}, err
 	}

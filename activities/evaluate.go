@@ -3,16 +3,21 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/pipeline"
+	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
+	"github.com/loraflow/loraflow/trust"
 )
 
 // EvalReportFile is the eval report artifact's file.
@@ -44,6 +49,9 @@ type sample struct {
 // (when one exists and fits this base model) on the snapshot's held-out
 // split, and writes the report as an artifact.
 func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOutput, error) {
+	if err := a.checkSpec("Evaluate", in.Spec); err != nil {
+		return EvaluateOutput{}, err
+	}
 	alive := startKeepAlive(ctx, "loading")
 	defer alive.close()
 	snapDir, err := a.path(in.Snapshot)
@@ -117,7 +125,11 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	report := evalReport{
 		Snapshot: in.Snapshot.SHA256, BaseModel: in.BaseModel.SHA256, Adapter: in.Adapter.SHA256, Split: dataset.ValidationFile,
 		Base: out.Base, Adapted: out.Adapter, ChampionVersion: out.ChampionVersion,
-		Samples: a.samples(ctx, base, adapter, snap.Validation),
+	}
+	if p, err := a.policy(); err == nil && p.ReportSamples() {
+		// Samples quote the first words of held-out rows; they go into the
+		// published report only when the worker's operator allows it.
+		report.Samples = a.samples(ctx, base, adapter, snap.Validation)
 	}
 	if out.ChampionComparable {
 		report.Champion = &out.Champion
@@ -211,6 +223,14 @@ func (a *Activities) champion(ctx context.Context, s spec.Spec, baseDigest, snap
 	}
 	if dir := v.Artifacts["adapter"]; dir != "" {
 		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			// The champion's adapter is scored only when it verifies and is
+			// the one its version's attestation digests name; otherwise
+			// the gate never promotes over it (not comparable).
+			if err := a.verifyChampion(ctx, dir, v); err != nil {
+				a.logger().Warn("champion adapter does not verify", "version", v.Version, "err", err)
+				c.note = fmt.Sprintf("champion v%s: its adapter does not verify: %v", v.Version, err)
+				return c, nil
+			}
 			if ad, err := peft.Load(dir); err == nil {
 				c.adapter, c.comparable = ad, true
 				return c, nil
@@ -226,15 +246,36 @@ func (a *Activities) champion(ctx context.Context, s spec.Spec, baseDigest, snap
 	return c, nil
 }
 
-func (a *Activities) registryURI(s spec.Spec) string {
-	if s.Registry.URI != "" {
-		return s.Registry.URI
+// openRegistry opens the registry the spec names among the worker's
+// declared ones (see trust.Policy.RegistryURI).
+func (a *Activities) openRegistry(ctx context.Context, s spec.Spec) (registry.Registry, error) {
+	p, err := a.policy()
+	if err != nil {
+		return nil, err
 	}
-	return a.RegistryURI
+	reg, err := p.OpenRegistry(ctx, s)
+	var se *trust.SpecError
+	if errors.As(err, &se) {
+		return nil, nonRetryable(ErrBadSpec, err)
+	}
+	return reg, err
 }
 
-func (a *Activities) openRegistry(ctx context.Context, s spec.Spec) (registry.Registry, error) {
-	return registry.Open(ctx, a.registryURI(s))
+// verifyChampion verifies the registry's copy of the champion adapter and
+// checks that its provenance statement is one the version's tags name.
+func (a *Activities) verifyChampion(ctx context.Context, dir string, v registry.Version) error {
+	pol, err := provenance.NewPolicy(provenance.WithoutArtifactDigestUnsafe(), provenance.WithKinds(provenance.KindAdapter))
+	if err != nil {
+		return err
+	}
+	verdict, err := a.verify(ctx, "Evaluate champion v"+v.Version, dir, pol)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(strings.Split(v.Tags[registry.TagAttestationDigest], ","), verdict.ProvenanceSHA256) {
+		return fmt.Errorf("its provenance statement %s is not among the version's attestation digests %q", verdict.ProvenanceSHA256, v.Tags[registry.TagAttestationDigest])
+	}
+	return nil
 }
 
 func btoi(b bool) int {

@@ -22,13 +22,30 @@ const MergeReportFile = "merge_report.json"
 // model must reproduce base+adapter logits on probe sequences within the
 // tolerance of its dtype, or the merge fails.
 func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, error) {
+	if err := a.checkSpec("Merge", in.Spec); err != nil {
+		return MergeOutput{}, err
+	}
 	alive := startKeepAlive(ctx, "verifying the adapter")
 	defer alive.close()
 	adapterDir, err := a.path(in.Adapter)
 	if err != nil {
 		return MergeOutput{}, err
 	}
-	if _, err := a.verify(ctx, in.Spec, "Merge", adapterDir, provenance.KindAdapter); err != nil {
+	// Not "signed by some trusted key" but "the adapter this run attested,
+	// trained on this base model and this dataset snapshot".
+	if in.AdapterAttestation.Artifact.SHA256 != in.Adapter.SHA256 {
+		return MergeOutput{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("Merge: MergeInput.AdapterAttestation is for artifact %q, the adapter to merge is %q", in.AdapterAttestation.Artifact.SHA256, in.Adapter.SHA256))
+	}
+	snapDir, err := a.path(in.Snapshot)
+	if err != nil {
+		return MergeOutput{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("Merge: MergeInput.Snapshot: %w", err))
+	}
+	pol, err := expecting(in.AdapterAttestation, provenance.WithDependencyPath(provenance.RoleBaseModel, in.Spec.BaseModel),
+		provenance.WithDependencyPath(provenance.RoleDataset, snapDir))
+	if err != nil {
+		return MergeOutput{}, err
+	}
+	if _, err := a.verify(ctx, "Merge", adapterDir, pol); err != nil {
 		return MergeOutput{}, err
 	}
 	adapter, err := peft.Load(adapterDir)

@@ -15,6 +15,9 @@ import (
 // snapshot artifact, and fingerprints the base model folder.
 func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (PrepareDataOutput, error) {
 	s := in.Spec
+	if err := a.checkSpec("PrepareData", s); err != nil {
+		return PrepareDataOutput{}, err
+	}
 	if st, err := os.Stat(s.BaseModel); err != nil || !st.IsDir() {
 		return PrepareDataOutput{}, nonRetryable(ErrBadSpec, fmt.Errorf("PrepareData: base model folder %q: not found", s.BaseModel))
 	}

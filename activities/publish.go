@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/loraflow/loraflow/pipeline"
-	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 )
@@ -20,6 +19,9 @@ import (
 // retried Publish, or a later run that trained the same weights, finds the
 // version already made for them (keyed by the trained adapter's digest).
 func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutput, error) {
+	if err := a.checkSpec("Publish", in.Spec); err != nil {
+		return PublishOutput{}, err
+	}
 	dirs := map[string]string{}
 	var adapter Attestation
 	var attDigests []string
@@ -28,15 +30,28 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 		if err != nil {
 			return PublishOutput{}, err
 		}
-		if _, err := a.verify(ctx, in.Spec, "Publish", dir, provenance.Kind(att.Kind)); err != nil {
+		// The verdict must be for the artifact this run attested (its
+		// digests as Attest returned them), not any validly signed one.
+		pol, err := expecting(att)
+		if err != nil {
+			return PublishOutput{}, err
+		}
+		verdict, err := a.verify(ctx, "Publish", dir, pol)
+		if err != nil {
 			return PublishOutput{}, err
 		}
 		name := map[string]string{"adapter": "adapter", "eval-report": "eval", "merged-model": "merged"}[att.Kind]
+		if _, dup := dirs[name]; dup {
+			return PublishOutput{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("Publish: two %s attestations", att.Kind))
+		}
 		dirs[name] = dir
 		attDigests = append(attDigests, att.Digest)
 		// Bundles travel with the version, beside their artifact under its
 		// registry name, so `loraflow verify <version>/<name>` finds them.
-		for _, b := range att.Bundles {
+		// Only the bundles the verifier itself opened and checked are
+		// copied: Attestation.Bundles is activity input, and anyone who
+		// can schedule an activity could list any file there.
+		for _, b := range verdict.Bundles {
 			dirs[name+strings.TrimPrefix(filepath.Base(b), filepath.Base(dir))] = b
 		}
 		if att.Kind == "adapter" {
@@ -117,6 +132,9 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 // FindChampion reads the current champion's input digests, so that a
 // scheduled run can end early when nothing changed.
 func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (FindChampionOutput, error) {
+	if err := a.checkSpec("FindChampion", in.Spec); err != nil {
+		return FindChampionOutput{}, err
+	}
 	reg, err := a.openRegistry(ctx, in.Spec)
 	if err != nil {
 		return FindChampionOutput{}, fmt.Errorf("FindChampion: %w", err)

@@ -10,15 +10,27 @@ import (
 
 	"github.com/loraflow/loraflow/argo"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/spec"
 )
 
 // fakeArgo plays the Argo backend: it runs the trainer contract in process
-// (like the trainer image's `loraflow train`) or fails as told.
+// (like the trainer image's `loraflow train`) or fails as told. As
+// argo.Backend.Train does, a job whose Workflow already succeeded is adopted,
+// not run again: its output folder must still hold the adapter, or the
+// result is a non-retryable InvalidAdapter (argo/backend.go, Train and
+// submit).
 type fakeArgo struct {
-	fail error
-	jobs []argo.Job
+	fail      error
+	jobs      []argo.Job
+	succeeded map[string]bool // by Workflow name
+	stopped   []argo.Job
+}
+
+func (f *fakeArgo) Stop(_ context.Context, job argo.Job) error {
+	f.stopped = append(f.stopped, job)
+	return nil
 }
 
 func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.Status)) (string, error) {
@@ -26,14 +38,20 @@ func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.
 	if f.fail != nil {
 		return "", f.fail
 	}
-	b, err := os.ReadFile(job.SpecPath)
+	name := argo.DefaultName(job, "img", 1)
+	if f.succeeded[name] {
+		if _, err := peft.Load(job.OutputDir); err != nil {
+			return "", &argo.Error{Workflow: name, Phase: "Succeeded", Reason: argo.ReasonInvalidAdapter, ExitCode: 0, Err: err}
+		}
+		return job.OutputDir, nil
+	}
+	// The trainer reads the spec with spec.Load (cmd/loraflow/cmd_train.go);
+	// a spec it refuses makes it exit 2, which Argo reports as bad input.
+	sp, err := spec.Load(job.SpecPath)
 	if err != nil {
-		return "", err
+		return "", &argo.Error{Workflow: name, Phase: "Failed", Reason: argo.ReasonBadInput, ExitCode: argo.ExitBadInput, Err: err}
 	}
-	var s spec.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return "", err
-	}
+	s := *sp
 	heartbeat(argo.Status{Phase: "Running", Trainer: &argo.TrainerProgress{Step: 1, TotalSteps: 4}})
 	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
 		return "", err
@@ -50,6 +68,10 @@ func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.
 			}
 		}
 	}
+	if f.succeeded == nil {
+		f.succeeded = map[string]bool{}
+	}
+	f.succeeded[name] = true
 	return job.OutputDir, nil
 }
 

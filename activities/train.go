@@ -24,13 +24,21 @@ const trainResultFile = "train_result.json"
 // of step 0, and produces the same adapter bytes as an uninterrupted run.
 // A retry after success returns the adapter already made.
 func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
-	key := artifact.KeyOf("TrainLoRA/v1", in.Snapshot.SHA256, in.BaseModel.SHA256, in.Spec.LoRA, in.Spec.Training)
-	work, err := a.Store.WorkDir("train", key)
-	if err != nil {
+	if err := a.checkSpec("TrainLoRA", in.Spec); err != nil {
 		return TrainOutput{}, err
 	}
+	// One holder per work folder: a second run with the same inputs, or
+	// the successor of an attempt still running on a worker cut off from
+	// Temporal, waits (a retryable error) instead of sharing checkpoints.
+	lock, err := a.Store.LockWorkDir("train", trainKey(in), "TrainLoRA of "+activity.GetInfo(ctx).WorkflowExecution.ID)
+	if err != nil {
+		return TrainOutput{}, workDirError(err)
+	}
+	defer lock.Unlock()
+	work := lock.Dir
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
+		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
 		return out, nil
 	}
 	if activity.HasHeartbeatDetails(ctx) {
@@ -73,9 +81,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	var res pipeline.TrainResult
 	if a.RemoteTrainer != nil {
-		res, err = pipeline.TrainRemotely(ctx, a.RemoteTrainer, in.Spec, snapDir, dir, work, func(p pipeline.RemoteProgress) {
-			activity.RecordHeartbeat(ctx, TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, TokensPerSec: p.TokensPerSec, CheckpointURI: p.Checkpoint})
-		})
+		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
 	} else {
 		res, err = pipeline.TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
 	}
@@ -84,6 +90,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 			return TrainOutput{}, ctx.Err()
 		}
 		return TrainOutput{}, classify("TrainLoRA", err)
+	}
+	if err := injectFault("train:trained"); err != nil {
+		return TrainOutput{}, err
 	}
 	metrics.TrainTokensPerSecond.Set(res.TokensPerSec)
 
@@ -96,13 +105,29 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
 		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams,
 	}
+	if err := injectFault("train:committed"); err != nil {
+		return TrainOutput{}, err
+	}
 	b, _ := json.Marshal(out)
 	if err := artifact.WriteFileAtomic(filepath.Join(work, trainResultFile), b); err != nil {
 		return TrainOutput{}, err
 	}
+	if err := injectFault("train:recorded"); err != nil {
+		return TrainOutput{}, err
+	}
+	// Only now may the remote run's output go: until train_result.json is
+	// durable a retry needs it (it adopts the finished remote run).
+	if err := pipeline.RemoveRemoteOutput(work); err != nil {
+		a.logger().Warn("removing the remote trainer's output", "work", work, "err", err)
+	}
 	a.logger().Info("trained adapter", "adapter", ref.SHA256, "steps", res.Steps, "final_loss", res.FinalLoss,
 		"tokens_per_sec", res.TokensPerSec, "resumed_from", res.ResumedFromStep)
 	return out, nil
+}
+
+// trainKey is the key of TrainLoRA's work folder: its inputs.
+func trainKey(in TrainInput) string {
+	return artifact.KeyOf("TrainLoRA/v1", in.Snapshot.SHA256, in.BaseModel.SHA256, in.Spec.LoRA, in.Spec.Training)
 }
 
 // finishedTraining returns the output of an earlier attempt that completed,

@@ -130,8 +130,11 @@ type Attestation struct {
 
 // MergeInput asks for W' = W0 + scale·B·A.
 type MergeInput struct {
-	Spec               spec.Spec
-	BaseModel          artifact.Ref
+	Spec      spec.Spec
+	BaseModel artifact.Ref
+	// Snapshot is the dataset snapshot the adapter was trained on; the
+	// adapter's provenance must name it, and the base model.
+	Snapshot           artifact.Ref
 	Adapter            artifact.Ref
 	AdapterAttestation Attestation
 }

@@ -25,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	k8stesting "k8s.io/client-go/testing"
 
+	"go.temporal.io/sdk/worker"
+
 	"github.com/loraflow/loraflow/argo"
 )
 
@@ -655,5 +657,111 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// terminated reports whether Train sent the Terminate patch.
+func (e *env) terminated() bool {
+	for _, a := range e.cs.Actions() {
+		if pa, ok := a.(k8stesting.PatchAction); ok && pa.GetName() == e.name() && strings.Contains(string(pa.GetPatch()), `"shutdown":"Terminate"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestShutdownLeavesWorkflowForNextAttempt: a context ended by a worker
+// shutdown (the SDK cancels activity contexts with cause ErrWorkerShutdown
+// after WorkerStopTimeout, go.temporal.io/sdk internal/internal_worker_base.go)
+// or by the attempt's deadline leaves the Workflow running, and the next
+// Train adopts it instead of creating another.
+func TestShutdownLeavesWorkflowForNextAttempt(t *testing.T) {
+	for name, end := range map[string]func() (context.Context, func()){
+		"worker shutdown": func() (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			return ctx, func() { cancel(worker.ErrWorkerShutdown) }
+		},
+		"attempt deadline": func() (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			return ctx, func() { cancel(context.DeadlineExceeded) }
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx, stop := end()
+			ch := e.start(ctx)
+			e.created()
+			e.set(wfv1.WorkflowRunning, nil)
+			waitFor(t, func() bool { return e.sawPhase("Running") })
+			stop()
+			r := e.wait(ch)
+			if r.err == nil || errors.Is(r.err, context.Canceled) {
+				t.Fatalf("err = %v, want the shutdown cause", r.err)
+			}
+			if e.terminated() {
+				t.Fatal("the Workflow was terminated on a shutdown")
+			}
+			wf, err := e.cs.ArgoprojV1alpha1().Workflows(ns).Get(context.Background(), e.name(), metav1.GetOptions{})
+			if err != nil || wf.Status.Phase != wfv1.WorkflowRunning {
+				t.Fatalf("after the shutdown: %v, phase %v", err, wf.Status.Phase)
+			}
+
+			// The next attempt adopts it.
+			e.cs.ClearActions()
+			ch = e.start(context.Background())
+			waitFor(t, func() bool { return countActions(e.cs, "watch") > 0 })
+			writeAdapter(t, e.job.OutputDir)
+			e.set(wfv1.WorkflowSucceeded, nil)
+			if r := e.wait(ch); r.err != nil {
+				t.Fatal(r.err)
+			}
+			if n := countActions(e.cs, "delete"); n != 0 {
+				t.Errorf("%d deletes, want 0 (adopted, not replaced)", n)
+			}
+		})
+	}
+}
+
+// TestStopBetweenAttempts: the cleanup of a run cancelled while no attempt
+// runs terminates and deletes the Workflow an earlier attempt left, and is
+// a no-op when there is none or it belongs to someone else.
+func TestStopBetweenAttempts(t *testing.T) {
+	e := newEnv(t)
+	if err := e.b.Stop(context.Background(), e.job); err != nil {
+		t.Fatalf("Stop without a Workflow: %v", err)
+	}
+	wf, err := e.b.BuildWorkflow(e.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.Status.Phase = wfv1.WorkflowRunning
+	if _, err := e.cs.ArgoprojV1alpha1().Workflows(ns).Create(context.Background(), wf, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A done context: the workflow's cleanup may run after cancellation.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.b.Stop(ctx, e.job); err != nil {
+		t.Fatal(err)
+	}
+	if !e.terminated() {
+		t.Error("the Workflow was not terminated")
+	}
+	if _, err := e.cs.ArgoprojV1alpha1().Workflows(ns).Get(context.Background(), e.name(), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Workflow still exists (err %v)", err)
+	}
+
+	foreign := wf.DeepCopy()
+	foreign.ResourceVersion = ""
+	foreign.Labels = map[string]string{}
+	if _, err := e.cs.ArgoprojV1alpha1().Workflows(ns).Create(context.Background(), foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.cs.ClearActions()
+	if err := e.b.Stop(context.Background(), e.job); err != nil {
+		t.Fatal(err)
+	}
+	if n := countActions(e.cs, "delete") + countActions(e.cs, "patch"); n != 0 {
+		t.Errorf("a foreign Workflow was touched (%d actions)", n)
 	}
 }

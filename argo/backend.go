@@ -78,9 +78,17 @@ type TrainerProgress struct {
 // Train runs job as an Argo Workflow and returns the adapter folder
 // (job.OutputDir) once the Workflow succeeded and the folder passed the
 // checks. heartbeat (may be nil) is called on every change seen and at least
-// every HeartbeatInterval. When ctx is cancelled the Workflow is terminated
-// and deleted (kept, terminated, with KeepCancelled) and Train returns an
-// error wrapping ctx.Err(). Other failures are *Error values.
+// every HeartbeatInterval. Other failures are *Error values.
+//
+// When ctx ends, what happens to the Workflow depends on why
+// (context.Cause): a cancellation (the cause is or wraps context.Canceled)
+// terminates and deletes it (kept, terminated, with KeepCancelled); any
+// other cause — a worker shutting down, the attempt's deadline, a lost
+// lease — leaves it running, so that the next attempt adopts it instead of
+// losing the training done so far. Either way Train returns an error
+// wrapping the cause. A caller whose own cancellation signal is another
+// error (Temporal's CanceledError) maps it to context.Canceled first; a
+// caller that gives up without an attempt running calls [Backend.Stop].
 //
 // A Workflow of the same name that already exists (a retried activity) is
 // adopted: watched if running, used if it succeeded, and replaced if it
@@ -94,16 +102,14 @@ func (b *Backend) Train(ctx context.Context, job Job, heartbeat func(Status)) (s
 	wfs := b.client.ArgoprojV1alpha1().Workflows(b.cfg.Namespace)
 	if err := b.submit(ctx, wfs, wf, log); err != nil {
 		if ctx.Err() != nil {
-			b.stop(ctx, wfs, wf.Name) // it may have been created before the cancellation
-			return "", fmt.Errorf("argo: workflow %s: training cancelled: %w", wf.Name, context.Cause(ctx))
+			return "", b.interrupted(ctx, wfs, wf.Name) // it may have been created before ctx ended
 		}
 		return "", err
 	}
 	final, err := b.wait(ctx, wfs, wf.Name, job, heartbeat)
 	if err != nil {
 		if ctx.Err() != nil {
-			b.stop(ctx, wfs, wf.Name)
-			return "", fmt.Errorf("argo: workflow %s: training cancelled: %w", wf.Name, context.Cause(ctx))
+			return "", b.interrupted(ctx, wfs, wf.Name)
 		}
 		return "", err
 	}
@@ -364,25 +370,74 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// IsCancel reports whether cause, the context.Cause of a done context, is a
+// cancellation (Train then stops the Workflow) rather than a shutdown or a
+// timeout (Train leaves it running for the next attempt).
+func IsCancel(cause error) bool { return errors.Is(cause, context.Canceled) }
+
+// interrupted handles a ctx that ended while Train ran: it stops the
+// Workflow on a cancellation and leaves it running otherwise.
+func (b *Backend) interrupted(ctx context.Context, wfs wftyped.WorkflowInterface, name string) error {
+	cause := context.Cause(ctx)
+	if !IsCancel(cause) {
+		b.cfg.Logger.Info("training workflow left running for the next attempt to adopt", "workflow", name, "cause", cause)
+		return fmt.Errorf("argo: workflow %s: left running for the next attempt: %w", name, cause)
+	}
+	if err := b.stop(ctx, wfs, name); err != nil {
+		b.cfg.Logger.Warn("stopping cancelled workflow failed", "workflow", name, "err", err)
+	}
+	return fmt.Errorf("argo: workflow %s: training cancelled: %w", name, cause)
+}
+
+// Stop terminates and deletes (kept, terminated, with KeepCancelled) the
+// Workflow of job, if there is one: the cleanup of a run cancelled while no
+// Train call was running for it (between two attempts, or after a worker
+// died). It is idempotent; ctx may be done (Stop uses a context of its own,
+// bounded by CleanupTimeout).
+func (b *Backend) Stop(ctx context.Context, job Job) error {
+	wf, err := b.BuildWorkflow(job)
+	if err != nil {
+		return err
+	}
+	wfs := b.client.ArgoprojV1alpha1().Workflows(b.cfg.Namespace)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.CleanupTimeout)
+	defer cancel()
+	old, err := wfs.Get(gctx, wf.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return apiError(wf.Name, err)
+	case !isOurs(old, wf):
+		return nil // someone else's Workflow of that name: not ours to stop
+	}
+	return b.stop(ctx, wfs, wf.Name)
+}
+
 // stop terminates the Workflow (Argo kills its pods) and deletes it, with a
 // context of its own since ctx is already done.
-func (b *Backend) stop(ctx context.Context, wfs wftyped.WorkflowInterface, name string) {
+func (b *Backend) stop(ctx context.Context, wfs wftyped.WorkflowInterface, name string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.CleanupTimeout)
 	defer cancel()
 	log := b.cfg.Logger.With("workflow", name)
 	patch := []byte(`{"spec":{"shutdown":"` + string(wfv1.ShutdownStrategyTerminate) + `"}}`)
+	var terr error
 	if _, err := wfs.Patch(cctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		log.Warn("terminating cancelled workflow failed", "err", err)
+		terr = fmt.Errorf("argo: terminating workflow %s: %w", name, err)
 	}
 	if b.cfg.KeepCancelled {
-		log.Info("cancelled training workflow terminated")
-		return
+		if terr == nil {
+			log.Info("cancelled training workflow terminated")
+		}
+		return terr
 	}
+	// Deleting also stops it (its pods are owned by it), so try even when
+	// the termination failed.
 	if err := wfs.Delete(cctx, name, metav1.DeleteOptions{PropagationPolicy: ptr(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
-		log.Warn("deleting cancelled workflow failed", "err", err)
-		return
+		return errors.Join(terr, fmt.Errorf("argo: deleting workflow %s: %w", name, err))
 	}
 	log.Info("cancelled training workflow terminated and deleted")
+	return nil
 }
 
 func (b *Backend) status(wf *wfv1.Workflow, job Job) Status {

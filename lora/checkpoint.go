@@ -104,6 +104,10 @@ func (t *trainRun[T]) saveCheckpoint() (string, error) {
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("lora: checkpoint: %w", err)
 	}
+	// The folder's rename is durable before LATEST names it.
+	if err := syncDir(root); err != nil {
+		return "", err
+	}
 	if err := writeFileAtomic(filepath.Join(root, latestFile), []byte(name+"\n")); err != nil {
 		return "", err
 	}

@@ -47,7 +47,7 @@ func makeAdapter(t testing.TB, dir string, seed uint64) {
 	writeFile(t, filepath.Join(dir, "extras", "README.md"), []byte("adapter card\n"))
 }
 
-func newFixture(t *testing.T, kt KeyType) *fixture {
+func newFixture(t testing.TB, kt KeyType) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{root: t.TempDir()}

@@ -36,6 +36,9 @@ const (
 	ReasonRenamedFile    Reason = "RenamedFile"     // an attested file is present under another name
 	ReasonBrokenChain    Reason = "BrokenChain"     // a dependency or parent does not match what the statement names
 	ReasonUnexpectedKind Reason = "UnexpectedKind"  // the artifact is not of the kind the caller requires
+	// ReasonUnexpectedArtifact: validly signed, but not the artifact the
+	// caller's Policy expects (another digest or provenance statement).
+	ReasonUnexpectedArtifact Reason = "UnexpectedArtifact"
 )
 
 // VerificationError is the error Verify returns when an artifact must be
@@ -89,7 +92,11 @@ type Verdict struct {
 	Dependencies     []Dependency // as named by the provenance statement
 	Checks           []Check
 	Parents          []*Verdict // verdicts of parents that were reachable
-	Err              *VerificationError
+	// Bundles are the bundle files this verification opened and checked:
+	// the provenance bundle first, then its companions. They are the only
+	// bundles a publisher should copy beside the artifact.
+	Bundles []string
+	Err     *VerificationError
 }
 
 // OK reports whether the artifact verified.
@@ -205,6 +212,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 	}
 	v.KeyID = sb.keyID
 	v.ProvenanceSHA256 = sb.digest
+	v.Bundles = append(v.Bundles, bundlePath)
 	v.Checks = append(v.Checks, Check{Name: "signature", Subject: filepath.Base(bundlePath), Detail: "signed by trusted key " + sb.keyID})
 
 	var prov slsaProvenance
@@ -304,6 +312,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 				return fail(ReasonBundleMismatch, cp, err.Error(), nil)
 			}
 		}
+		v.Bundles = append(v.Bundles, cp)
 		v.Checks = append(v.Checks, Check{Name: "bundle " + bp.Name, Subject: bp.URI, Detail: cb.st.PredicateType})
 	}
 
@@ -497,6 +506,9 @@ func checkModelSigning(st *statement, td *TreeDigest) error {
 	return nil
 }
 
+// MaxBundleSize bounds a bundle file read by Verify.
+const MaxBundleSize = 16 << 20
+
 // signedStatement is a bundle whose signature verified.
 type signedStatement struct {
 	st     *statement
@@ -507,6 +519,12 @@ type signedStatement struct {
 // openBundle loads a Sigstore bundle, verifies its DSSE signature with
 // sigstore-go against each trusted key in turn, and decodes its statement.
 func openBundle(path string, keys *TrustedKeys) (*signedStatement, Reason, error) {
+	// Bounded before it is read: a bundle is a few kB of JSON.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, ReasonMissingBundle, err
+	} else if !fi.Mode().IsRegular() || fi.Size() > MaxBundleSize {
+		return nil, ReasonMalformed, fmt.Errorf("not a regular file of at most %d bytes (%d bytes, mode %s)", MaxBundleSize, fi.Size(), fi.Mode())
+	}
 	b, err := bundle.LoadJSONFromPath(path)
 	if err != nil {
 		return nil, ReasonMalformed, fmt.Errorf("not a Sigstore bundle: %w", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,16 +106,22 @@ type Evaluation struct {
 }
 
 // Signing names the key that signs attestations and the keys trusted when
-// verifying them.
+// verifying them. Both are the worker's: a spec may only name a signing key
+// the worker declares, and list keys it already trusts (see package trust).
 type Signing struct {
-	// Key is a PEM file path, "env:VAR", or a mounted secret folder.
+	// Key is the name of a signing key the worker declares ("" = its default).
 	Key         string   `yaml:"key" json:"key"`
 	TrustedKeys []string `yaml:"trusted_keys" json:"trusted_keys,omitempty"`
 }
 
-// Registry is where the run publishes.
+// Registry is where the run publishes. The worker's operator declares the
+// registries (and their credentials); a spec names one (see package trust).
 type Registry struct {
-	// URI is file:///path (the embedded local registry) or http(s):// (MLflow).
+	// Name is a registry the worker declares.
+	Name string `yaml:"name" json:"name,omitempty"`
+	// URI is file:///path (the embedded local registry, inside the worker's
+	// roots) or the http(s):// URI of a registry the worker declares. It
+	// never carries credentials (user:password@ is refused).
 	URI string `yaml:"uri" json:"uri"`
 }
 
@@ -324,6 +331,9 @@ func (s *Spec) Validate() error {
 	if s.Training.WarmupSteps > 0 && s.Training.Steps > 0 && s.Training.WarmupSteps > s.Training.Steps {
 		return fmt.Errorf("training.warmup_steps (%d) exceeds training.steps (%d)", s.Training.WarmupSteps, s.Training.Steps)
 	}
+	if u, err := url.Parse(s.Registry.URI); err == nil && u.User != nil {
+		return errors.New("registry.uri: a URI with credentials (user:password@) is refused: they would travel in workflow inputs, schedules and provenance; the worker reads registry credentials from its environment")
+	}
 	for _, t := range []struct{ name, value string }{{"timeouts.heartbeat", s.Timeouts.Heartbeat}, {"timeouts.train", s.Timeouts.Train}} {
 		if d, err := time.ParseDuration(t.value); err != nil || d <= 0 {
 			return fmt.Errorf("%s: %q is not a positive duration", t.name, t.value)
@@ -344,7 +354,7 @@ func (s *Spec) resolvePaths(dir string) {
 	for i, f := range s.Dataset.Files {
 		s.Dataset.Files[i] = abs(f)
 	}
-	s.Signing.Key = abs(s.Signing.Key)
+	// Signing.Key is a name of the worker's key, not a path: left as written.
 	for i, k := range s.Signing.TrustedKeys {
 		s.Signing.TrustedKeys[i] = abs(k)
 	}

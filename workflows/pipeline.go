@@ -158,9 +158,14 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 		},
 	}
+	stopOnCancel := stopsTrainingOnCancel(ctx)
+	trainOpts.WaitForCancellation = stopOnCancel
+	trainIn := activities.TrainInput{Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel}
 	var train activities.TrainOutput
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, trainOpts), a.TrainLoRA,
-		activities.TrainInput{Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel}).Get(ctx, &train); err != nil {
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, trainOpts), a.TrainLoRA, trainIn).Get(ctx, &train); err != nil {
+		if stopOnCancel {
+			stopRemoteTraining(ctx, opt.TrainTaskQueue, trainIn)
+		}
 		return nil, err
 	}
 	res.Train = &train
@@ -210,7 +215,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		enter(StageMerge)
 		var merged activities.MergeOutput
 		if err := workflow.ExecuteActivity(withOptions(ctx, longActivity(heartbeat)), a.Merge,
-			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Adapter: adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
+			activities.MergeInput{Spec: s, BaseModel: res.Prepare.BaseModel, Snapshot: res.Prepare.Snapshot, Adapter: adapter, AdapterAttestation: adapterAtt}).Get(ctx, &merged); err != nil {
 			return nil, err
 		}
 		res.Merge = &merged

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
@@ -209,4 +210,38 @@ func TestGateChampionComparison(t *testing.T) {
 	if d := Gate(th, e); d.Passed || !strings.Contains(d.Reason, "accuracy") {
 		t.Fatalf("accuracy threshold ignored: %+v", d)
 	}
+}
+
+// TestCancelBetweenTrainingAttemptsStopsRemoteRun: a run cancelled while
+// TrainLoRA waits for its next attempt (no activity context to carry the
+// cancellation) still tells the remote trainer to stop, with the inputs
+// that name its Workflow.
+func (s *pipelineSuite) TestCancelBetweenTrainingAttemptsStopsRemoteRun() {
+	var acts *activities.Activities
+	s.env.OnActivity(acts.PrepareData, mock.Anything, mock.Anything).Return(prepared, nil).Once()
+	s.env.OnActivity(acts.TrainLoRA, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.TrainInput) (activities.TrainOutput, error) {
+			// Cancel during the retry backoff (InitialInterval 2s).
+			s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Second)
+			return activities.TrainOutput{}, errors.New("worker lost")
+		}).Once()
+	stopped := 0
+	s.env.OnActivity(acts.StopRemoteTraining, mock.Anything, mock.MatchedBy(func(in activities.TrainInput) bool {
+		return in.Snapshot == prepared.Snapshot && in.BaseModel == prepared.BaseModel && in.Spec.Name == "demo"
+	})).Return(func(context.Context, activities.TrainInput) error { stopped++; return nil }).Once()
+	s.env.ExecuteWorkflow(LoRAPipeline, testSpec(false))
+	s.True(temporal.IsCanceledError(s.env.GetWorkflowError()), "err = %v", s.env.GetWorkflowError())
+	s.Equal(1, stopped)
+}
+
+// TestTrainingFailureDoesNotStopRemoteRun: a non-retryable training failure
+// (the run not cancelled) runs no cleanup.
+func (s *pipelineSuite) TestTrainingFailureDoesNotStopRemoteRun() {
+	var acts *activities.Activities
+	s.env.OnActivity(acts.PrepareData, mock.Anything, mock.Anything).Return(prepared, nil).Once()
+	s.env.OnActivity(acts.TrainLoRA, mock.Anything, mock.Anything).Return(activities.TrainOutput{},
+		temporal.NewNonRetryableApplicationError("bad rank", activities.ErrBadSpec, nil)).Once()
+	s.env.ExecuteWorkflow(LoRAPipeline, testSpec(false))
+	s.Error(s.env.GetWorkflowError())
+	// StopRemoteTraining has no expectation: the mock panics if it runs.
 }

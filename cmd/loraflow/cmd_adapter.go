@@ -89,6 +89,7 @@ func newMergeCmd() *cobra.Command {
 		noFsync                     bool
 		probes, probeLen            int
 		tolerance                   float64
+		sig                         signatureCheck
 	)
 	cmd := &cobra.Command{
 		Use:   "merge --base MODEL --adapter ADAPTER [--adapter ADAPTER2 --weight 0.7 --weight 0.3] --out MERGED",
@@ -109,6 +110,9 @@ the tolerance fails the merge.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("merge: --out is required")
+			}
+			if err := sig.check(cmd.Context(), cmd.ErrOrStderr(), adapters); err != nil {
+				return fmt.Errorf("merge: %w", err)
 			}
 			ws, err := loadWeighted(adapters, weights)
 			if err != nil {
@@ -173,6 +177,7 @@ the tolerance fails the merge.`,
 	f.Float64Var(&tolerance, "tolerance", 0, "largest relative logit difference accepted (default by dtype: F32 1e-4, F16 5e-3, BF16 5e-2)")
 	f.StringVar(&report, "report", "", "write the merge report as JSON to this file")
 	f.StringVar(&reportIn, "report-in-folder", "", "also write the report inside the merged folder under this file name (e.g. merge_report.json)")
+	sig.flags(f)
 	return cmd
 }
 
@@ -182,6 +187,7 @@ func newUnmergeCmd() *cobra.Command {
 		adapters            []string
 		weights             []float64
 		overwrite           bool
+		sig                 signatureCheck
 	)
 	cmd := &cobra.Command{
 		Use:   "unmerge --merged MERGED --adapter ADAPTER --out BASE",
@@ -193,6 +199,9 @@ F16/BF16 ones within a unit or two in the last place, since the merge rounded.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if merged == "" || out == "" {
 				return errors.New("unmerge: --merged and --out are required")
+			}
+			if err := sig.check(cmd.Context(), cmd.ErrOrStderr(), adapters); err != nil {
+				return fmt.Errorf("unmerge: %w", err)
 			}
 			ws, err := loadWeighted(adapters, weights)
 			if err != nil {
@@ -216,6 +225,7 @@ F16/BF16 ones within a unit or two in the last place, since the merge rounded.`,
 	f.StringVar(&out, "out", "", "output folder")
 	f.BoolVar(&overwrite, "overwrite", false, "replace an existing output folder")
 	f.StringVar(&report, "report", "", "write the report as JSON to this file")
+	sig.flags(f)
 	return cmd
 }
 
@@ -229,6 +239,7 @@ func newCombineCmd() *cobra.Command {
 		density      float64
 		majoritySign string
 		seed         uint64
+		sig          signatureCheck
 	)
 	cmd := &cobra.Command{
 		Use:   "combine --adapter A1 --adapter A2 --weight 0.5 --weight 0.5 --method svd --out COMBINED",
@@ -253,6 +264,9 @@ election, --seed fixes the DARE masks. The result has lora_alpha = r.`,
 			}
 			if combine.Method(method).NeedsDensity() && !cmd.Flags().Changed("density") {
 				return fmt.Errorf("combine: --method %s prunes: give --density, the fraction of entries to keep (0..1)", method)
+			}
+			if err := sig.check(cmd.Context(), cmd.ErrOrStderr(), adapters); err != nil {
+				return fmt.Errorf("combine: %w", err)
 			}
 			ws, err := loadWeighted(adapters, weights)
 			if err != nil {
@@ -288,6 +302,7 @@ election, --seed fixes the DARE masks. The result has lora_alpha = r.`,
 	f.StringVar(&majoritySign, "majority-sign", "total", "TIES sign election: total or frequency")
 	f.Uint64Var(&seed, "seed", 0, "seed of the DARE random masks")
 	f.StringVar(&out, "out", "", "output adapter folder")
+	sig.flags(f)
 	return cmd
 }
 

@@ -169,7 +169,7 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 	defer c.Close()
 
 	if embedded {
-		w, err := startLocalWorker(c, f, dataDir, logger)
+		w, err := startLocalWorker(c, f, dataDir, s, logger)
 		if err != nil {
 			return err
 		}
@@ -203,12 +203,26 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 }
 
 // startLocalWorker runs the embedded default's worker in this process.
-func startLocalWorker(c client.Client, f runFlags, dataDir string, logger *slog.Logger) (worker.Worker, error) {
+// Its operator is the local user, who also wrote the spec: the spec's
+// folders become input roots, and a registry, signing key or trusted keys
+// the spec names become the worker's own (a shared worker, cmd/worker,
+// declares them itself and a spec can only name them).
+func startLocalWorker(c client.Client, f runFlags, dataDir string, s *spec.Spec, logger *slog.Logger) (worker.Worker, error) {
 	cfg := loraflow.Config{
 		ArtifactRoot: f.artifactRoot,
 		RegistryURI:  f.registryURI,
 		SigningKey:   f.signingKey,
+		TrustedKeys:  s.Signing.TrustedKeys,
 		Logger:       logger,
+	}
+	for _, p := range append([]string{s.BaseModel}, s.Dataset.Files...) {
+		cfg.InputRoots = append(cfg.InputRoots, filepath.Dir(p))
+	}
+	if cfg.RegistryURI == "" {
+		cfg.RegistryURI = s.Registry.URI
+	}
+	if k := s.Signing.Key; k != "" && k != f.signingKey {
+		cfg.SigningKeys = map[string]string{k: k}
 	}
 	if cfg.ArtifactRoot == "" {
 		cfg.ArtifactRoot = filepath.Join(dataDir, "artifacts")

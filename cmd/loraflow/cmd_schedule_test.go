@@ -16,10 +16,15 @@ import (
 
 	"github.com/loraflow/loraflow"
 	"github.com/loraflow/loraflow/internal/testmodel"
+	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/workflows"
 )
+
+// scheduleKeyName is the signing key the fixture's spec names; the test's
+// worker declares it (a spec names keys, never key files).
+const scheduleKeyName = "sched"
 
 // scheduleSpecFixture writes a tiny base model, a dataset, a signing key and
 // a spec publishing to a file registry; it returns the spec and registry paths.
@@ -37,7 +42,7 @@ merge: false
 signing: {key: %s}
 registry: {uri: "file://registry"}
 carbon: {region: FRA, pue: 1.2}
-`, ws.KeyRel)
+`, scheduleKeyName)
 	specPath = filepath.Join(dir, "spec.yaml")
 	if err := os.WriteFile(specPath, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -54,7 +59,9 @@ func TestScheduleLifecycle(t *testing.T) {
 	srv := testmodel.DevServer(t)
 	specPath, registryDir := scheduleSpecFixture(t)
 	const queue = "schedule-test"
-	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: filepath.Join(t.TempDir(), "artifacts"), Logger: scheduleLogger()})
+	ws := filepath.Dir(specPath)
+	plugin, err := loraflow.Plugin(loraflow.Config{ArtifactRoot: filepath.Join(t.TempDir(), "artifacts"), InputRoots: []string{ws},
+		SigningKeys: map[string]string{scheduleKeyName: filepath.Join(ws, "keys", provenance.PrivateKeyFile)}, Logger: scheduleLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

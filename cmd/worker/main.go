@@ -23,6 +23,7 @@ import (
 	"github.com/loraflow/loraflow/argo"
 	_ "github.com/loraflow/loraflow/carbon/nvml" // a GPU worker measures its GPUs' energy (NVML)
 	"github.com/loraflow/loraflow/internal/temporalx"
+	"github.com/loraflow/loraflow/trust"
 )
 
 type options struct {
@@ -32,6 +33,9 @@ type options struct {
 	role        string
 	plugin      loraflow.Config
 	trustedKeys string
+	inputRoots  string
+	registries  string
+	signingKeys string
 	metricsAddr string
 }
 
@@ -69,6 +73,11 @@ func main() {
 	rf.StringVar(&o.plugin.RegistryURI, "registry", os.Getenv("LORAFLOW_REGISTRY_URI"), "registry URI: file:///path or http(s):// MLflow")
 	rf.StringVar(&o.plugin.SigningKey, "signing-key", os.Getenv("LORAFLOW_SIGNING_KEY"), "signing key: PEM path, env:VAR or secret folder")
 	rf.StringVar(&o.trustedKeys, "trusted-keys", os.Getenv("LORAFLOW_TRUSTED_KEYS"), "comma-separated public key PEM paths trusted for verification")
+	rf.StringVar(&o.inputRoots, "input-roots", os.Getenv("LORAFLOW_INPUT_ROOTS"), "comma-separated folders (besides the artifact root) from which specs may read base models and datasets")
+	rf.StringVar(&o.registries, "registries", os.Getenv("LORAFLOW_REGISTRIES"), "comma-separated NAME=URI registries a spec may name (registry.name); credentials come from the environment")
+	rf.StringVar(&o.signingKeys, "signing-keys", os.Getenv("LORAFLOW_SIGNING_KEYS"), "comma-separated NAME=SOURCE signing keys a spec may name (signing.key)")
+	samples, _ := strconv.ParseBool(os.Getenv("LORAFLOW_REPORT_SAMPLES_UNSAFE"))
+	rf.BoolVar(&o.plugin.ReportSamplesUnsafe, "report-samples-unsafe", samples, "let published eval reports quote the first words of held-out rows")
 	rf.StringVar(&o.plugin.Region, "region", os.Getenv("LORAFLOW_REGION"), "carbon region: ISO country code or provider:region")
 	rf.Float64Var(&o.plugin.PUE, "pue", pue, "data centre power usage effectiveness")
 	rf.StringVar(&o.plugin.TrainerBackend, "trainer-backend", env("LORAFLOW_TRAINER_BACKEND", "local"), "local, or argo (training as Argo Workflows; LORAFLOW_ARGO_* configure it)")
@@ -93,15 +102,53 @@ func main() {
 	}
 }
 
+// list splits a comma-separated flag value.
+func list(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// pairs splits a comma-separated NAME=VALUE flag value.
+func pairs(flag, v string) ([][2]string, error) {
+	var out [][2]string
+	for _, e := range list(v) {
+		name, value, ok := strings.Cut(e, "=")
+		if !ok || name == "" || value == "" {
+			return nil, fmt.Errorf("%s: %q is not NAME=VALUE", flag, e)
+		}
+		out = append(out, [2]string{name, value})
+	}
+	return out, nil
+}
+
 func run(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.role == loraflow.RoleTrain && o.trainQueue == "" {
 		return fmt.Errorf("--role train needs --train-task-queue (LORAFLOW_TRAIN_TASK_QUEUE): a train-only worker on the main queue would fail every other activity")
 	}
 	o.plugin.Role, o.plugin.TrainTaskQueue, o.plugin.Logger = o.role, o.trainQueue, logger
-	for _, k := range strings.Split(o.trustedKeys, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			o.plugin.TrustedKeys = append(o.plugin.TrustedKeys, k)
+	o.plugin.TrustedKeys = list(o.trustedKeys)
+	o.plugin.InputRoots = list(o.inputRoots)
+	regs, err := pairs("--registries", o.registries)
+	if err != nil {
+		return err
+	}
+	for _, r := range regs {
+		o.plugin.Registries = append(o.plugin.Registries, trust.Registry{Name: r[0], URI: r[1]})
+	}
+	keys, err := pairs("--signing-keys", o.signingKeys)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if o.plugin.SigningKeys == nil {
+			o.plugin.SigningKeys = map[string]string{}
 		}
+		o.plugin.SigningKeys[k[0]] = k[1]
 	}
 	if o.plugin.TrainerBackend == "argo" {
 		ac, err := argo.ConfigFromEnv(os.Getenv)
