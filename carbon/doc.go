@@ -63,7 +63,8 @@
 //
 // # Outputs
 //
-// CSVColumns is CodeCarbon's emissions.csv header (2.x layout, units as
+// CSVColumns is CodeCarbon's emissions.csv header (the 3.1+ layout; AppendCSV
+// also appends to 2.x-3.0 files in their own layout; units as
 // CodeCarbon: duration s, emissions kg, power W, energy kWh; as CodeCarbon
 // does, the CSV's per-device energies include PUE, while Report's do not). JSONSummary and
 // Summary.Tags give the provenance and registry forms; ModelCardBlock the

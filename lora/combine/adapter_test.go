@@ -41,6 +41,21 @@ func delta(a *peft.Adapter, m string) *mat.Dense {
 	return &d
 }
 
+// weightedDelta is Σ wᵢ·ΔWᵢ of module m.
+func weightedDelta(m string, w []float64, adapters ...*peft.Adapter) *mat.Dense {
+	var sum mat.Dense
+	for i, a := range adapters {
+		d := delta(a, m)
+		d.Scale(w[i], d)
+		if i == 0 {
+			sum.CloneFrom(d)
+		} else {
+			sum.Add(&sum, d)
+		}
+	}
+	return &sum
+}
+
 func TestAdaptersCatAndSVD(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	q := "model.layers.0.self_attn.q_proj"
@@ -56,12 +71,7 @@ func TestAdaptersCatAndSVD(t *testing.T) {
 		if got.Config.R != 6 || got.Config.LoraAlpha != 6 || got.Config.UseRSLoRA {
 			t.Fatalf("%s: config r=%d alpha=%g rslora=%v, want 6, 6, false", method, got.Config.R, got.Config.LoraAlpha, got.Config.UseRSLoRA)
 		}
-		var want mat.Dense
-		want.Scale(w[0], delta(a1, q))
-		d2 := delta(a2, q)
-		d2.Scale(w[1], d2)
-		want.Add(&want, d2)
-		if !mat.EqualApprox(delta(got, q), &want, 1e-4) {
+		if !mat.EqualApprox(delta(got, q), weightedDelta(q, w, a1, a2), 1e-4) {
 			t.Fatalf("%s: combined q_proj ΔW differs from Σ wᵢ·ΔWᵢ", method)
 		}
 		var wantV mat.Dense
@@ -72,6 +82,31 @@ func TestAdaptersCatAndSVD(t *testing.T) {
 		if s := got.Shapes[peft.KeyB(v)]; s[0] != 4 || s[1] != 6 {
 			t.Fatalf("%s: v_proj lora_B shape %v, want [4 6]", method, s)
 		}
+	}
+}
+
+// add_weighted_adapter keeps the first adapter's use_rslora
+// (peft/tuners/lora/model.py: replace(self.peft_config[adapters[0]], ...));
+// the combined adapter still adds up to Σ wᵢ·ΔWᵢ under PEFT's scaling
+// lora_alpha/√r.
+func TestAdaptersKeepFirstRSLoRA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	q := "model.layers.0.self_attn.q_proj"
+	a1 := randomAdapter(rng, 4, 8, true, map[string][2]int{q: {8, 8}})
+	a2 := randomAdapter(rng, 2, 4, false, map[string][2]int{q: {8, 8}})
+	w := []float64{0.7, 0.5}
+	got, err := Adapters(context.Background(), []*peft.Adapter{a1, a2}, Options{Method: Cat, Weights: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Config.UseRSLoRA || got.Config.R != 6 {
+		t.Fatalf("config r=%d rslora=%v, want 6 and the first adapter's true", got.Config.R, got.Config.UseRSLoRA)
+	}
+	if s := got.Config.Scale(q); math.Abs(s-1) > 1e-12 {
+		t.Fatalf("combined scaling %g, want 1", s)
+	}
+	if !mat.EqualApprox(delta(got, q), weightedDelta(q, w, a1, a2), 1e-4) {
+		t.Fatal("combined ΔW under rsLoRA scaling differs from Σ wᵢ·ΔWᵢ")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -200,6 +201,39 @@ func TestModulesToSaveReplacesTensor(t *testing.T) {
 				t.Fatalf("%s: lm_head.weight[%d] = %g, want the saved %g", key, i, got[i], head[i])
 			}
 		}
+	}
+}
+
+// PEFT saves the bias of an adapted layer under its wrapper (bias="all" or
+// "lora_only"): "base_model.model.<module>.base_layer.bias"
+// (peft/utils/save_and_load.py, get_peft_model_state_dict; the LoRA layer
+// holds the original module as base_layer, peft/tuners/lora/layer.py). The
+// merge writes it over the base checkpoint's "<module>.bias".
+func TestTrainedBiasOfAdaptedLayerReplacesBaseBias(t *testing.T) {
+	tmp := t.TempDir()
+	l := gpt2Layout(6, 1, 20)
+	baseDir := filepath.Join(tmp, "base")
+	writeCheckpoint(t, baseDir, l, safetensors.F32, 1, 3)
+	a := randomAdapter(l, 2, 2, 1)
+	module := l.targets[0]
+	bias := make([]float32, 3*6)
+	for i := range bias {
+		bias[i] = float32(i) + 0.5
+	}
+	key := peft.KeyBias(module, true)
+	a.Tensors[key], a.Shapes[key] = bias, []int{len(bias)}
+	a.Config.Bias = "all"
+	out := filepath.Join(tmp, "merged")
+	if _, err := Merge(context.Background(), baseDir, out, Options{Adapters: []Weighted{{Adapter: a, Weight: 1}}, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(module, "transformer.") + ".bias"
+	got, err := readAll(t, out).Float32(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, bias) {
+		t.Fatalf("%s = %v, want the adapter's %v", name, got, bias)
 	}
 }
 

@@ -144,8 +144,14 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 			case "":
 				// A parameter saved whole (modules_to_save, trained bias): it
 				// replaces the base tensor. Older PEFT versions kept a
-				// ".modules_to_save" segment in the key.
-				module = strings.Replace(module, ".modules_to_save.", ".", 1)
+				// ".modules_to_save" segment in the key. The bias of an
+				// adapted layer is saved under PEFT's wrapper,
+				// "<module>.base_layer.bias" (peft/tuners/lora/layer.py: the
+				// LoRA layer holds the original as base_layer;
+				// utils/save_and_load.py get_peft_model_state_dict keeps
+				// every key containing "bias" for bias="all"), and is the
+				// base checkpoint's "<module>.bias".
+				module = peft.ParamName(strings.Replace(module, ".modules_to_save.", ".", 1))
 				name, ok := BaseTensorName(has, module)
 				if !ok {
 					return nil, fmt.Errorf("merge: %s: tensor %q: the base checkpoint has no tensor %q: %w", label, key, module, ErrMismatch)
