@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/internal/fscopy"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -186,28 +186,6 @@ func pruneEmpty(v any) any {
 
 // CopyFiles copies the regular files of src (recursively) into dst.
 func CopyFiles(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
+	_, err := fscopy.Tree(context.Background(), src, dst, fscopy.Options{RefuseIrregular: true})
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/loraflow/loraflow/internal/atomicfile"
+	"github.com/loraflow/loraflow/internal/fscopy"
 )
 
 // Local is the embedded registry kept in a folder:
@@ -317,7 +317,7 @@ func (l *Local) stageArtifacts(ctx context.Context, req PublishRequest, dst stri
 	}
 	defer os.RemoveAll(tmp)
 	for _, name := range slices.Sorted(maps.Keys(req.ArtifactDirs)) {
-		if err := copyTree(ctx, req.ArtifactDirs[name], filepath.Join(tmp, name)); err != nil {
+		if _, err := fscopy.Tree(ctx, req.ArtifactDirs[name], filepath.Join(tmp, name), fscopy.Options{Sync: true, RefuseIrregular: true}); err != nil {
 			return fmt.Errorf("registry: copy artifact %q from %s: %w", name, req.ArtifactDirs[name], err)
 		}
 	}
@@ -524,66 +524,6 @@ func (l *Local) Rollback(ctx context.Context, model string) (PromoteResult, erro
 		return true, nil
 	})
 	return res, err
-}
-
-// copyTree copies a file or a folder (following symbolic links to regular
-// files) from src to dst.
-func copyTree(ctx context.Context, src, dst string) error {
-	info, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() { // a single-file artifact keeps its artifact name as file name
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		return copyFile(src, dst)
-	}
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		fi, err := os.Stat(path) // follows links
-		if err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
-		}
-		return copyFile(path, target)
-	})
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("sync %s: %w", dst, err)
-	}
-	return out.Close()
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same

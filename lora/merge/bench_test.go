@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/loraflow/loraflow/internal/fixtures"
+	"github.com/loraflow/loraflow/internal/fscopy"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkMerge(b *testing.B) {
 			out := filepath.Join(dir, "copy")
 			os.RemoveAll(out)
 			os.MkdirAll(out, 0o755)
-			if _, err := copyTree(context.Background(), base, out, nil); err != nil {
+			if _, err := fscopy.Tree(context.Background(), base, out, fscopy.Options{Exclusive: true}); err != nil {
 				b.Fatal(err)
 			}
 		}

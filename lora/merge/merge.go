@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/loraflow/loraflow/internal/fscopy"
 	"github.com/loraflow/loraflow/internal/procfs"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
@@ -195,7 +196,8 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 
 	// 1. Copy every file that no adapter touches as is.
 	t0 := time.Now()
-	copied, err := copyTree(ctx, baseDir, tmp, func(rel string) bool { _, ok := byFile[filepath.ToSlash(rel)]; return ok })
+	copied, err := fscopy.Tree(ctx, baseDir, tmp, fscopy.Options{Exclusive: true,
+		Skip: func(rel string) bool { _, ok := byFile[filepath.ToSlash(rel)]; return ok }})
 	if err != nil {
 		return nil, fmt.Errorf("%s: copy %s: %w", op, baseDir, err)
 	}
@@ -558,61 +560,6 @@ func rewriteTensor(in, out *os.File, dataStart int64, p *tensorPlan, opts Option
 	}
 	tr.MaxAbsDelta = float64(maxDelta)
 	return tr, int64(rows*cols) * int64(esize), nil
-}
-
-// copyTree copies the regular files and folders of src into dst (which
-// exists), except the files skip reports, returning the bytes copied.
-// Symbolic links are followed.
-func copyTree(ctx context.Context, src, dst string, skip func(rel string) bool) (int64, error) {
-	var total int64
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if rel == "." {
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		st, err := os.Stat(path)
-		if err != nil {
-			return err
-		}
-		switch {
-		case st.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case st.Mode().IsRegular():
-			if skip != nil && skip(rel) {
-				return nil
-			}
-			n, err := copyFile(path, target)
-			total += n
-			return err
-		}
-		return nil
-	})
-	return total, err
-}
-
-func copyFile(src, dst string) (int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, in) // copy_file_range on Linux
-	if err != nil {
-		out.Close()
-		return n, fmt.Errorf("%s: %w", src, err)
-	}
-	return n, out.Close()
 }
 
 func listFiles(dir string, modified map[string][]*tensorPlan) ([]FileReport, error) {
