@@ -171,8 +171,14 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err != nil {
 		return TrainResult{}, err
 	}
+	if err := ctx.Err(); err != nil { // cancellation is seen before and after each load
+		return TrainResult{}, err
+	}
 	base, err := loadBase(s.BaseModel)
 	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return TrainResult{}, err
 	}
 	cfg, err := peftConfig(s, base.model.Config().ModelType)
@@ -186,7 +192,16 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 		LoraPlusLRRatio: s.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
 		CheckpointDir: checkpointDir, CheckpointEvery: t.CheckpointEvery,
 	}
-	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
+	seqs := make([]lora.Sequence, len(snap.Train))
+	for i, e := range snap.Train {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil { // and during tokenization
+				return TrainResult{}, err
+			}
+		}
+		seqs[i] = base.sequence(e)
+	}
+	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, seqs, progress)
 	if err != nil {
 		return TrainResult{}, err
 	}
