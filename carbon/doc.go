@@ -31,7 +31,7 @@
 //     utilisation = CPU seconds / (wall seconds × visible threads), so a 2-vCPU
 //     slice of a 64-core part is charged for its share, not the whole package.
 //   - CPU, "default-4w-per-thread": the same with w = 4 W for a model not in
-//     the table (DESIGN.md §4).
+//     the table (docs/architecture.md, Carbon estimates).
 //   - GPU, "nvml" or "nvml-power-samples": a GPUSource passed in Options.GPU,
 //     or opened by a registered GPUOpener (a blank import of carbon/nvml
 //     registers NVML, loaded with dlopen, no cgo): energy counter difference,
@@ -63,7 +63,8 @@
 //
 // # Outputs
 //
-// CSVColumns is CodeCarbon's emissions.csv header (2.x layout, units as
+// CSVColumns is CodeCarbon's emissions.csv header (the 3.1+ layout; AppendCSV
+// also appends to 2.x-3.0 files in their own layout; units as
 // CodeCarbon: duration s, emissions kg, power W, energy kWh; as CodeCarbon
 // does, the CSV's per-device energies include PUE, while Report's do not). JSONSummary and
 // Summary.Tags give the provenance and registry forms; ModelCardBlock the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,11 +168,26 @@ type RunInfo struct {
 	OnCloud      bool      // CSV on_cloud ("Y"/"N"); also "Y" when the report has a cloud provider
 }
 
-// CSVColumns is CodeCarbon's emissions.csv header (the 2.x layout, which
-// holds every column DESIGN.md §4 names, in CodeCarbon's order). Units:
-// duration s, emissions kg CO2e, emissions_rate kg/s, powers W, energies kWh,
-// ram_total_size GB.
+// CSVColumns is CodeCarbon's current emissions.csv header, the field order
+// of EmissionsData in codecarbon/output_methods/emissions_data.py (v3.1 and
+// later, which added water_consumed, the three utilization columns,
+// ram_used_gb and wue to the 2.x layout). Units: duration s, emissions kg
+// CO2e, emissions_rate kg/s, powers W, energies kWh, water L, utilizations
+// %, ram_total_size and ram_used_gb GB. New files get this header.
 var CSVColumns = []string{
+	"timestamp", "project_name", "run_id", "experiment_id", "duration", "emissions", "emissions_rate",
+	"cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed",
+	"water_consumed",
+	"country_name", "country_iso_code", "region", "cloud_provider", "cloud_region",
+	"os", "python_version", "codecarbon_version", "cpu_count", "cpu_model", "gpu_count", "gpu_model",
+	"longitude", "latitude", "ram_total_size", "tracking_mode",
+	"cpu_utilization_percent", "gpu_utilization_percent", "ram_utilization_percent", "ram_used_gb",
+	"on_cloud", "pue", "wue",
+}
+
+// CSVColumnsV2 is the header CodeCarbon 2.x to 3.0 writes; AppendCSV keeps
+// appending to such files in their own layout.
+var CSVColumnsV2 = []string{
 	"timestamp", "project_name", "run_id", "experiment_id", "duration", "emissions", "emissions_rate",
 	"cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed",
 	"country_name", "country_iso_code", "region", "cloud_provider", "cloud_region",
@@ -183,8 +199,20 @@ var CSVColumns = []string{
 // order. Timestamps are UTC in CodeCarbon's "2006-01-02T15:04:05" form;
 // python_version is empty and codecarbon_version names this package. As in
 // CodeCarbon, cpu_energy, gpu_energy and ram_energy include PUE (so they add up
-// to energy_consumed) while the power columns are device power.
+// to energy_consumed) while the power columns are device power. loraflow
+// estimates no water: water_consumed and wue are 0, CodeCarbon's values when
+// no WUE is configured (EmissionsData's default wue = 0).
 func CSVRecord(r Report, run RunInfo) []string {
+	v := csvValues(r, run)
+	out := make([]string, len(CSVColumns))
+	for i, c := range CSVColumns {
+		out[i] = v[c]
+	}
+	return out
+}
+
+// csvValues maps every CSVColumns name to the report's value.
+func csvValues(r Report, run RunInfo) map[string]string {
 	ts := run.Timestamp
 	if ts.IsZero() {
 		ts = r.End
@@ -201,18 +229,43 @@ func CSVRecord(r Report, run RunInfo) []string {
 	if run.OnCloud || r.CloudProvider != "" {
 		onCloud = "Y"
 	}
-	gpuModel := r.GPUModel
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	return []string{
-		ts.UTC().Format("2006-01-02T15:04:05"), project, run.RunID, exp,
-		f(r.DurationS), f(r.EmissionsKg), f(r.EmissionsRateKgPerS),
-		f(r.CPUPowerW), f(r.GPUPowerW), f(r.RAMPowerW),
-		f(r.CPUEnergyKWh * r.PUE), f(r.GPUEnergyKWh * r.PUE), f(r.RAMEnergyKWh * r.PUE), f(r.EnergyKWh),
-		r.CountryName, r.CountryISO, r.Region, r.CloudProvider, r.CloudRegion,
-		runtime.GOOS + "-" + runtime.GOARCH, "", "loraflow-carbon " + Version,
-		strconv.Itoa(r.CPUThreads), r.CPUModel, strconv.Itoa(r.GPUCount), gpuModel,
-		"", "", f(r.RAMTotalGiB), r.TrackingMode, onCloud, f(r.PUE),
+	// The process's share of the machine's threads, and of its memory.
+	var cpuUtil, ramUtil float64
+	if r.DurationS > 0 && r.CPUThreads > 0 {
+		cpuUtil = 100 * r.CPUSeconds / (r.DurationS * float64(r.CPUThreads))
 	}
+	if r.RAMTotalGiB > 0 {
+		ramUtil = 100 * r.RAMUsedGiB / r.RAMTotalGiB
+	}
+	return map[string]string{
+		"timestamp": ts.UTC().Format("2006-01-02T15:04:05"), "project_name": project, "run_id": run.RunID, "experiment_id": exp,
+		"duration": f(r.DurationS), "emissions": f(r.EmissionsKg), "emissions_rate": f(r.EmissionsRateKgPerS),
+		"cpu_power": f(r.CPUPowerW), "gpu_power": f(r.GPUPowerW), "ram_power": f(r.RAMPowerW),
+		"cpu_energy": f(r.CPUEnergyKWh * r.PUE), "gpu_energy": f(r.GPUEnergyKWh * r.PUE), "ram_energy": f(r.RAMEnergyKWh * r.PUE),
+		"energy_consumed": f(r.EnergyKWh), "water_consumed": "0",
+		"country_name": r.CountryName, "country_iso_code": r.CountryISO, "region": r.Region,
+		"cloud_provider": r.CloudProvider, "cloud_region": r.CloudRegion,
+		"os": runtime.GOOS + "-" + runtime.GOARCH, "python_version": "", "codecarbon_version": "loraflow-carbon " + Version,
+		"cpu_count": strconv.Itoa(r.CPUThreads), "cpu_model": r.CPUModel, "gpu_count": strconv.Itoa(r.GPUCount), "gpu_model": r.GPUModel,
+		"longitude": "", "latitude": "", "ram_total_size": f(r.RAMTotalGiB), "tracking_mode": r.TrackingMode,
+		"cpu_utilization_percent": f(cpuUtil), "gpu_utilization_percent": "0", "ram_utilization_percent": f(ramUtil),
+		"ram_used_gb": f(r.RAMUsedGiB), "on_cloud": onCloud, "pue": f(r.PUE), "wue": "0",
+	}
+}
+
+// csvLayout returns header's columns when it is a layout loraflow can append
+// to: CodeCarbon's current or 2.x columns, in any order (CodeCarbon's own
+// test, FileOutput.has_valid_headers in codecarbon/output_methods/file.py,
+// compares sorted(headers) with sorted(EmissionsData fields)).
+func csvLayout(header []string) bool {
+	got := slices.Sorted(slices.Values(header))
+	for _, layout := range [][]string{CSVColumns, CSVColumnsV2} {
+		if slices.Equal(got, slices.Sorted(slices.Values(layout))) {
+			return true
+		}
+	}
+	return false
 }
 
 var appendMu sync.Mutex
@@ -222,14 +275,24 @@ const Version = "0.1.0"
 
 // WriteCSV writes the header (when header is true) and one record per report.
 func WriteCSV(w io.Writer, header bool, run RunInfo, reports ...Report) error {
+	return writeCSV(w, CSVColumns, header, run, reports...)
+}
+
+// writeCSV writes records with the given columns, in their order.
+func writeCSV(w io.Writer, columns []string, header bool, run RunInfo, reports ...Report) error {
 	cw := csv.NewWriter(w)
 	if header {
-		if err := cw.Write(CSVColumns); err != nil {
+		if err := cw.Write(columns); err != nil {
 			return fmt.Errorf("carbon: csv header: %w", err)
 		}
 	}
 	for _, r := range reports {
-		if err := cw.Write(CSVRecord(r, run)); err != nil {
+		v := csvValues(r, run)
+		rec := make([]string, len(columns))
+		for i, c := range columns {
+			rec[i] = v[c]
+		}
+		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("carbon: csv row for %q: %w", r.Activity, err)
 		}
 	}
@@ -244,8 +307,11 @@ func WriteCSV(w io.Writer, header bool, run RunInfo, reports ...Report) error {
 func WriteCSVRow(w io.Writer, r Report, run RunInfo) error { return WriteCSV(w, false, run, r) }
 
 // AppendCSV appends records to the emissions.csv at path, writing the header
-// first when the file is new or empty. An existing file whose header differs
-// is an error (CodeCarbon would move it aside; here the caller decides).
+// first when the file is new or empty. An existing file written by
+// CodeCarbon 2.x-3.0 or 3.1+ (or by loraflow) gets records in its own
+// header's layout and order, so no one's file is moved aside; a file with any
+// other header is an error (CodeCarbon would move it aside; here the caller
+// decides).
 func AppendCSV(path string, run RunInfo, reports ...Report) error {
 	appendMu.Lock() // one header even when activities of one worker finish together
 	defer appendMu.Unlock()
@@ -258,19 +324,20 @@ func AppendCSV(path string, run RunInfo, reports ...Report) error {
 		f.Close()
 		return fmt.Errorf("carbon: %w", err)
 	}
-	header := st.Size() == 0
+	header, columns := st.Size() == 0, CSVColumns
 	if !header {
 		got, err := csv.NewReader(io.NewSectionReader(f, 0, st.Size())).Read()
 		if err != nil {
 			f.Close()
 			return fmt.Errorf("carbon: %s: reading header: %w", path, err)
 		}
-		if strings.Join(got, ",") != strings.Join(CSVColumns, ",") {
+		if !csvLayout(got) {
 			f.Close()
 			return fmt.Errorf("carbon: %s: header is not CodeCarbon's emissions.csv layout (%d columns, first %q)", path, len(got), got[0])
 		}
+		columns = got
 	}
-	werr := WriteCSV(f, header, run, reports...)
+	werr := writeCSV(f, columns, header, run, reports...)
 	cerr := f.Close()
 	if werr != nil {
 		return fmt.Errorf("carbon: %s: %w", path, werr)

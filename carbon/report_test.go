@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,13 +14,24 @@ import (
 	"time"
 )
 
-// codeCarbonHeader is CodeCarbon 2.x's emissions.csv header line, verbatim.
+// codeCarbonHeader is CodeCarbon 3.1+'s emissions.csv header line: the
+// fields of EmissionsData in codecarbon/output_methods/emissions_data.py, in
+// declaration order (pandas writes a DataFrame of its values in that order,
+// codecarbon/output_methods/file.py FileOutput.out).
 const codeCarbonHeader = "timestamp,project_name,run_id,experiment_id,duration,emissions,emissions_rate," +
+	"cpu_power,gpu_power,ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed,water_consumed," +
+	"country_name,country_iso_code,region,cloud_provider,cloud_region,os,python_version,codecarbon_version," +
+	"cpu_count,cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,tracking_mode," +
+	"cpu_utilization_percent,gpu_utilization_percent,ram_utilization_percent,ram_used_gb,on_cloud,pue,wue"
+
+// codeCarbonV2Header is CodeCarbon 2.x-3.0's emissions.csv header line, verbatim.
+const codeCarbonV2Header = "timestamp,project_name,run_id,experiment_id,duration,emissions,emissions_rate," +
 	"cpu_power,gpu_power,ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed," +
 	"country_name,country_iso_code,region,cloud_provider,cloud_region,os,python_version,codecarbon_version," +
 	"cpu_count,cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,tracking_mode,on_cloud,pue"
 
-// designColumns are the columns DESIGN.md §4 requires.
+// designColumns are the CodeCarbon emissions.csv columns that
+// docs/architecture.md (Carbon estimates) lists as the output.
 var designColumns = []string{"timestamp", "project_name", "run_id", "duration", "emissions", "cpu_power", "gpu_power",
 	"ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed", "country_iso_code", "region",
 	"cloud_provider", "cloud_region", "cpu_model", "gpu_model", "pue", "tracking_mode"}
@@ -49,9 +61,9 @@ func TestCSVHeaderExactlyCodeCarbon(t *testing.T) {
 	for _, c := range designColumns {
 		i, ok := idx[c]
 		if !ok {
-			t.Errorf("DESIGN.md column %q missing", c)
+			t.Errorf("documented column %q missing", c)
 		}
-		// DESIGN lists pue before tracking_mode; CodeCarbon's order wins for those two.
+		// The documented list has pue before tracking_mode; CodeCarbon's order wins for those two.
 		if ok && c != "tracking_mode" && c != "pue" && i < last {
 			t.Errorf("column %q out of CodeCarbon order", c)
 		}
@@ -95,6 +107,10 @@ func TestCSVRowValuesAndUnits(t *testing.T) {
 	assertNear(t, "energy_consumed [kWh]", num("energy_consumed"), 1.7e-3)
 	assertNear(t, "emissions [kg]", num("emissions"), 9.52e-5)
 	assertNear(t, "pue", num("pue"), 1.2)
+	// 1000 CPU-seconds over 600 s on 2 threads; 1.342 of 8 GB resident.
+	assertNear(t, "cpu_utilization_percent", num("cpu_utilization_percent"), 100*1000/1200.0)
+	assertNear(t, "ram_utilization_percent", num("ram_utilization_percent"), 100*1.342/8)
+	assertNear(t, "ram_used_gb", num("ram_used_gb"), 1.342)
 	for c, want := range map[string]string{"timestamp": "2026-11-28T03:10:00", "project_name": "loraflow", "run_id": "wf-1/run-9",
 		"experiment_id": "TrainLoRA", "country_iso_code": "FRA", "country_name": "France", "tracking_mode": "process", "on_cloud": "N",
 		"cpu_model": "AMD EPYC 7742 64-Core Processor", "cpu_count": "2", "gpu_count": "0"} {
@@ -133,6 +149,47 @@ func TestAppendCSV(t *testing.T) {
 	os.WriteFile(bad, []byte("a,b\n1,2\n"), 0o644)
 	if err := AppendCSV(bad, RunInfo{}, r); err == nil {
 		t.Error("appending to a foreign CSV succeeded")
+	}
+}
+
+// Appending to files that CodeCarbon 2.x and 3.1+ wrote keeps each file's
+// own layout: every record has the header's column count and puts each value
+// under its own column name, whatever the header's order.
+func TestAppendCSVToCodeCarbonFiles(t *testing.T) {
+	r := sampleReport()
+	permuted := strings.Split(codeCarbonHeader, ",")
+	slices.Reverse(permuted)
+	for name, header := range map[string]string{
+		"codecarbon 2.x": codeCarbonV2Header, "codecarbon 3.1": codeCarbonHeader, "reordered": strings.Join(permuted, ","),
+	} {
+		path := filepath.Join(t.TempDir(), "emissions.csv")
+		cols := strings.Split(header, ",")
+		theirs := make([]string, len(cols)) // a row CodeCarbon wrote
+		for i := range theirs {
+			theirs[i] = "x"
+		}
+		os.WriteFile(path, []byte(header+"\n"+strings.Join(theirs, ",")+"\n"), 0o644)
+		if err := AppendCSV(path, RunInfo{RunID: "r"}, r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f, _ := os.Open(path)
+		recs, err := csv.NewReader(f).ReadAll() // fails on a record of another length
+		f.Close()
+		if err != nil || len(recs) != 3 || strings.Join(recs[0], ",") != header {
+			t.Fatalf("%s: %d records, %v", name, len(recs), err)
+		}
+		row := map[string]string{}
+		for i, c := range recs[0] {
+			row[c] = recs[2][i]
+		}
+		for c, want := range map[string]string{"run_id": "r", "country_iso_code": "FRA", "country_name": "France", "duration": "600", "pue": "1.2"} {
+			if row[c] != want {
+				t.Errorf("%s: %s = %q, want %q", name, c, row[c], want)
+			}
+		}
+		if _, ok := row["water_consumed"]; ok && row["water_consumed"] != "0" {
+			t.Errorf("%s: water_consumed = %q, want 0 (no WUE)", name, row["water_consumed"])
+		}
 	}
 }
 

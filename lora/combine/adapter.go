@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -16,8 +17,9 @@ import (
 
 // Adapters combines PEFT adapters trained on the same base model into one,
 // as add_weighted_adapter(adapters, opts.Weights, combination_type=opts.Method,
-// ...) does. The result has r = the combined rank, lora_alpha = r (scaling
-// 1), no rank or alpha patterns and use_rslora off; target_modules is the
+// ...) does. The result has r = the combined rank, scaling 1 (lora_alpha = r,
+// or √r when the first adapter uses rsLoRA, whose use_rslora it keeps as
+// PEFT does), no rank or alpha patterns; target_modules is the
 // union of the lists (or the alternation of the regexes). Plain parameters
 // saved with an adapter (modules_to_save, biases) are carried over when only
 // one adapter has them. DoRA adapters are refused: PEFT's combination ignores
@@ -45,9 +47,18 @@ func Adapters(ctx context.Context, adapters []*peft.Adapter, opts Options) (*pef
 		return nil, err
 	}
 	cfg := adapters[0].Config
+	// add_weighted_adapter (peft/tuners/lora/model.py) writes
+	// replace(peft_config[adapters[0]], r=new_rank, lora_alpha=new_rank,
+	// alpha_pattern={}, rank_pattern={}, ...): every other field, use_rslora
+	// included, is the first adapter's. The combined factors already carry
+	// each adapter's scaling, so the result must scale by 1: lora_alpha = r,
+	// or √r under rsLoRA (scaling = lora_alpha/√r), where PEFT's own
+	// lora_alpha = r would scale the sum by √r once more.
 	cfg.R, cfg.LoraAlpha = rank, float64(rank)
+	if cfg.UseRSLoRA {
+		cfg.LoraAlpha = math.Sqrt(float64(rank))
+	}
 	cfg.RankPattern, cfg.AlphaPattern = map[string]int{}, map[string]float64{}
-	cfg.UseRSLoRA = false
 	cfg.TargetModules = targets
 	out := &peft.Adapter{Config: cfg, Tensors: map[string][]float32{}, Shapes: map[string][]int{}}
 

@@ -75,6 +75,36 @@ func TestAdaptersCatAndSVD(t *testing.T) {
 	}
 }
 
+// add_weighted_adapter keeps the first adapter's use_rslora
+// (peft/tuners/lora/model.py: replace(self.peft_config[adapters[0]], ...));
+// the combined adapter still adds up to Σ wᵢ·ΔWᵢ under PEFT's scaling
+// lora_alpha/√r.
+func TestAdaptersKeepFirstRSLoRA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	q := "model.layers.0.self_attn.q_proj"
+	a1 := randomAdapter(rng, 4, 8, true, map[string][2]int{q: {8, 8}})
+	a2 := randomAdapter(rng, 2, 4, false, map[string][2]int{q: {8, 8}})
+	w := []float64{0.7, 0.5}
+	got, err := Adapters(context.Background(), []*peft.Adapter{a1, a2}, Options{Method: Cat, Weights: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Config.UseRSLoRA || got.Config.R != 6 {
+		t.Fatalf("config r=%d rslora=%v, want 6 and the first adapter's true", got.Config.R, got.Config.UseRSLoRA)
+	}
+	if s := got.Config.Scale(q); math.Abs(s-1) > 1e-12 {
+		t.Fatalf("combined scaling %g, want 1", s)
+	}
+	var want mat.Dense
+	want.Scale(w[0], delta(a1, q))
+	d2 := delta(a2, q)
+	d2.Scale(w[1], d2)
+	want.Add(&want, d2)
+	if !mat.EqualApprox(delta(got, q), &want, 1e-4) {
+		t.Fatal("combined ΔW under rsLoRA scaling differs from Σ wᵢ·ΔWᵢ")
+	}
+}
+
 func TestAdaptersLinearRankMismatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	m := map[string][2]int{"model.layers.0.self_attn.q_proj": {4, 4}}

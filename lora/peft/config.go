@@ -95,6 +95,19 @@ func (c Config) Validate() error {
 			return fmt.Errorf("peft: target_modules regex %q: %w", c.TargetModules.Regex, err)
 		}
 	}
+	// The refusals of LoraConfig.__post_init__ (peft/tuners/lora/config.py):
+	// a string target_modules (a regex or "all-linear") selects modules by
+	// itself, so it "cannot be used" with layers_to_transform or
+	// layers_pattern, and layers_pattern needs layers_to_transform.
+	targetIsString := c.TargetModules.Regex != "" || c.TargetModules.AllLinear
+	switch {
+	case targetIsString && c.LayersToTransform != nil:
+		return fmt.Errorf("peft: layers_to_transform cannot be used when target_modules is a string (%s): list the modules instead", c.TargetModules)
+	case targetIsString && c.LayersPattern != nil:
+		return fmt.Errorf("peft: layers_pattern cannot be used when target_modules is a string (%s): list the modules instead", c.TargetModules)
+	case len(c.LayersPattern) > 0 && c.LayersToTransform == nil:
+		return fmt.Errorf("peft: layers_pattern %v is set but layers_to_transform is not: PEFT requires both", []string(c.LayersPattern))
+	}
 	return nil
 }
 
@@ -183,6 +196,9 @@ func (c Config) Targets(module string, isOutputHead bool) bool {
 	if c.ExcludeModules != nil && c.ExcludeModules.matchPlain(module) {
 		return false
 	}
+	if c.savedWhole(module) {
+		return false
+	}
 	t := c.TargetModules
 	switch {
 	case t.AllLinear:
@@ -231,6 +247,27 @@ func (c Config) layerAllowed(module string) bool {
 func (c Config) SavesModule(module string) bool {
 	for _, k := range c.ModulesToSave {
 		if module == k || strings.HasSuffix(module, "."+k) {
+			return true
+		}
+	}
+	return false
+}
+
+// savedWhole reports whether module is, or lies inside, a module of
+// modules_to_save, which PEFT never adapts: check_target_module_exists
+// (peft/tuners/tuners_utils.py) excludes a key matching
+// re.match(rf"(^|.*\.){m}($|\..*)", key) for any m in modules_to_save,
+// "as it is a guarantee for conflicts of behavior" with its wrapper.
+func (c Config) savedWhole(module string) bool {
+	for _, m := range c.ModulesToSave {
+		re, err := regexp.Compile(`^(?:^|.*\.)(?:` + m + `)(?:$|\..*)`)
+		if err != nil {
+			if module == m || strings.HasSuffix(module, "."+m) || strings.HasPrefix(module, m+".") || strings.Contains(module, "."+m+".") {
+				return true
+			}
+			continue
+		}
+		if re.MatchString(module) {
 			return true
 		}
 	}
