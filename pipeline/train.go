@@ -27,15 +27,25 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err != nil {
 		return TrainResult{}, err
 	}
+	if err := ctx.Err(); err != nil { // cancellation is seen before and after each load
+		return TrainResult{}, err
+	}
 	base, err := LoadBase(s.BaseModel)
 	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return TrainResult{}, err
 	}
 	cfg, err := s.PEFT(base.Model.Config().ModelType)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	adapter, res, err := lora.Train(ctx, base.Model, cfg, s.TrainConfig(checkpointDir), base.Sequences(snap.Train), progress)
+	seqs, err := base.Sequences(ctx, snap.Train)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	adapter, res, err := lora.Train(ctx, base.Model, cfg, s.TrainConfig(checkpointDir), seqs, progress)
 	if err != nil {
 		return TrainResult{}, err
 	}
