@@ -129,9 +129,8 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 	}
 	card := registry.CardInfo{
 		ModelName:   in.Spec.Name,
-		BaseModel:   in.Spec.BaseModel,
-		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s).", filepath.Base(in.Spec.BaseModel), in.InvocationID),
-		Datasets:    []string{"sha256:" + in.Snapshot.SHA256},
+		BaseModel:   registry.HubModelID(in.Spec.BaseModel),
+		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s); dataset snapshot sha256:%s.", filepath.Base(in.Spec.BaseModel), in.InvocationID, in.Snapshot.SHA256),
 		Tags:        []string{"lora", "peft", "loraflow"},
 		TaskType:    "text-generation",
 		Provenance: map[string]string{

@@ -2,9 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -53,16 +56,80 @@ type CardInfo struct {
 	Provenance map[string]string
 }
 
+// hubRepoID is huggingface_hub's REPO_ID_REGEX
+// (src/huggingface_hub/utils/_validators.py, validate_repo_id):
+// r"^(\b[\w\-.]+\b/)?\b[\w\-.]+\b$", an optional namespace and a name.
+var hubRepoID = regexp.MustCompile(`^(\b[\w\-.]+\b/)?\b[\w\-.]+\b$`)
+
+// IsHubID tells whether s is a valid Hugging Face repo id, by the rules of
+// huggingface_hub's validate_repo_id: REPO_ID_REGEX, at most 96 characters,
+// no "--" or "..", not ending in ".git". An absolute path or a "sha256:..."
+// string is not one.
+func IsHubID(s string) bool {
+	return s != "" && len(s) <= 96 && hubRepoID.MatchString(s) &&
+		!strings.Contains(s, "--") && !strings.Contains(s, "..") && !strings.HasSuffix(s, ".git")
+}
+
+// HubModelID returns the Hub id of the base model in folder dir: the
+// "_name_or_path" of its config.json (transformers' PretrainedConfig
+// writes the id the model was loaded from there) when that is a Hub id, or
+// "" (the card then has no base_model: the Hub refuses a local path there).
+func HubModelID(dir string) string {
+	if IsHubID(dir) {
+		if _, err := os.Stat(dir); err != nil { // an id, not a folder
+			return dir
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil || len(b) > 1<<20 {
+		return ""
+	}
+	var cfg struct {
+		NameOrPath string `json:"_name_or_path"`
+	}
+	if json.Unmarshal(b, &cfg) != nil || !IsHubID(cfg.NameOrPath) {
+		return ""
+	}
+	return cfg.NameOrPath
+}
+
+// yamlNumber is a float that every YAML reader reads as a number. yaml.v3
+// writes 5e-05 for 0.00005, which PyYAML (YAML 1.1: a float needs a "."
+// and a signed exponent, resolver.py's float regexp) reads as a string; the
+// plain decimal form reads as a float everywhere.
+type yamlNumber float64
+
+func (v yamlNumber) MarshalYAML() (any, error) {
+	f := float64(v)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("registry: model card: emissions %v is not a number", f)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}, nil
+}
+
+// cardCO2 is CO2Emissions as written to the front matter.
+type cardCO2 struct {
+	Emissions            yamlNumber `yaml:"emissions"`
+	Source               string     `yaml:"source,omitempty"`
+	TrainingType         string     `yaml:"training_type,omitempty"`
+	GeographicalLocation string     `yaml:"geographical_location,omitempty"`
+	HardwareUsed         string     `yaml:"hardware_used,omitempty"`
+}
+
 type cardFrontMatter struct {
-	BaseModel   string        `yaml:"base_model,omitempty"`
-	LibraryName string        `yaml:"library_name"`
-	License     string        `yaml:"license,omitempty"`
-	Language    []string      `yaml:"language,omitempty"`
-	Tags        []string      `yaml:"tags"`
-	Datasets    []string      `yaml:"datasets,omitempty"`
-	PipelineTag string        `yaml:"pipeline_tag,omitempty"`
-	CO2         *CO2Emissions `yaml:"co2_eq_emissions,omitempty"`
-	ModelIndex  []cardModel   `yaml:"model-index,omitempty"`
+	BaseModel   string      `yaml:"base_model,omitempty"`
+	LibraryName string      `yaml:"library_name"`
+	License     string      `yaml:"license,omitempty"`
+	Language    []string    `yaml:"language,omitempty"`
+	Tags        []string    `yaml:"tags"`
+	Datasets    []string    `yaml:"datasets,omitempty"`
+	PipelineTag string      `yaml:"pipeline_tag,omitempty"`
+	CO2         *cardCO2    `yaml:"co2_eq_emissions,omitempty"`
+	ModelIndex  []cardModel `yaml:"model-index,omitempty"`
 }
 
 type cardModel struct {
@@ -102,13 +169,26 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 		task = "text-generation"
 	}
 	fm := cardFrontMatter{
-		BaseModel:   info.BaseModel,
 		LibraryName: "peft",
 		License:     info.License,
 		Language:    info.Language,
-		Datasets:    info.Datasets,
 		PipelineTag: task,
-		CO2:         info.CO2,
+	}
+	// The Hub's metadata wants repo ids in base_model and datasets
+	// (huggingface_hub's ModelCardData; a local path or a digest is refused
+	// by the Hub's validation): anything else stays in the body only.
+	hubBase := IsHubID(info.BaseModel)
+	if hubBase {
+		fm.BaseModel = info.BaseModel
+	}
+	for _, d := range info.Datasets {
+		if IsHubID(d) {
+			fm.Datasets = append(fm.Datasets, d)
+		}
+	}
+	if c := info.CO2; c != nil {
+		fm.CO2 = &cardCO2{Emissions: yamlNumber(c.Emissions), Source: c.Source, TrainingType: c.TrainingType,
+			GeographicalLocation: c.GeographicalLocation, HardwareUsed: c.HardwareUsed}
 	}
 	seen := map[string]bool{}
 	for _, t := range append([]string{"peft", "lora", "loraflow"}, info.Tags...) {
@@ -117,7 +197,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 			fm.Tags = append(fm.Tags, t)
 		}
 	}
-	if info.BaseModel != "" && !seen["base_model:adapter:"+info.BaseModel] {
+	if hubBase && !seen["base_model:adapter:"+info.BaseModel] {
 		fm.Tags = append(fm.Tags, "base_model:adapter:"+info.BaseModel)
 	}
 	var metrics []cardMetricY
