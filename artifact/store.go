@@ -185,9 +185,10 @@ func KeyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// DigestDir returns the store's folder digest: sha256 over the lines
-// "<file sha256>  <relative path>\n" sorted by path, exactly what
-// `sha256sum` prints for the sorted files. Unlike provenance's root digest
+// DigestDir returns the store's folder digest, provenance.ManifestDigest:
+// sha256 over the lines "<file sha256>  <relative path>\n" sorted by path,
+// exactly what `sha256sum` prints for the sorted files (names with a
+// newline or backslash escaped as sha256sum escapes them). Unlike provenance's root digest
 // (model_signing's, which covers contents only), it changes when a file is
 // renamed, so two folders share an object only when names and contents
 // match. Files are hashed by provenance.HashTree: streamed and in parallel.
@@ -196,9 +197,5 @@ func DigestDir(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("artifact store: digest %s: %w", dir, err)
 	}
-	h := sha256.New()
-	for _, f := range td.Files {
-		fmt.Fprintf(h, "%s  %s\n", f.SHA256, f.Name)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return provenance.ManifestDigest(td.Files), nil
 }
