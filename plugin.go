@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -23,8 +22,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/loraflow/loraflow/activities"
-	"github.com/loraflow/loraflow/argo"
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/trust"
 	"github.com/loraflow/loraflow/workflows"
 )
@@ -75,9 +74,19 @@ type Config struct {
 	// Role is RoleAll (default) or RoleTrain.
 	Role string
 	// TrainerBackend is "local" (default: train in the worker) or "argo"
-	// (hand training to Argo Workflows, configured by LORAFLOW_ARGO_*).
+	// (hand training to RemoteTrainer, which must then be set).
 	TrainerBackend string
-	Logger         *slog.Logger
+	// ActivityMemoryBytes is the memory one activity may use (default
+	// DefaultActivityMemory); the worker runs at most
+	// max(1, 0.8 × memory limit / ActivityMemoryBytes) activities at once
+	// unless its options set MaxConcurrentActivityExecutionSize.
+	ActivityMemoryBytes int64
+	// RemoteTrainer runs training off the worker when TrainerBackend is
+	// "argo" (cmd/worker builds it with argo.RemoteTrainer from its
+	// LORAFLOW_ARGO_* settings). Setting it with the local backend is
+	// refused.
+	RemoteTrainer pipeline.RemoteTrainer
+	Logger        *slog.Logger
 }
 
 // Plugin returns the loraflow plugin for client.Options.Plugins or
@@ -100,6 +109,11 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 			}
 			if o.WorkerOptions.DefaultHeartbeatThrottleInterval == 0 {
 				o.WorkerOptions.DefaultHeartbeatThrottleInterval = heartbeatThrottle
+			}
+			if o.WorkerOptions.MaxConcurrentActivityExecutionSize == 0 {
+				if limit := memoryLimit(); limit > 0 {
+					o.WorkerOptions.MaxConcurrentActivityExecutionSize = activitySlots(limit, cfg.ActivityMemoryBytes)
+				}
 			}
 			return nil
 		},
@@ -144,16 +158,14 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 	}
 	switch cfg.TrainerBackend {
 	case "", "local":
+		if cfg.RemoteTrainer != nil {
+			return nil, fmt.Errorf("loraflow: Config.RemoteTrainer is set but the trainer backend is local")
+		}
 	case "argo":
-		ac, err := argo.ConfigFromEnv(os.Getenv)
-		if err != nil {
-			return nil, fmt.Errorf("loraflow: argo trainer backend: %w", err)
+		if cfg.RemoteTrainer == nil {
+			return nil, fmt.Errorf("loraflow: the argo trainer backend needs Config.RemoteTrainer")
 		}
-		b, err := argo.NewInCluster(ac)
-		if err != nil {
-			return nil, fmt.Errorf("loraflow: argo trainer backend: %w", err)
-		}
-		acts.RemoteTrainer = b
+		acts.RemoteTrainer = cfg.RemoteTrainer
 	default:
 		return nil, fmt.Errorf("loraflow: unknown trainer backend %q (local, argo)", cfg.TrainerBackend)
 	}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/trust"
 )
 
@@ -21,7 +22,7 @@ type Activities struct {
 	// RemoteTrainer, when set, runs TrainLoRA's training elsewhere (Argo
 	// Workflows on GPU nodes); the worker only waits, heartbeats and checks
 	// the adapter that comes back.
-	RemoteTrainer RemoteTrainer
+	RemoteTrainer pipeline.RemoteTrainer
 	Logger        *slog.Logger
 }
 

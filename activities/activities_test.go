@@ -118,7 +118,7 @@ func TestTrainBadInputIsNonRetryable(t *testing.T) {
 		name, typ, want string
 		edit            func(s *spec.Spec)
 	}{
-		{"wrong target module", lora.KindTargetModuleNotFound, "q_proj", func(s *spec.Spec) { s.LoRA.TargetModules = []any{"qkv_proj"} }},
+		{"wrong target module", lora.KindTargetModuleNotFound, "q_proj", func(s *spec.Spec) { s.LoRA.TargetModules = spec.Targets("qkv_proj") }},
 		{"rank above layer size", lora.KindRankTooLarge, "r = 64 is larger than min(in, out) = 32 of model.layers.0.self_attn.q_proj", func(s *spec.Spec) { s.LoRA.R = 64 }},
 	}
 	for _, c := range cases {
@@ -271,7 +271,7 @@ func TestClassificationAccuracyRises(t *testing.T) {
 	// and 0.004 to 0.006); at 0.02 the loss plateaus and the accuracy of 18
 	// examples flips with rounding.
 	w.spec.Training.Steps, w.spec.Training.LearningRate, w.spec.Training.BatchSize, w.spec.Training.SeqLen = 100, 0.005, 8, 96
-	w.spec.LoRA.R, w.spec.LoRA.LoraAlpha, w.spec.LoRA.TargetModules = 8, 16, "all-linear"
+	w.spec.LoRA.R, w.spec.LoRA.LoraAlpha, w.spec.LoRA.TargetModules = 8, 16, spec.TargetPattern("all-linear")
 	prep := w.prepare(t)
 	env := w.env()
 	v, err := env.ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
@@ -124,13 +124,15 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		return artifact.Ref{}, err
 	}
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
-	if err := copyFiles(src, dir); err != nil {
+	if err := pipeline.CopyFiles(src, dir); err != nil {
 		return artifact.Ref{}, err
 	}
 	card := registry.CardInfo{
-		ModelName:   in.Spec.Name,
-		BaseModel:   registry.HubModelID(in.Spec.BaseModel),
-		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s); dataset snapshot sha256:%s.", filepath.Base(in.Spec.BaseModel), in.InvocationID, in.Snapshot.SHA256),
+		ModelName: in.Spec.Name,
+		// Hub metadata takes a Hub id or nothing: the base folder's own
+		// id when its config names one, never a local path.
+		BaseModel:   registry.HubID(in.Spec.BaseModel),
+		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s).", filepath.Base(in.Spec.BaseModel), in.InvocationID),
 		Tags:        []string{"lora", "peft", "loraflow"},
 		TaskType:    "text-generation",
 		Provenance: map[string]string{
@@ -160,7 +162,7 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 	}
 	if c := in.Carbon; c != nil {
 		card.CO2 = &registry.CO2Emissions{
-			Emissions: c.Total.EmissionsKg * 1000, Source: "loraflow carbon (" + c.Total.Method() + ")",
+			Emissions: registry.YAMLFloat(c.Total.EmissionsKg * 1000), Source: "loraflow carbon (" + c.Total.Method() + ")",
 			TrainingType: "fine-tuning", GeographicalLocation: c.Total.CountryName, HardwareUsed: hardware(c.Total),
 		}
 		if cf := c.Counterfactual; cf != nil {
@@ -179,34 +181,6 @@ func hardware(r carbon.Report) string {
 		h += fmt.Sprintf(", %d x %s", r.GPUCount, r.GPUModel)
 	}
 	return h
-}
-
-// copyFiles copies the regular files of src (recursively) into dst.
-func copyFiles(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
 }
 
 // counterfactual estimates what full fine-tuning of the same run would have
@@ -228,9 +202,13 @@ func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage
 		shape = carbon.LlamaShape(carbon.LlamaDims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads,
 			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
 	}
-	targets := targetNames(s)
+	cfg, err := s.PEFT(mc.ModelType)
+	if err != nil {
+		return nil, err
+	}
+	targets := s.LoRA.TargetModules.Names()
 	if targets == nil {
-		targets = defaultTargets[mc.ModelType]
+		targets = cfg.TargetModules.List
 	}
 	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
 		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
@@ -240,20 +218,4 @@ func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage
 		return nil, err
 	}
 	return &cf, nil
-}
-
-func targetNames(s spec.Spec) []string {
-	switch t := s.LoRA.TargetModules.(type) {
-	case string:
-		return []string{t}
-	case []any:
-		var out []string
-		for _, x := range t {
-			out = append(out, fmt.Sprint(x))
-		}
-		return out
-	case []string:
-		return t
-	}
-	return nil
 }

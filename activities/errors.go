@@ -8,13 +8,15 @@ import (
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/pipeline"
 )
 
-// Stable error type names of non-retryable failures.
+// Stable error type names of non-retryable failures (the catalogue is
+// pipeline/errors.go).
 const (
-	ErrBadData            = "BadData"            // malformed dataset rows
-	ErrBadSpec            = "BadSpec"            // the spec cannot be run
-	ErrVerificationFailed = "VerificationFailed" // unsigned, tampered or untrusted artifact
+	ErrBadData            = pipeline.ErrBadData
+	ErrBadSpec            = pipeline.ErrBadSpec
+	ErrVerificationFailed = pipeline.ErrVerificationFailed
 )
 
 // nonRetryable wraps err as a non-retryable application error of the given type.
@@ -31,6 +33,10 @@ func classify(step string, err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) { // already classified
 		return err
+	}
+	var pe *pipeline.Error
+	if errors.As(err, &pe) {
+		return nonRetryable(pe.Type, fmt.Errorf("%s: %w", step, err))
 	}
 	var bad *dataset.BadDataError
 	if errors.As(err, &bad) {

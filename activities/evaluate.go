@@ -13,6 +13,7 @@ import (
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
@@ -61,7 +62,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	if err != nil {
 		return EvaluateOutput{}, err
 	}
-	base, err := loadBase(in.Spec.BaseModel)
+	base, err := pipeline.LoadBase(in.Spec.BaseModel)
 	if err != nil {
 		return EvaluateOutput{}, classify("Evaluate", err)
 	}
@@ -73,19 +74,19 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	if err != nil {
 		return EvaluateOutput{}, classify("Evaluate", &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err})
 	}
-	val := base.sequences(snap.Validation)
+	val := base.Sequences(snap.Validation)
 	classification := snap.Manifest.Format == "classification"
 	// For accuracy each example is its prompt and gold label, without EOS,
 	// so that the gold continuation is one of the label candidates.
 	var labelled []lora.Sequence
 	if classification {
 		for _, sq := range val {
-			labelled = append(labelled, lora.Sequence{Tokens: sq.Tokens[:len(sq.Tokens)-btoi(base.eos >= 0)], PromptLen: sq.PromptLen})
+			labelled = append(labelled, lora.Sequence{Tokens: sq.Tokens[:len(sq.Tokens)-btoi(base.EOS() >= 0)], PromptLen: sq.PromptLen})
 		}
 	}
 	score := func(label string, ad *peft.Adapter) (Metrics, error) {
 		alive.set(ctx, "evaluating "+label)
-		r, err := lora.Evaluate(ctx, base.model, ad, val, in.Spec.Evaluation.BatchSize)
+		r, err := lora.Evaluate(ctx, base.Model, ad, val, in.Spec.Evaluation.BatchSize)
 		if err != nil {
 			return Metrics{}, classify("Evaluate "+label, err)
 		}
@@ -93,9 +94,9 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 		if classification {
 			labels := make([][]int, len(snap.Manifest.Labels))
 			for i, l := range snap.Manifest.Labels {
-				labels[i] = base.tok.Encode(" " + l)
+				labels[i] = base.Tokenizer.Encode(" " + l)
 			}
-			if m.Accuracy, err = lora.ClassificationAccuracy(ctx, base.model, ad, labelled, labels); err != nil {
+			if m.Accuracy, err = lora.ClassificationAccuracy(ctx, base.Model, ad, labelled, labels); err != nil {
 				return Metrics{}, classify("Evaluate "+label, err)
 			}
 		}
@@ -162,7 +163,7 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 
 // samples generates greedy completions for the first held-out prompts with
 // and without the adapter, for people reading the report.
-func (a *Activities) samples(ctx context.Context, base *baseModel, adapter *peft.Adapter, val []dataset.Example) []sample {
+func (a *Activities) samples(ctx context.Context, base *pipeline.Base, adapter *peft.Adapter, val []dataset.Example) []sample {
 	var out []sample
 	for _, e := range val[:min(2, len(val))] {
 		prompt := e.Prompt
@@ -170,20 +171,20 @@ func (a *Activities) samples(ctx context.Context, base *baseModel, adapter *peft
 			r := []rune(e.Completion)
 			prompt = string(r[:min(len(r), 40)])
 		}
-		ids := base.sequence(dataset.Example{Prompt: prompt}).Tokens
-		if base.eos >= 0 && len(ids) > 0 && ids[len(ids)-1] == base.eos {
+		ids := base.Sequence(dataset.Example{Prompt: prompt}).Tokens
+		if base.EOS() >= 0 && len(ids) > 0 && ids[len(ids)-1] == base.EOS() {
 			ids = ids[:len(ids)-1]
 		}
 		opts := lora.GenerateOptions{MaxTokens: 24}
-		if base.eos >= 0 {
-			opts.StopTokens = []int{base.eos}
+		if base.EOS() >= 0 {
+			opts.StopTokens = []int{base.EOS()}
 		}
 		gen := func(ad *peft.Adapter) string {
-			toks, err := lora.Generate(ctx, base.model, ad, ids, opts)
+			toks, err := lora.Generate(ctx, base.Model, ad, ids, opts)
 			if err != nil {
 				return "(" + err.Error() + ")"
 			}
-			return base.tok.DecodeSkipSpecial(toks)
+			return base.Tokenizer.DecodeSkipSpecial(toks)
 		}
 		out = append(out, sample{Prompt: prompt, Base: gen(nil), Adapter: gen(adapter)})
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 )
@@ -120,7 +121,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	if err != nil {
 		var apiErr *registry.APIError
 		if errors.As(err, &apiErr) && !apiErr.Retryable() {
-			return PublishOutput{}, nonRetryable("RegistryRejected", fmt.Errorf("Publish: %w", err))
+			return PublishOutput{}, nonRetryable(pipeline.ErrRegistryRejected, fmt.Errorf("Publish: %w", err))
 		}
 		return PublishOutput{}, fmt.Errorf("Publish: %w", err)
 	}
@@ -148,7 +149,7 @@ func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (Fi
 }
 
 func targetsParam(s spec.Spec) string {
-	if t := targetNames(s); t != nil {
+	if t := s.LoRA.TargetModules.Names(); t != nil {
 		return strings.Join(t, ",")
 	}
 	return "default for the model type"

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/loraflow/loraflow/argo"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -29,7 +30,7 @@ func TestWriteSpecRoundTrip(t *testing.T) {
 	}
 	unset := *qs
 	unset.Registry.URI, unset.Carbon.PUE, unset.Signing.Key = "", 0, ""
-	unset.LoRA.InitLoraWeights = false
+	unset.LoRA.InitLoraWeights = spec.InitLoraWeights{InitLoraWeights: "false"}
 	for name, s := range map[string]spec.Spec{"quickstart": *qs, "unset fields": unset} {
 		t.Run(name, func(t *testing.T) {
 			// json.Marshal alone gives what the schema refuses.
@@ -39,7 +40,7 @@ func TestWriteSpecRoundTrip(t *testing.T) {
 				}
 			}
 			p := filepath.Join(t.TempDir(), "spec.json")
-			if err := writeSpec(p, s); err != nil {
+			if err := pipeline.WriteTrainerSpec(p, s); err != nil {
 				t.Fatal(err)
 			}
 			back, err := spec.Load(p)
@@ -102,7 +103,7 @@ func weightsDigest(t *testing.T, w world, out TrainOutput) [32]byte {
 // uninterrupted run makes.
 func TestRemoteTrainingSurvivesACrashAtEachPoint(t *testing.T) {
 	train := func(t *testing.T, w world, fake *fakeArgo, prep PrepareDataOutput) (TrainOutput, error) {
-		w.acts.RemoteTrainer = fake
+		w.acts.RemoteTrainer = argo.RemoteTrainer(fake)
 		v, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
 		var out TrainOutput
 		if err == nil {
@@ -152,7 +153,7 @@ func TestRemoteTrainingSurvivesACrashAtEachPoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(filepath.Join(work, remoteAdapterDir)); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(pipeline.RemoteJobFor(w.spec, "", work).OutputDir); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("remote adapter folder left after the recorded result (err %v)", err)
 			}
 		})
@@ -165,7 +166,7 @@ func TestStopRemoteTrainingNamesTheRunsJob(t *testing.T) {
 	w := newWorld(t, nil)
 	prep := w.prepare(t)
 	fake := &fakeArgo{fail: errors.New("stop here")}
-	w.acts.RemoteTrainer = fake
+	w.acts.RemoteTrainer = argo.RemoteTrainer(fake)
 	in := TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel}
 	w.env().ExecuteActivity(w.acts.TrainLoRA, in)
 	if _, err := w.env().ExecuteActivity(w.acts.StopRemoteTraining, in); err != nil {

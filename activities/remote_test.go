@@ -11,6 +11,7 @@ import (
 	"github.com/loraflow/loraflow/argo"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -55,7 +56,7 @@ func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.
 	if err := os.MkdirAll(job.OutputDir, 0o755); err != nil {
 		return "", err
 	}
-	res, err := TrainAdapter(ctx, s, job.SnapshotPath, job.OutputDir, filepath.Join(job.OutputDir+".ck"), nil)
+	res, err := pipeline.TrainAdapter(ctx, s, job.SnapshotPath, job.OutputDir, filepath.Join(job.OutputDir+".ck"), nil)
 	if err != nil {
 		return "", err
 	}
@@ -78,7 +79,7 @@ func TestTrainLoRAOnRemoteTrainer(t *testing.T) {
 	w := newWorld(t, nil)
 	prep := w.prepare(t)
 	fake := &fakeArgo{}
-	w.acts.RemoteTrainer = fake
+	w.acts.RemoteTrainer = argo.RemoteTrainer(fake)
 	v, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
 	if err != nil {
 		t.Fatal(err)
@@ -88,12 +89,12 @@ func TestTrainLoRAOnRemoteTrainer(t *testing.T) {
 	if len(fake.jobs) != 1 || out.Adapter.SHA256 == "" || out.Steps != 4 || len(out.Losses) != 4 {
 		t.Fatalf("jobs %d, out %+v", len(fake.jobs), out)
 	}
-	if p, err := w.acts.Store.Path(out.Adapter); err != nil || checkAdapterFitsBase(p, w.spec.BaseModel) != nil {
+	if p, err := w.acts.Store.Path(out.Adapter); err != nil || pipeline.CheckAdapterFitsBase(p, w.spec.BaseModel) != nil {
 		t.Fatalf("adapter from the remote trainer not in the store or not fitting: %v", err)
 	}
 	// A retry uses the same job paths, so the backend adopts the same Workflow.
 	again := &fakeArgo{fail: errors.New("stop here")}
-	w.acts.RemoteTrainer = again
+	w.acts.RemoteTrainer = argo.RemoteTrainer(again)
 	w.spec.Training.Seed++ // new inputs: a new work folder
 	w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
 	w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
@@ -105,7 +106,7 @@ func TestTrainLoRAOnRemoteTrainer(t *testing.T) {
 func TestRemoteTrainerBadInputIsNonRetryable(t *testing.T) {
 	w := newWorld(t, nil)
 	prep := w.prepare(t)
-	w.acts.RemoteTrainer = &fakeArgo{fail: &argo.Error{Reason: argo.ReasonBadInput, ExitCode: 2, Message: "trainer: rank too large"}}
+	w.acts.RemoteTrainer = argo.RemoteTrainer(&fakeArgo{fail: &argo.Error{Reason: argo.ReasonBadInput, ExitCode: 2, Message: "trainer: rank too large"}})
 	_, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
 	nonRetryableType(t, err, "Argo"+string(argo.ReasonBadInput), "rank too large")
 }
@@ -117,8 +118,8 @@ func TestCheckAdapterFitsBaseRejectsWrongShapes(t *testing.T) {
 	out := filepath.Join(w.dir, "ad")
 	os.MkdirAll(out, 0o755)
 	other := w.spec
-	other.LoRA.TargetModules = []any{"q_proj"}
-	if _, err := TrainAdapter(context.Background(), other, snap, out, filepath.Join(w.dir, "ck"), nil); err != nil {
+	other.LoRA.TargetModules = spec.Targets("q_proj")
+	if _, err := pipeline.TrainAdapter(context.Background(), other, snap, out, filepath.Join(w.dir, "ck"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// A base model of other sizes: the adapter's shapes do not fit.
@@ -126,7 +127,7 @@ func TestCheckAdapterFitsBaseRejectsWrongShapes(t *testing.T) {
 	if err := writeWiderModel(big); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkAdapterFitsBase(out, big); err == nil {
+	if err := pipeline.CheckAdapterFitsBase(out, big); err == nil {
 		t.Fatal("adapter accepted for a base model of other shapes")
 	}
 }

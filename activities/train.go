@@ -10,10 +10,9 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/loraflow/loraflow/artifact"
-	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/internal/metrics"
 	"github.com/loraflow/loraflow/lora"
-	"github.com/loraflow/loraflow/spec"
+	"github.com/loraflow/loraflow/pipeline"
 )
 
 const trainResultFile = "train_result.json"
@@ -39,7 +38,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	work := lock.Dir
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
-		_ = removeRemoteOutput(work) // left by a crash right after the result was recorded
+		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
 		return out, nil
 	}
 	if activity.HasHeartbeatDetails(ctx) {
@@ -65,6 +64,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	// it atomically before reporting it).
 	alive := startKeepAlive(ctx, TrainProgress{})
 	defer alive.close()
+	if a.RemoteTrainer == nil {
+		alive.watchSteps() // each step sets it: a wedged step stops the heartbeats
+	}
 	var lastCheckpoint string
 	heartbeat := func(p lora.Progress) {
 		if p.Checkpoint != "" {
@@ -80,11 +82,11 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		return TrainOutput{}, err
 	}
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
-	var res TrainResult
+	var res pipeline.TrainResult
 	if a.RemoteTrainer != nil {
 		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
 	} else {
-		res, err = TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
+		res, err = pipeline.TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -118,7 +120,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	}
 	// Only now may the remote run's output go: until train_result.json is
 	// durable a retry needs it (it adopts the finished remote run).
-	if err := removeRemoteOutput(work); err != nil {
+	if err := pipeline.RemoveRemoteOutput(work); err != nil {
 		a.logger().Warn("removing the remote trainer's output", "work", work, "err", err)
 	}
 	a.logger().Info("trained adapter", "adapter", ref.SHA256, "steps", res.Steps, "final_loss", res.FinalLoss,
@@ -150,47 +152,6 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 		return TrainOutput{}, false
 	}
 	return out, true
-}
-
-// TrainResult is what a training run reports: the engine's figures and the
-// base model's parameter count.
-type TrainResult struct {
-	lora.TrainResult
-	TotalParams int64
-}
-
-// TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
-// and writes it (PEFT format) into outDir, checkpointing into
-// checkpointDir and resuming from the latest checkpoint there. TrainLoRA
-// runs it in the worker; `loraflow train` runs it in a trainer container.
-func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointDir string, progress func(lora.Progress)) (TrainResult, error) {
-	snap, err := dataset.ReadSnapshot(snapDir)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	base, err := loadBase(s.BaseModel)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	cfg, err := peftConfig(s, base.model.Config().ModelType)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	t := s.Training
-	tc := lora.TrainConfig{
-		Steps: t.Steps, Epochs: t.Epochs, BatchSize: t.BatchSize, SeqLen: t.SeqLen, GradAccumSteps: t.GradAccumSteps,
-		WarmupSteps: t.WarmupSteps, LearningRate: t.LearningRate, WeightDecay: t.WeightDecay, MaxGradNorm: t.MaxGradNorm,
-		LoraPlusLRRatio: s.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
-		CheckpointDir: checkpointDir, CheckpointEvery: t.CheckpointEvery,
-	}
-	adapter, res, err := lora.Train(ctx, base.model, cfg, tc, base.sequences(snap.Train), progress)
-	if err != nil {
-		return TrainResult{}, err
-	}
-	if err := adapter.Save(outDir); err != nil {
-		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
-	}
-	return TrainResult{TrainResult: res, TotalParams: int64(base.model.NumParams())}, nil
 }
 
 // maxCurvePoints bounds the loss curve carried through Temporal payloads.

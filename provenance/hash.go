@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -271,25 +270,3 @@ func listTree(dir string) ([]string, error) {
 	return names, nil
 }
 
-// ManifestDigest is the unambiguous name-and-content digest of a set of
-// files: sha256 over the lines GNU sha256sum prints for them, sorted
-// byte-wise by name (LC_ALL=C sort), so anyone can recompute it with
-// coreutils. A name holding a backslash, newline or carriage return is
-// written as sha256sum writes it (coreutils 9: the line starts with "\",
-// and "\\", "\n", "\r" stand for those bytes), so no name can end one line
-// and forge the next: a file called "x\n<digest>  y" no longer hashes like
-// two files x and y. Unlike FolderDigest it changes when a file is renamed.
-func ManifestDigest(files []FileDigest) string {
-	sorted := slices.Clone(files)
-	slices.SortFunc(sorted, func(a, b FileDigest) int { return strings.Compare(a.Name, b.Name) })
-	h := sha256.New()
-	for _, f := range sorted {
-		name, prefix := f.Name, ""
-		if strings.ContainsAny(name, "\\\n\r") {
-			prefix = `\`
-			name = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`).Replace(name)
-		}
-		fmt.Fprintf(h, "%s%s  %s\n", prefix, f.SHA256, name)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}

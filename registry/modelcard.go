@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,11 +18,11 @@ import (
 // CO2Emissions is the Hugging Face model card's co2_eq_emissions block.
 type CO2Emissions struct {
 	// Emissions in grams of CO2 equivalent.
-	Emissions            float64 `yaml:"emissions"`
-	Source               string  `yaml:"source,omitempty"`        // e.g. "loraflow carbon (RAPL measured)"
-	TrainingType         string  `yaml:"training_type,omitempty"` // "fine-tuning"
-	GeographicalLocation string  `yaml:"geographical_location,omitempty"`
-	HardwareUsed         string  `yaml:"hardware_used,omitempty"`
+	Emissions            YAMLFloat `yaml:"emissions"`
+	Source               string    `yaml:"source,omitempty"`        // e.g. "loraflow carbon (RAPL measured)"
+	TrainingType         string    `yaml:"training_type,omitempty"` // "fine-tuning"
+	GeographicalLocation string    `yaml:"geographical_location,omitempty"`
+	HardwareUsed         string    `yaml:"hardware_used,omitempty"`
 }
 
 // CardMetric is one evaluation result for the card's model-index.
@@ -56,80 +57,16 @@ type CardInfo struct {
 	Provenance map[string]string
 }
 
-// hubRepoID is huggingface_hub's REPO_ID_REGEX
-// (src/huggingface_hub/utils/_validators.py, validate_repo_id):
-// r"^(\b[\w\-.]+\b/)?\b[\w\-.]+\b$", an optional namespace and a name.
-var hubRepoID = regexp.MustCompile(`^(\b[\w\-.]+\b/)?\b[\w\-.]+\b$`)
-
-// IsHubID tells whether s is a valid Hugging Face repo id, by the rules of
-// huggingface_hub's validate_repo_id: REPO_ID_REGEX, at most 96 characters,
-// no "--" or "..", not ending in ".git". An absolute path or a "sha256:..."
-// string is not one.
-func IsHubID(s string) bool {
-	return s != "" && len(s) <= 96 && hubRepoID.MatchString(s) &&
-		!strings.Contains(s, "--") && !strings.Contains(s, "..") && !strings.HasSuffix(s, ".git")
-}
-
-// HubModelID returns the Hub id of the base model in folder dir: the
-// "_name_or_path" of its config.json (transformers' PretrainedConfig
-// writes the id the model was loaded from there) when that is a Hub id, or
-// "" (the card then has no base_model: the Hub refuses a local path there).
-func HubModelID(dir string) string {
-	if IsHubID(dir) {
-		if _, err := os.Stat(dir); err != nil { // an id, not a folder
-			return dir
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil || len(b) > 1<<20 {
-		return ""
-	}
-	var cfg struct {
-		NameOrPath string `json:"_name_or_path"`
-	}
-	if json.Unmarshal(b, &cfg) != nil || !IsHubID(cfg.NameOrPath) {
-		return ""
-	}
-	return cfg.NameOrPath
-}
-
-// yamlNumber is a float that every YAML reader reads as a number. yaml.v3
-// writes 5e-05 for 0.00005, which PyYAML (YAML 1.1: a float needs a "."
-// and a signed exponent, resolver.py's float regexp) reads as a string; the
-// plain decimal form reads as a float everywhere.
-type yamlNumber float64
-
-func (v yamlNumber) MarshalYAML() (any, error) {
-	f := float64(v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("registry: model card: emissions %v is not a number", f)
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.Contains(s, ".") {
-		s += ".0"
-	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}, nil
-}
-
-// cardCO2 is CO2Emissions as written to the front matter.
-type cardCO2 struct {
-	Emissions            yamlNumber `yaml:"emissions"`
-	Source               string     `yaml:"source,omitempty"`
-	TrainingType         string     `yaml:"training_type,omitempty"`
-	GeographicalLocation string     `yaml:"geographical_location,omitempty"`
-	HardwareUsed         string     `yaml:"hardware_used,omitempty"`
-}
-
 type cardFrontMatter struct {
-	BaseModel   string      `yaml:"base_model,omitempty"`
-	LibraryName string      `yaml:"library_name"`
-	License     string      `yaml:"license,omitempty"`
-	Language    []string    `yaml:"language,omitempty"`
-	Tags        []string    `yaml:"tags"`
-	Datasets    []string    `yaml:"datasets,omitempty"`
-	PipelineTag string      `yaml:"pipeline_tag,omitempty"`
-	CO2         *cardCO2    `yaml:"co2_eq_emissions,omitempty"`
-	ModelIndex  []cardModel `yaml:"model-index,omitempty"`
+	BaseModel   string        `yaml:"base_model,omitempty"`
+	LibraryName string        `yaml:"library_name"`
+	License     string        `yaml:"license,omitempty"`
+	Language    []string      `yaml:"language,omitempty"`
+	Tags        []string      `yaml:"tags"`
+	Datasets    []string      `yaml:"datasets,omitempty"`
+	PipelineTag string        `yaml:"pipeline_tag,omitempty"`
+	CO2         *CO2Emissions `yaml:"co2_eq_emissions,omitempty"`
+	ModelIndex  []cardModel   `yaml:"model-index,omitempty"`
 }
 
 type cardModel struct {
@@ -153,10 +90,64 @@ type cardDataset struct {
 }
 
 type cardMetricY struct {
-	Type  string  `yaml:"type"`
-	Value float64 `yaml:"value"`
-	Name  string  `yaml:"name,omitempty"`
+	Type  string    `yaml:"type"`
+	Value YAMLFloat `yaml:"value"`
+	Name  string    `yaml:"name,omitempty"`
 }
+
+// YAMLFloat is a number written so that YAML 1.1 readers (PyYAML, which the
+// Hub's model-card tooling, huggingface_hub's ModelCard, uses through
+// yaml.safe_load) read a float: PyYAML's float resolver
+// (yaml/resolver.py, tag:yaml.org,2002:float) requires a "." in the
+// mantissa and a signed exponent, so Go's "5e-05" would come back as the
+// string '5e-05'; this writes "5.0e-05".
+type YAMLFloat float64
+
+// MarshalYAML implements yaml.Marshaler.
+func (f YAMLFloat) MarshalYAML() (any, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return v, nil
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	mant, exp, hasExp := strings.Cut(s, "e")
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	if hasExp {
+		s = mant + "e" + exp // Go always signs the exponent: e-05, e+21
+	} else {
+		s = mant
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}, nil
+}
+
+// HubID returns the Hugging Face Hub id a base model folder names: the
+// "_name_or_path" of its config.json (transformers' save_pretrained writes
+// the id the model was loaded from) when it has the Hub's repo-id form
+// "namespace/name" (huggingface_hub utils/_validators.py validate_repo_id:
+// letters, digits, "-", "_", ".", at most 96 characters, no "--" or ".."),
+// else "" (a local path is no valid base_model metadata).
+func HubID(baseDir string) string {
+	f, err := os.Open(filepath.Join(baseDir, "config.json"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var cfg struct {
+		NameOrPath string `json:"_name_or_path"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&cfg); err != nil {
+		return ""
+	}
+	id := cfg.NameOrPath
+	if len(id) > 96 || strings.Contains(id, "--") || strings.Contains(id, "..") || !hubRepoID.MatchString(id) {
+		return ""
+	}
+	return id
+}
+
+var hubRepoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_]$`)
 
 // RenderModelCard returns the README.md text: YAML front matter in the
 // Hugging Face model card format, then a human-readable body.
@@ -169,26 +160,13 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 		task = "text-generation"
 	}
 	fm := cardFrontMatter{
+		BaseModel:   info.BaseModel,
 		LibraryName: "peft",
 		License:     info.License,
 		Language:    info.Language,
+		Datasets:    info.Datasets,
 		PipelineTag: task,
-	}
-	// The Hub's metadata wants repo ids in base_model and datasets
-	// (huggingface_hub's ModelCardData; a local path or a digest is refused
-	// by the Hub's validation): anything else stays in the body only.
-	hubBase := IsHubID(info.BaseModel)
-	if hubBase {
-		fm.BaseModel = info.BaseModel
-	}
-	for _, d := range info.Datasets {
-		if IsHubID(d) {
-			fm.Datasets = append(fm.Datasets, d)
-		}
-	}
-	if c := info.CO2; c != nil {
-		fm.CO2 = &cardCO2{Emissions: yamlNumber(c.Emissions), Source: c.Source, TrainingType: c.TrainingType,
-			GeographicalLocation: c.GeographicalLocation, HardwareUsed: c.HardwareUsed}
+		CO2:         info.CO2,
 	}
 	seen := map[string]bool{}
 	for _, t := range append([]string{"peft", "lora", "loraflow"}, info.Tags...) {
@@ -197,7 +175,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 			fm.Tags = append(fm.Tags, t)
 		}
 	}
-	if hubBase && !seen["base_model:adapter:"+info.BaseModel] {
+	if info.BaseModel != "" && !seen["base_model:adapter:"+info.BaseModel] {
 		fm.Tags = append(fm.Tags, "base_model:adapter:"+info.BaseModel)
 	}
 	var metrics []cardMetricY
@@ -205,7 +183,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
 			continue
 		}
-		metrics = append(metrics, cardMetricY{Type: m.Type, Value: m.Value, Name: m.Name})
+		metrics = append(metrics, cardMetricY{Type: m.Type, Value: YAMLFloat(m.Value), Name: m.Name})
 	}
 	if len(metrics) > 0 {
 		ds := info.EvalDataset
@@ -264,13 +242,13 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 			if name == "" {
 				name = m.Type
 			}
-			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(name), strconv.FormatFloat(m.Value, 'g', 6, 64))
+			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(name), strconv.FormatFloat(float64(m.Value), 'g', 6, 64))
 		}
 		b.WriteString("\n")
 	}
 	if info.CO2 != nil {
 		b.WriteString("## Carbon footprint\n\n")
-		fmt.Fprintf(&b, "- Emissions: %s g CO2eq", strconv.FormatFloat(info.CO2.Emissions, 'g', 4, 64))
+		fmt.Fprintf(&b, "- Emissions: %s g CO2eq", strconv.FormatFloat(float64(info.CO2.Emissions), 'g', 4, 64))
 		if info.CO2.Source != "" {
 			fmt.Fprintf(&b, " (%s)", info.CO2.Source)
 		}

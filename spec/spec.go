@@ -61,11 +61,11 @@ type LoRA struct {
 	// TargetModules is a list (suffix match), a regex or "all-linear"; when
 	// unset, PEFT's default for the model type (q_proj, v_proj for Llama;
 	// c_attn for GPT-2).
-	TargetModules     any                `yaml:"target_modules" json:"target_modules,omitempty"`
+	TargetModules     TargetModules      `yaml:"target_modules" json:"target_modules,omitzero"`
 	Bias              string             `yaml:"bias" json:"bias"`
 	UseRSLoRA         bool               `yaml:"use_rslora" json:"use_rslora"`
 	UseDoRA           bool               `yaml:"use_dora" json:"use_dora"`
-	InitLoraWeights   any                `yaml:"init_lora_weights" json:"init_lora_weights"`
+	InitLoraWeights   InitLoraWeights    `yaml:"init_lora_weights" json:"init_lora_weights"`
 	RankPattern       map[string]int     `yaml:"rank_pattern" json:"rank_pattern,omitempty"`
 	AlphaPattern      map[string]float64 `yaml:"alpha_pattern" json:"alpha_pattern,omitempty"`
 	LayersToTransform []int              `yaml:"layers_to_transform" json:"layers_to_transform,omitempty"`
@@ -266,6 +266,15 @@ func normalize(v any) any {
 	}
 }
 
+// applyDefaults is the one home of the spec's defaults; schema.json states
+// the constant ones as "default" and TestSchemaMatchesGoTypes keeps the two
+// equal. Spec.PEFT and Spec.TrainConfig hand the engine filled-in values, so
+// peft.Config.Normalize and lora.TrainConfig's own defaults (for callers of
+// the engine that bypass the spec) never apply to a spec's run.
+//
+// lora_alpha defaults to 2r, not to PEFT's LoraConfig default of 8
+// (lora_alpha: int = field(default=8) in peft/tuners/lora/config.py): specs
+// written so far rely on the scale alpha/r = 2, and the tests pin it.
 func (s *Spec) applyDefaults() {
 	d := &s.Dataset
 	if d.ValidationFraction == 0 {
@@ -281,8 +290,8 @@ func (s *Spec) applyDefaults() {
 	if l.Bias == "" {
 		l.Bias = "none"
 	}
-	if l.InitLoraWeights == nil {
-		l.InitLoraWeights = true
+	if l.InitLoraWeights.InitLoraWeights == "" {
+		l.InitLoraWeights.InitLoraWeights = "true"
 	}
 	t := &s.Training
 	if t.BatchSize == 0 {

@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -94,7 +94,7 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 			_ = artifact.WriteFileAtomic(progressFile, b)
 		}
 	}
-	res, err := activities.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
+	res, err := pipeline.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/loraflow/loraflow"
+	"github.com/loraflow/loraflow/argo"
+	_ "github.com/loraflow/loraflow/carbon/nvml" // a GPU worker measures its GPUs' energy (NVML)
 	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/trust"
 )
@@ -147,6 +149,17 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 			o.plugin.SigningKeys = map[string]string{}
 		}
 		o.plugin.SigningKeys[k[0]] = k[1]
+	}
+	if o.plugin.TrainerBackend == "argo" {
+		ac, err := argo.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return fmt.Errorf("argo trainer backend: %w", err)
+		}
+		b, err := argo.NewInCluster(ac)
+		if err != nil {
+			return fmt.Errorf("argo trainer backend: %w", err)
+		}
+		o.plugin.RemoteTrainer = argo.RemoteTrainer(b)
 	}
 	plugin, err := loraflow.Plugin(o.plugin)
 	if err != nil {

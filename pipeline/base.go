@@ -1,0 +1,74 @@
+package pipeline
+
+import (
+	"path/filepath"
+
+	"github.com/loraflow/loraflow/dataset"
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/tokenizer"
+)
+
+// Base is a loaded base checkpoint with its tokenizer.
+type Base struct {
+	Model     *lora.Model
+	Tokenizer *tokenizer.Tokenizer
+	bos       int // -1: none
+	eos       int // -1: none
+}
+
+// LoadBase loads the checkpoint folder dir and its tokenizer.json.
+func LoadBase(dir string) (*Base, error) {
+	m, err := lora.LoadModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: "tokenizer.json of " + dir, Err: err}
+	}
+	b := &Base{Model: m, Tokenizer: tok, bos: -1, eos: -1}
+	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
+		if id, ok := tok.SpecialID(name); ok {
+			b.bos = id
+			break
+		}
+	}
+	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>"} {
+		if id, ok := tok.SpecialID(name); ok {
+			b.eos = id
+			break
+		}
+	}
+	return b, nil
+}
+
+// Sequence tokenizes one example: [BOS] prompt completion [EOS], with the
+// loss on the completion (and EOS) only.
+func (b *Base) Sequence(e dataset.Example) lora.Sequence {
+	var toks []int
+	if b.bos >= 0 {
+		toks = append(toks, b.bos)
+	}
+	toks = append(toks, b.Tokenizer.Encode(e.Prompt)...)
+	promptLen := len(toks)
+	toks = append(toks, b.Tokenizer.Encode(e.Completion)...)
+	if b.eos >= 0 {
+		toks = append(toks, b.eos)
+	}
+	if promptLen == 0 || (b.bos >= 0 && promptLen == 1) {
+		promptLen = 0 // plain text: every next-token prediction counts
+	}
+	return lora.Sequence{Tokens: toks, PromptLen: promptLen}
+}
+
+// Sequences tokenizes examples with Sequence.
+func (b *Base) Sequences(es []dataset.Example) []lora.Sequence {
+	out := make([]lora.Sequence, len(es))
+	for i, e := range es {
+		out[i] = b.Sequence(e)
+	}
+	return out
+}
+
+// EOS is the end-of-sequence token id that Sequence appends; -1: none.
+func (b *Base) EOS() int { return b.eos }

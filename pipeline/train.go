@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/loraflow/loraflow/dataset"
+	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/spec"
+)
+
+// TrainResult is what a training run reports: the engine's figures and the
+// base model's parameter count.
+type TrainResult struct {
+	lora.TrainResult
+	TotalParams int64
+}
+
+// TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
+// and writes it (PEFT format) into outDir, checkpointing into
+// checkpointDir and resuming from the latest checkpoint there. The
+// TrainLoRA activity runs it in the worker; `loraflow train` runs it in a
+// trainer container.
+func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointDir string, progress func(lora.Progress)) (TrainResult, error) {
+	snap, err := dataset.ReadSnapshot(snapDir)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	base, err := LoadBase(s.BaseModel)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	cfg, err := s.PEFT(base.Model.Config().ModelType)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	adapter, res, err := lora.Train(ctx, base.Model, cfg, s.TrainConfig(checkpointDir), base.Sequences(snap.Train), progress)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := adapter.Save(outDir); err != nil {
+		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
+	}
+	return TrainResult{TrainResult: res, TotalParams: int64(base.Model.NumParams())}, nil
+}
+
+// CheckAdapterFitsBase loads the adapter and checks its modules and shapes
+// against the base model's linear layers.
+func CheckAdapterFitsBase(adapterDir, baseDir string) error {
+	ad, err := peft.Load(adapterDir)
+	if err != nil {
+		return &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err}
+	}
+	m, err := lora.LoadModel(baseDir)
+	if err != nil {
+		return err
+	}
+	mods := map[string]lora.ModuleInfo{}
+	for _, mi := range m.LinearModules() {
+		mods[mi.Name] = mi
+	}
+	for _, mod := range ad.Modules() {
+		mi, ok := mods[mod]
+		if !ok {
+			return &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: fmt.Sprintf("%s: module %s is not a linear layer of the base model", adapterDir, mod)}
+		}
+		r := ad.Config.Rank(mod)
+		if sh := ad.Shapes[peft.KeyA(mod)]; len(sh) != 2 || sh[0] != r || sh[1] != mi.In {
+			return &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: fmt.Sprintf("%s: %s has shape %v, want [%d %d]", adapterDir, peft.KeyA(mod), sh, r, mi.In)}
+		}
+		if sh := ad.Shapes[peft.KeyB(mod)]; len(sh) != 2 || sh[0] != mi.Out || sh[1] != r {
+			return &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: fmt.Sprintf("%s: %s has shape %v, want [%d %d]", adapterDir, peft.KeyB(mod), sh, mi.Out, r)}
+		}
+	}
+	return nil
+}
