@@ -119,7 +119,7 @@ func (b *Backend) BuildWorkflow(job Job) (*wfv1.Workflow, error) {
 	if job.ProgressFile != "" {
 		env = append(env, corev1.EnvVar{Name: EnvProgressFile, Value: job.ProgressFile})
 	}
-	for _, k := range sortedKeys(job.Env) {
+	for _, k := range slices.Sorted(maps.Keys(job.Env)) {
 		env = append(env, corev1.EnvVar{Name: k, Value: job.Env[k]})
 	}
 
@@ -207,13 +207,4 @@ func underRoot(root, p string) bool {
 	root = path.Clean(root)
 	p = path.Clean(p)
 	return p == root || strings.HasPrefix(p, root+"/") || root == "/"
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

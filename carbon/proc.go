@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/loraflow/loraflow/internal/procfs"
 )
 
 // clockTicksPerSecond is USER_HZ, the unit of utime and stime in
@@ -47,7 +49,7 @@ func procCPUSeconds(procRoot string) (float64, error) {
 // <procRoot>/self/status (VmRSS, in kB).
 func procRSSBytes(procRoot string) (float64, error) {
 	path := filepath.Join(procRoot, "self", "status")
-	v, err := kbField(path, "VmRSS:")
+	v, err := procfs.KBField(path, "VmRSS:")
 	if err != nil {
 		return 0, fmt.Errorf("memory in use: %w", err)
 	}
@@ -56,35 +58,11 @@ func procRSSBytes(procRoot string) (float64, error) {
 
 // memTotalBytes returns MemTotal from <procRoot>/meminfo.
 func memTotalBytes(procRoot string) (float64, error) {
-	v, err := kbField(filepath.Join(procRoot, "meminfo"), "MemTotal:")
+	v, err := procfs.KBField(filepath.Join(procRoot, "meminfo"), "MemTotal:")
 	if err != nil {
 		return 0, err
 	}
 	return v * 1024, nil
-}
-
-func kbField(path, key string) (float64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, key) {
-			continue
-		}
-		f := strings.Fields(line[len(key):])
-		if len(f) == 0 {
-			break
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %s %q: %w", path, key, f[0], err)
-		}
-		return v, nil
-	}
-	return 0, fmt.Errorf("%s: no %s line", path, key)
 }
 
 // cpuInfo is what /proc/cpuinfo says about the machine's processors.

@@ -1,16 +1,12 @@
 package lora
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/loraflow/loraflow/internal/procfs"
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
@@ -57,7 +53,7 @@ type BenchResult struct {
 // RunBenchmark trains w for steps optimizer steps on random tokens with a
 // random-weight model and reports its throughput.
 func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, gradientCheckpointing bool) (BenchResult, error) {
-	base, _ := procStatusBytes("VmRSS:")
+	base, _ := procfs.RSS()
 	m, err := NewModel(w.Model, 1)
 	if err != nil {
 		return BenchResult{}, err
@@ -120,24 +116,4 @@ func SgemmGFLOPs(m, n, k, reps int) float64 {
 }
 
 // PeakRSS returns the process's peak resident set size (VmHWM, Linux).
-func PeakRSS() (int64, error) { return procStatusBytes("VmHWM:") }
-
-// procStatusBytes reads a kB field of /proc/self/status.
-func procStatusBytes(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, fmt.Errorf("lora: %s: %w", field, err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("lora: /proc/self/status %s: %w", field, err)
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("lora: no %s in /proc/self/status", field)
-}
+func PeakRSS() (int64, error) { return procfs.PeakRSS() }

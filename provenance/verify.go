@@ -18,6 +18,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/loraflow/loraflow/internal/digestfmt"
 )
 
 // Reason is the stable name of a verification failure.
@@ -344,7 +346,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			if cfg.requireDeps {
 				return fail(ReasonBrokenChain, link, fmt.Sprintf("cannot reach %q", d.URI), nil)
 			}
-			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: d.Name, Skipped: true, Detail: fmt.Sprintf("not reachable (%q); digest %s not re-checked", d.URI, short(d.SHA256))})
+			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: d.Name, Skipped: true, Detail: fmt.Sprintf("not reachable (%q); digest %s not re-checked", d.URI, digestfmt.Short(d.SHA256))})
 			continue
 		}
 		switch d.Role {
@@ -372,7 +374,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 					return fail(ReasonBrokenChain, link, fmt.Sprintf("parent was built on base model %s, this artifact on %s", theirs.SHA256, mine.SHA256), nil)
 				}
 			}
-			v.Checks = append(v.Checks, Check{Name: "dependency parent", Subject: local, Detail: fmt.Sprintf("%s verified, attestation %s", pv.Kind, short(pv.ProvenanceSHA256))})
+			v.Checks = append(v.Checks, Check{Name: "dependency parent", Subject: local, Detail: fmt.Sprintf("%s verified, attestation %s", pv.Kind, digestfmt.Short(pv.ProvenanceSHA256))})
 		default:
 			if cfg.shallowDeps {
 				v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Skipped: true, Detail: "shallow: not re-hashed"})
@@ -393,7 +395,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			if got != d.SHA256 {
 				return fail(ReasonBrokenChain, link, fmt.Sprintf("%s hashes to %s, the statement names %s", local, got, d.SHA256), nil)
 			}
-			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Detail: "sha256 " + short(got)})
+			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Detail: "sha256 " + digestfmt.Short(got)})
 		}
 	}
 	return v, nil
@@ -430,7 +432,7 @@ func compareFiles(attested map[string]string, files []FileDigest, info artifactI
 		}
 	}
 	if info.Name != actualName || (!overlap && !namesOverlap) {
-		return ReasonBundleMismatch, actualName, fmt.Sprintf("the bundle describes %s %q (sha256 %s), not this artifact", info.Kind, info.Name, short(info.SHA256))
+		return ReasonBundleMismatch, actualName, fmt.Sprintf("the bundle describes %s %q (sha256 %s), not this artifact", info.Kind, info.Name, digestfmt.Short(info.SHA256))
 	}
 	names := make([]string, 0, len(attested)+len(actual))
 	for n := range attested {
@@ -640,11 +642,4 @@ func containsKind(ks []Kind, k Kind) bool {
 		}
 	}
 	return false
-}
-
-func short(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }

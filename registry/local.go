@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -229,7 +231,7 @@ func (l *Local) toVersion(doc *localModelDoc, v *localVersionDoc) Version {
 			out.Artifacts[a] = filepath.Join(out.Source, a)
 		}
 	}
-	for _, alias := range sortedKeys(doc.Aliases) {
+	for _, alias := range slices.Sorted(maps.Keys(doc.Aliases)) {
 		if doc.Aliases[alias] == v.Version {
 			out.Aliases = append(out.Aliases, alias)
 		}
@@ -271,7 +273,7 @@ func (l *Local) Publish(ctx context.Context, req PublishRequest) (Version, error
 				Description:    req.Description,
 				Tags:           versionTags(req),
 				Dir:            dirRel,
-				Artifacts:      sortedKeys(req.ArtifactDirs),
+				Artifacts:      append([]string{}, slices.Sorted(maps.Keys(req.ArtifactDirs))...), // [] not null when empty
 				CreatedAt:      time.Now().UTC(),
 			})
 			v = &doc.Versions[len(doc.Versions)-1]
@@ -314,7 +316,7 @@ func (l *Local) stageArtifacts(ctx context.Context, req PublishRequest, dst stri
 		return fmt.Errorf("registry: stage artifacts: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	for _, name := range sortedKeys(req.ArtifactDirs) {
+	for _, name := range slices.Sorted(maps.Keys(req.ArtifactDirs)) {
 		if err := copyTree(ctx, req.ArtifactDirs[name], filepath.Join(tmp, name)); err != nil {
 			return fmt.Errorf("registry: copy artifact %q from %s: %w", name, req.ArtifactDirs[name], err)
 		}

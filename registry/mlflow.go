@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -392,15 +394,15 @@ func (m *MLflow) ensureRun(ctx context.Context, req PublishRequest) (mlRunInfo, 
 
 func (m *MLflow) logRunData(ctx context.Context, runID string, req PublishRequest, now int64) error {
 	params := make([]mlTag, 0, len(req.Params))
-	for _, k := range sortedKeys(req.Params) {
+	for _, k := range slices.Sorted(maps.Keys(req.Params)) {
 		params = append(params, mlTag{Key: k, Value: req.Params[k]})
 	}
 	tags := make([]mlTag, 0, len(req.Tags))
-	for _, k := range sortedKeys(req.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(req.Tags)) {
 		tags = append(tags, mlTag{Key: k, Value: req.Tags[k]})
 	}
 	var metrics []mlMetric
-	for _, k := range sortedKeys(req.MetricHistory) {
+	for _, k := range slices.Sorted(maps.Keys(req.MetricHistory)) {
 		for _, p := range req.MetricHistory[k] {
 			if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 				continue // JSON cannot carry them
@@ -412,7 +414,7 @@ func (m *MLflow) logRunData(ctx context.Context, runID string, req PublishReques
 			metrics = append(metrics, mlMetric{Key: k, Value: p.Value, Timestamp: ts, Step: p.Step})
 		}
 	}
-	for _, k := range sortedKeys(req.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(req.Metrics)) {
 		v := req.Metrics[k]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			m.c.log.WarnContext(ctx, "metric is not finite; not logged to MLflow", "metric", k, "value", v)
@@ -537,7 +539,7 @@ func (m *MLflow) uploadArtifacts(ctx context.Context, run mlRunInfo, dirs map[st
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedKeys(dirs) {
+	for _, name := range slices.Sorted(maps.Keys(dirs)) {
 		src := dirs[name]
 		info, err := os.Stat(src)
 		if err != nil {
@@ -592,7 +594,7 @@ func (m *MLflow) ensureRegisteredModel(ctx context.Context, model string) error 
 // digest, so a publish never makes two versions of one artifact.
 func (m *MLflow) createVersionOnce(ctx context.Context, req PublishRequest, run mlRunInfo) (mlModelVersion, error) {
 	tags := versionTags(req)
-	tags[tagArtifactNames] = strings.Join(sortedKeys(req.ArtifactDirs), ",")
+	tags[tagArtifactNames] = strings.Join(slices.Sorted(maps.Keys(req.ArtifactDirs)), ",")
 	body := map[string]any{
 		"name":   req.ModelName,
 		"source": run.ArtifactURI,
@@ -633,7 +635,7 @@ func (m *MLflow) createVersionOnce(ctx context.Context, req PublishRequest, run 
 
 func toTagList(tags map[string]string) []mlTag {
 	out := make([]mlTag, 0, len(tags))
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		out = append(out, mlTag{Key: k, Value: tags[k]})
 	}
 	return out

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -252,7 +254,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	}
 	if len(info.TrainingParams) > 0 {
 		b.WriteString("## Training parameters\n\n| parameter | value |\n|---|---|\n")
-		for _, k := range sortedKeys(info.TrainingParams) {
+		for _, k := range slices.Sorted(maps.Keys(info.TrainingParams)) {
 			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(k), mdCell(info.TrainingParams[k]))
 		}
 		b.WriteString("\n")
@@ -288,7 +290,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	}
 	if len(info.Provenance) > 0 {
 		b.WriteString("## Provenance\n\n| item | value |\n|---|---|\n")
-		for _, k := range sortedKeys(info.Provenance) {
+		for _, k := range slices.Sorted(maps.Keys(info.Provenance)) {
 			fmt.Fprintf(&b, "| %s | `%s` |\n", mdCell(k), mdCell(info.Provenance[k]))
 		}
 		b.WriteString("\nThe signed in-toto statements (SLSA provenance, carbon, evaluation) travel with the adapter; verify them before use.\n")

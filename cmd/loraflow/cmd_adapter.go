@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loraflow/loraflow/internal/fixtures"
 	"github.com/loraflow/loraflow/lora/combine"
 	"github.com/loraflow/loraflow/lora/diagnose"
 	"github.com/loraflow/loraflow/lora/merge"
@@ -413,7 +414,7 @@ func runMergeBench(ctx context.Context, w io.Writer, dir string, sizeMB, shardMB
 	}
 	base := filepath.Join(dir, "base")
 	t0 := time.Now()
-	a, err := merge.SyntheticCheckpoint(base, sizeMB<<20, shardMB<<20, dt, rank, allLinear, 1)
+	a, err := fixtures.SyntheticCheckpoint(base, sizeMB<<20, shardMB<<20, dt, rank, allLinear, 1)
 	if err != nil {
 		return fmt.Errorf("merge-bench: generate: %w", err)
 	}

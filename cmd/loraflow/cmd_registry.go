@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/loraflow/loraflow/internal/digestfmt"
 	"github.com/loraflow/loraflow/registry"
 )
 
@@ -115,7 +117,7 @@ func newRegistryLsCmd(f *registryFlags) *cobra.Command {
 				if !v.CreatedAt.IsZero() {
 					created = v.CreatedAt.Format("2006-01-02 15:04")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Version, registryDash(strings.Join(v.Aliases, ",")), registryShortDigest(v.ArtifactDigest), created, registryMetricsLine(v.Metrics))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Version, registryDash(strings.Join(v.Aliases, ",")), digestfmt.Short(v.ArtifactDigest), created, registryMetricsLine(v.Metrics))
 			}
 			return tw.Flush()
 		},
@@ -171,13 +173,13 @@ func newRegistryShowCmd(f *registryFlags) *cobra.Command {
 			if v.RunID != "" {
 				fmt.Fprintf(tw, "run:\t%s\n", v.RunID)
 			}
-			for _, k := range registrySortedKeys(v.Artifacts) {
+			for _, k := range slices.Sorted(maps.Keys(v.Artifacts)) {
 				fmt.Fprintf(tw, "artifact %s:\t%s\n", k, v.Artifacts[k])
 			}
-			for _, k := range registrySortedKeys(v.Metrics) {
+			for _, k := range slices.Sorted(maps.Keys(v.Metrics)) {
 				fmt.Fprintf(tw, "metric %s:\t%s\n", k, strconv.FormatFloat(v.Metrics[k], 'g', 6, 64))
 			}
-			for _, k := range registrySortedKeys(v.Tags) {
+			for _, k := range slices.Sorted(maps.Keys(v.Tags)) {
 				if strings.HasPrefix(k, registry.TagMetricPrefix) {
 					continue
 				}
@@ -252,28 +254,11 @@ func registryDash(s string) string {
 	return s
 }
 
-func registryShortDigest(d string) string {
-	algo, hex, ok := strings.Cut(d, ":")
-	if ok && len(hex) > 12 {
-		return algo + ":" + hex[:12]
-	}
-	return d
-}
-
 func registryMetricsLine(m map[string]float64) string {
-	keys := registrySortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		parts = append(parts, k+"="+strconv.FormatFloat(m[k], 'g', 4, 64))
 	}
 	return registryDash(strings.Join(parts, " "))
-}
-
-func registrySortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

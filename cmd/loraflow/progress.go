@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/loraflow/loraflow/activities"
+	"github.com/loraflow/loraflow/internal/digestfmt"
 	"github.com/loraflow/loraflow/workflows"
 )
 
@@ -195,7 +196,7 @@ func printSummary(out io.Writer, r *workflows.Result) {
 	fmt.Fprintln(out)
 	p := r.Prepare
 	fmt.Fprintf(out, "  dataset     snapshot %s  train %d, validation %d, bad rows %d, duplicates %d\n",
-		short(p.Snapshot.SHA256), p.Train, p.Validation, p.BadRows, p.Duplicates)
+		digestfmt.Short(p.Snapshot.SHA256), p.Train, p.Validation, p.BadRows, p.Duplicates)
 	if t := r.Train; t != nil {
 		adapter := t.Adapter
 		for _, a := range r.Attestations {
@@ -253,11 +254,4 @@ func printSummary(out io.Writer, r *workflows.Result) {
 		fmt.Fprintf(out, " %s %.1fs", st.Stage, st.Seconds)
 	}
 	fmt.Fprintln(out)
-}
-
-func short(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/loraflow/loraflow/internal/fixtures"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -19,7 +20,7 @@ var quiet = slog.New(slog.DiscardHandler)
 func BenchmarkMerge(b *testing.B) {
 	dir := b.TempDir()
 	base := filepath.Join(dir, "base")
-	a, err := SyntheticCheckpoint(base, 128<<20, 48<<20, safetensors.BF16, 16, false, 1)
+	a, err := fixtures.SyntheticCheckpoint(base, 128<<20, 48<<20, safetensors.BF16, 16, false, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/loraflow/loraflow/internal/procfs"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -325,7 +326,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	}
 	_ = syncDir(parent)
 	rep.TotalSeconds = time.Since(start).Seconds()
-	rep.PeakRSSBytes = PeakRSS()
+	rep.PeakRSSBytes, _ = procfs.PeakRSS() // 0 where /proc is absent
 	log.Info(op+" done", "base", baseDir, "out", outDir, "tensors", len(rep.Tensors), "seconds", rep.TotalSeconds)
 	return rep, nil
 }

@@ -3,7 +3,9 @@ package safetensors
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -204,11 +206,7 @@ func buildHeader(path string, infos []TensorInfo, metadata map[string]string) ([
 	if metadata != nil {
 		buf = appendJSONString(buf, metadataKey)
 		buf = append(buf, ':', '{')
-		keys := make([]string, 0, len(metadata))
-		for k := range metadata {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(metadata))
 		for i, k := range keys {
 			if !utf8.ValidString(k) || !utf8.ValidString(metadata[k]) {
 				return nil, nil, formatErr(path, "", "metadata %q is not valid UTF-8", k)

@@ -3,6 +3,8 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -58,11 +60,7 @@ func Train(corpus []string, vocabSize int, specialTokens []string) (*Tokenizer, 
 			start = e
 		}
 	}
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(counts))
 	type word struct {
 		syms []int
 		freq int

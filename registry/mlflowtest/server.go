@@ -16,10 +16,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1221,11 +1223,7 @@ func sortedModelNames(m map[string]*registeredModel) []string {
 }
 
 func tagList(m map[string]string) []map[string]string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	out := make([]map[string]string, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, map[string]string{"key": k, "value": m[k]})
@@ -1246,7 +1244,7 @@ func (s *Server) runJSON(run *Run) map[string]any {
 
 func (s *Server) modelJSON(rm *registeredModel) map[string]any {
 	var aliases []map[string]string
-	for _, a := range sortedKeys(rm.aliases) {
+	for _, a := range slices.Sorted(maps.Keys(rm.aliases)) {
 		aliases = append(aliases, map[string]string{"alias": a, "version": rm.aliases[a]})
 	}
 	return map[string]any{"name": rm.name, "creation_timestamp": rm.created, "last_updated_timestamp": rm.created,
@@ -1255,7 +1253,7 @@ func (s *Server) modelJSON(rm *registeredModel) map[string]any {
 
 func (s *Server) versionJSON(rm *registeredModel, mv *ModelVersion) map[string]any {
 	var aliases []string
-	for _, a := range sortedKeys(rm.aliases) {
+	for _, a := range slices.Sorted(maps.Keys(rm.aliases)) {
 		if rm.aliases[a] == mv.Version {
 			aliases = append(aliases, a)
 		}
@@ -1265,15 +1263,6 @@ func (s *Server) versionJSON(rm *registeredModel, mv *ModelVersion) map[string]a
 		"current_stage": "None", "description": mv.Description, "source": mv.Source, "run_id": mv.RunID,
 		"status": mv.Status, "tags": tagList(mv.Tags), "aliases": aliases,
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func now() int64 { return time.Now().UnixMilli() }
