@@ -183,33 +183,23 @@ func hardware(r carbon.Report) string {
 }
 
 // counterfactual estimates what full fine-tuning of the same run would have
-// cost, from the base model's shapes and the measured training figures.
+// cost, from the run's FLOP counts (the engine's FLOP model, counted where
+// training ended) and the measured training figures. A training result
+// recorded without them gets them from the base model and the spec.
 func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage) (*carbon.Counterfactual, error) {
-	raw, err := os.ReadFile(filepath.Join(baseDir, "config.json"))
-	if err != nil {
-		return nil, err
+	fc := t.FLOPs
+	if fc.AdapterParams == 0 {
+		m, err := lora.LoadModel(baseDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := s.PEFT(m.Config().ModelType)
+		if err != nil {
+			return nil, err
+		}
+		fc = pipeline.TrainingFLOPs(m, cfg, s.TrainConfig(""), t.TrainableParams)
 	}
-	mc, err := lora.ParseModelConfig(raw)
-	if err != nil {
-		return nil, err
-	}
-	var shape carbon.ModelShape
-	switch mc.ModelType {
-	case "gpt2":
-		shape = carbon.GPT2Shape(carbon.GPT2Dims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads, Inner: mc.Intermediate, SeqLen: s.Training.SeqLen, Positions: mc.MaxPositions})
-	default:
-		shape = carbon.LlamaShape(carbon.LlamaDims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads,
-			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
-	}
-	cfg, err := s.PEFT(mc.ModelType)
-	if err != nil {
-		return nil, err
-	}
-	targets := s.LoRA.TargetModules.Names()
-	if targets == nil {
-		targets = cfg.TargetModules.List
-	}
-	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
+	cf, err := carbon.CounterfactualFromFLOPs(fc, carbon.LoRARun{
 		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
 		EnergyKWh: trainUsage.EnergyKWh, EmissionsKg: trainUsage.EmissionsKg, BytesPerParam: 4,
 	})
