@@ -76,6 +76,11 @@ type Config struct {
 	// TrainerBackend is "local" (default: train in the worker) or "argo"
 	// (hand training to RemoteTrainer, which must then be set).
 	TrainerBackend string
+	// ActivityMemoryBytes is the memory one activity may use (default
+	// DefaultActivityMemory); the worker runs at most
+	// max(1, 0.8 × memory limit / ActivityMemoryBytes) activities at once
+	// unless its options set MaxConcurrentActivityExecutionSize.
+	ActivityMemoryBytes int64
 	// RemoteTrainer runs training off the worker when TrainerBackend is
 	// "argo" (cmd/worker builds it with argo.RemoteTrainer from its
 	// LORAFLOW_ARGO_* settings). Setting it with the local backend is
@@ -104,6 +109,11 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 			}
 			if o.WorkerOptions.DefaultHeartbeatThrottleInterval == 0 {
 				o.WorkerOptions.DefaultHeartbeatThrottleInterval = heartbeatThrottle
+			}
+			if o.WorkerOptions.MaxConcurrentActivityExecutionSize == 0 {
+				if limit := memoryLimit(); limit > 0 {
+					o.WorkerOptions.MaxConcurrentActivityExecutionSize = activitySlots(limit, cfg.ActivityMemoryBytes)
+				}
 			}
 			return nil
 		},

@@ -128,10 +128,11 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		return artifact.Ref{}, err
 	}
 	card := registry.CardInfo{
-		ModelName:   in.Spec.Name,
-		BaseModel:   in.Spec.BaseModel,
+		ModelName: in.Spec.Name,
+		// Hub metadata takes a Hub id or nothing: the base folder's own
+		// id when its config names one, never a local path.
+		BaseModel:   registry.HubID(in.Spec.BaseModel),
 		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s).", filepath.Base(in.Spec.BaseModel), in.InvocationID),
-		Datasets:    []string{"sha256:" + in.Snapshot.SHA256},
 		Tags:        []string{"lora", "peft", "loraflow"},
 		TaskType:    "text-generation",
 		Provenance: map[string]string{
@@ -161,7 +162,7 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 	}
 	if c := in.Carbon; c != nil {
 		card.CO2 = &registry.CO2Emissions{
-			Emissions: c.Total.EmissionsKg * 1000, Source: "loraflow carbon (" + c.Total.Method() + ")",
+			Emissions: registry.YAMLFloat(c.Total.EmissionsKg * 1000), Source: "loraflow carbon (" + c.Total.Method() + ")",
 			TrainingType: "fine-tuning", GeographicalLocation: c.Total.CountryName, HardwareUsed: hardware(c.Total),
 		}
 		if cf := c.Counterfactual; cf != nil {

@@ -12,11 +12,46 @@ import (
 // given to set, so that long steps without natural progress points (model
 // loading, evaluation, equivalence checks) never miss the heartbeat
 // timeout. stop ends it.
+//
+// With watchSteps, each set is a unit of progress (a training step) and the
+// keep-alive becomes a watchdog: once no set came for stallLimit, it stops
+// heartbeating, so the server's heartbeat timeout ends a wedged attempt
+// (and the retry resumes from the last checkpoint) instead of the training
+// StartToClose hours later.
 type keepAlive struct {
 	mu      sync.Mutex
 	details any
 	stop    context.CancelFunc
 	done    chan struct{}
+
+	watch   bool
+	lastSet time.Time     // of the last progress point (zero: none yet)
+	longest time.Duration // longest gap between two progress points
+	warned  bool
+}
+
+// The watchdog's limit: stepStallFactor times the longest step seen, and
+// never less than stepStallMin (a first step, a checkpoint on a slow disk).
+const (
+	stepStallFactor = 10
+	stepStallMin    = 10 * time.Minute
+)
+
+// watchSteps turns the watchdog on (see keepAlive).
+func (k *keepAlive) watchSteps() {
+	k.mu.Lock()
+	k.watch = true
+	k.mu.Unlock()
+}
+
+// stalled reports whether progress stopped for longer than the limit at
+// now. Before the first progress point (model loading) it never is.
+func (k *keepAlive) stalled(now time.Time) (bool, time.Duration) {
+	if !k.watch || k.lastSet.IsZero() {
+		return false, 0
+	}
+	limit := max(stepStallFactor*k.longest, stepStallMin)
+	return now.Sub(k.lastSet) > limit, limit
 }
 
 func startKeepAlive(ctx context.Context, details any) *keepAlive {
@@ -38,7 +73,16 @@ func startKeepAlive(ctx context.Context, details any) *keepAlive {
 			case <-t.C:
 				k.mu.Lock()
 				d := k.details
+				stalled, limit := k.stalled(time.Now())
+				warn := stalled && !k.warned
+				k.warned = k.warned || stalled
 				k.mu.Unlock()
+				if stalled {
+					if warn {
+						activity.GetLogger(ctx).Warn("no progress; heartbeats stopped so that the heartbeat timeout retries the attempt", "limit", limit)
+					}
+					continue
+				}
 				activity.RecordHeartbeat(ctx, d)
 			}
 		}
@@ -50,6 +94,7 @@ func startKeepAlive(ctx context.Context, details any) *keepAlive {
 func (k *keepAlive) set(ctx context.Context, details any) {
 	k.mu.Lock()
 	k.details = details
+	k.progressAt(time.Now())
 	k.mu.Unlock()
 	activity.RecordHeartbeat(ctx, details)
 }
@@ -57,4 +102,12 @@ func (k *keepAlive) set(ctx context.Context, details any) {
 func (k *keepAlive) close() {
 	k.stop()
 	<-k.done
+}
+
+// progressAt notes a progress point at now (k.mu held).
+func (k *keepAlive) progressAt(now time.Time) {
+	if !k.lastSet.IsZero() {
+		k.longest = max(k.longest, now.Sub(k.lastSet))
+	}
+	k.lastSet, k.warned = now, false
 }

@@ -40,6 +40,9 @@ func remoteContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // no activity context would tell the remote trainer. A no-op for local
 // training and when nothing runs.
 func (a *Activities) StopRemoteTraining(ctx context.Context, in TrainInput) error {
+	if err := a.checkSpec("StopRemoteTraining", in.Spec); err != nil {
+		return err
+	}
 	st, ok := a.RemoteTrainer.(pipeline.RemoteStopper)
 	if !ok {
 		return nil

@@ -64,6 +64,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	// it atomically before reporting it).
 	alive := startKeepAlive(ctx, TrainProgress{})
 	defer alive.close()
+	if a.RemoteTrainer == nil {
+		alive.watchSteps() // each step sets it: a wedged step stops the heartbeats
+	}
 	var lastCheckpoint string
 	heartbeat := func(p lora.Progress) {
 		if p.Checkpoint != "" {

@@ -24,7 +24,7 @@ type trained struct {
 	att   Attestation
 }
 
-func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) (TrainOutput, Attestation) {
+func (w world) trainSeed(t *testing.T, prep PrepareDataOutput, seed int64) TrainOutput {
 	t.Helper()
 	s := w.spec
 	s.Training.Seed = seed
@@ -34,7 +34,13 @@ func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) 
 	}
 	var train TrainOutput
 	v.Get(&train)
-	v, err = w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
+	return train
+}
+
+func (w world) trainAndAttest(t *testing.T, prep PrepareDataOutput, seed int64) (TrainOutput, Attestation) {
+	t.Helper()
+	train := w.trainSeed(t, prep, seed)
+	v, err := w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
 		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
 	if err != nil {
 		t.Fatal(err)
@@ -148,17 +154,12 @@ func TestPublishCopiesOnlyVerifiedBundles(t *testing.T) {
 func TestAttestRefusesChangedStoreObject(t *testing.T) {
 	w := newWorld(t, nil)
 	prep := w.prepare(t)
-	v, err := w.env().ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var train TrainOutput
-	v.Get(&train)
+	train := w.trainSeed(t, prep, w.spec.Training.Seed)
 	dir, _ := w.acts.Store.Path(train.Adapter)
 	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(`{"peft_type":"LORA","r":64}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
+	_, err := w.env().ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
 		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
 	nonRetryableType(t, err, ErrVerificationFailed, "changed after it was committed")
 	if _, err := os.Stat(provenance.BundlePath(dir, provenance.BundleProvenance)); err == nil {
@@ -264,5 +265,54 @@ func TestAttestRefusesCredentialsInTheSpec(t *testing.T) {
 	dir, _ := w.acts.Store.Path(prep.Snapshot)
 	if _, err := os.Stat(provenance.BundlePath(dir, provenance.BundleProvenance)); err == nil {
 		t.Fatal("a statement was signed")
+	}
+}
+
+// The champion adapter read from the registry is verified before Evaluate
+// scores it: a tampered registry copy is not comparable, so the gate never
+// promotes over it on its word.
+func TestEvaluateDoesNotScoreATamperedChampion(t *testing.T) {
+	w := newTrained(t)
+	v, err := w.env().ExecuteActivity(w.acts.Publish, PublishInput{Spec: w.spec, Snapshot: w.prep.Snapshot, BaseModel: w.prep.BaseModel,
+		Train: w.train, Attestations: []Attestation{w.att}, Promote: true, InvocationID: "wf/run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub PublishOutput
+	v.Get(&pub)
+	in := EvaluateInput{Spec: w.spec, Snapshot: w.prep.Snapshot, BaseModel: w.prep.BaseModel, Adapter: w.train.Adapter}
+	var out EvaluateOutput
+	if v, err = w.env().ExecuteActivity(w.acts.Evaluate, in); err != nil {
+		t.Fatal(err)
+	}
+	v.Get(&out)
+	if !out.HasChampion || !out.ChampionComparable {
+		t.Fatalf("precondition: the intact champion is scored: %+v", out)
+	}
+	reg, err := registry.Open(t.Context(), "file://"+filepath.Join(w.dir, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _, err := reg.GetByAlias(t.Context(), w.spec.Name, registry.AliasChampion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(ver.Artifacts["adapter"], "adapter_model.safetensors")
+	b, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	os.Chmod(weights, 0o644)
+	if err := os.WriteFile(weights, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, err = w.env().ExecuteActivity(w.acts.Evaluate, in); err != nil {
+		t.Fatal(err)
+	}
+	out = EvaluateOutput{}
+	v.Get(&out)
+	if !out.HasChampion || out.ChampionComparable || !strings.Contains(out.ChampionNote, "does not verify") {
+		t.Fatalf("a tampered champion was scored: %+v", out)
 	}
 }

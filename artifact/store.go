@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/loraflow/loraflow/internal/atomicfile"
@@ -99,25 +100,104 @@ func (s *Store) WorkDir(step, key string) (string, error) {
 	return d, nil
 }
 
-// Commit hashes the folder dir and moves it into the store. If an equal
-// artifact is already there, dir is removed and the existing one returned.
+// Commit hashes the folder dir and moves it into the store, durably: every
+// file and folder under dir is fsynced before the rename, and objects/ after
+// it, so a committed Ref never names a folder whose files a power cut could
+// leave empty or torn. If an object of that digest is already there it is
+// hashed again: an intact one is kept (dir removed), a torn or altered one
+// (an earlier crash, a bad disk) is replaced by dir.
 func (s *Store) Commit(ctx context.Context, dir string) (Ref, error) {
+	if err := syncTree(dir); err != nil {
+		return Ref{}, fmt.Errorf("artifact store: commit %s: %w", dir, err)
+	}
 	digest, err := DigestDir(ctx, dir)
 	if err != nil {
 		return Ref{}, err
 	}
-	dst := filepath.Join(s.root, "objects", digest)
+	objects := filepath.Join(s.root, "objects")
+	dst := filepath.Join(objects, digest)
 	ref := Ref{URI: "file://" + dst, SHA256: digest}
+	intact := func() bool {
+		d, err := DigestDir(ctx, dst)
+		return err == nil && d == digest
+	}
 	if _, err := os.Stat(dst); err == nil {
-		return ref, os.RemoveAll(dir)
+		if intact() {
+			return ref, os.RemoveAll(dir)
+		}
+		if err := ctx.Err(); err != nil {
+			return Ref{}, err
+		}
+		// Move the damaged object out of the way (a rename is atomic; a
+		// reader sees it or the replacement), then drop it.
+		aside, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "torn-")
+		if err != nil {
+			return Ref{}, fmt.Errorf("artifact store: %w", err)
+		}
+		defer os.RemoveAll(aside)
+		if err := os.Rename(dst, filepath.Join(aside, digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return Ref{}, fmt.Errorf("artifact store: replacing torn object %s: %w", digest, err)
+		}
 	}
 	if err := os.Rename(dir, dst); err != nil {
-		if _, statErr := os.Stat(dst); statErr == nil { // a concurrent commit won
+		if _, statErr := os.Stat(dst); statErr == nil && intact() { // a concurrent commit won
 			return ref, os.RemoveAll(dir)
 		}
 		return Ref{}, fmt.Errorf("artifact store: commit %s: %w", dir, err)
 	}
+	if err := fsyncPath(objects); err != nil {
+		return Ref{}, fmt.Errorf("artifact store: commit %s: %w", dir, err)
+	}
 	return ref, nil
+}
+
+// fsyncPath fsyncs a file or folder; the store's tests replace it to see
+// the order of syncs.
+var fsyncPath = func(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && isDir(path) && errors.Is(err, syscall.EINVAL) {
+		return nil // some filesystems cannot fsync a folder
+	}
+	return err
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// syncTree fsyncs every regular file under dir, then every folder, deepest
+// first, so that the names and the bytes are on disk before dir is renamed.
+func syncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			return fsyncPath(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := fsyncPath(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Lookup finds the artifact that step produced for key, if any; an entry

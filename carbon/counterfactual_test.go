@@ -78,7 +78,7 @@ func TestShapesMatchPublishedParameterCounts(t *testing.T) {
 	if l.Params() != 1100048384 {
 		t.Errorf("TinyLlama params = %d, want 1100048384", l.Params())
 	}
-	// DESIGN.md §8 gpt2s: LoRA r=8 on c_attn: 12 · 8 · (768 + 2304) = 294,912 adapter params.
+	// gpt2s (docs/architecture.md, Performance reference): LoRA r=8 on c_attn: 12 · 8 · (768 + 2304) = 294,912 adapter params.
 	if got := g.WithLoRA(8, "c_attn").AdapterParams(); got != 294912 {
 		t.Errorf("gpt2s adapter params = %d, want 294912", got)
 	}
@@ -91,8 +91,8 @@ func TestShapesMatchPublishedParameterCounts(t *testing.T) {
 	}
 }
 
-// TestCounterfactualDesignWorkload logs the counterfactual of DESIGN.md §8's
-// llama30m LoRA workload at its PyTorch reference throughput.
+// TestCounterfactualDesignWorkload logs the counterfactual of the reference
+// llama30m LoRA workload (docs/architecture.md, Performance reference) at its PyTorch reference throughput.
 func TestCounterfactualDesignWorkload(t *testing.T) {
 	shape := LlamaShape(LlamaDims{Vocab: 8192, Hidden: 512, Layers: 8, Heads: 8, KVHeads: 8, Intermediate: 1408, SeqLen: 256}).
 		WithLoRA(16, "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

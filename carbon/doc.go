@@ -31,7 +31,7 @@
 //     utilisation = CPU seconds / (wall seconds × visible threads), so a 2-vCPU
 //     slice of a 64-core part is charged for its share, not the whole package.
 //   - CPU, "default-4w-per-thread": the same with w = 4 W for a model not in
-//     the table (DESIGN.md §4).
+//     the table (docs/architecture.md, Carbon estimates).
 //   - GPU, "nvml" or "nvml-power-samples": a GPUSource passed in Options.GPU,
 //     or opened by a registered GPUOpener (a blank import of carbon/nvml
 //     registers NVML, loaded with dlopen, no cgo): energy counter difference,

@@ -25,7 +25,7 @@ const (
 	MethodNoGPU            = "none (no GPU)"
 )
 
-// Estimation constants (DESIGN.md §4).
+// Estimation constants (docs/architecture.md, Carbon estimates).
 const (
 	// DefaultWattsPerThread is the CPU power assumed per hardware thread for a
 	// CPU model that is not in data/tdp.csv.

@@ -30,7 +30,8 @@ const codeCarbonV2Header = "timestamp,project_name,run_id,experiment_id,duration
 	"country_name,country_iso_code,region,cloud_provider,cloud_region,os,python_version,codecarbon_version," +
 	"cpu_count,cpu_model,gpu_count,gpu_model,longitude,latitude,ram_total_size,tracking_mode,on_cloud,pue"
 
-// designColumns are the columns DESIGN.md §4 requires.
+// designColumns are the CodeCarbon emissions.csv columns that
+// docs/architecture.md (Carbon estimates) lists as the output.
 var designColumns = []string{"timestamp", "project_name", "run_id", "duration", "emissions", "cpu_power", "gpu_power",
 	"ram_power", "cpu_energy", "gpu_energy", "ram_energy", "energy_consumed", "country_iso_code", "region",
 	"cloud_provider", "cloud_region", "cpu_model", "gpu_model", "pue", "tracking_mode"}
@@ -60,9 +61,9 @@ func TestCSVHeaderExactlyCodeCarbon(t *testing.T) {
 	for _, c := range designColumns {
 		i, ok := idx[c]
 		if !ok {
-			t.Errorf("DESIGN.md column %q missing", c)
+			t.Errorf("documented column %q missing", c)
 		}
-		// DESIGN lists pue before tracking_mode; CodeCarbon's order wins for those two.
+		// The documented list has pue before tracking_mode; CodeCarbon's order wins for those two.
 		if ok && c != "tracking_mode" && c != "pue" && i < last {
 			t.Errorf("column %q out of CodeCarbon order", c)
 		}

@@ -18,7 +18,7 @@ import (
 var dataFS embed.FS
 
 // WorldIntensity is the world-average grid intensity (gCO2e/kWh) used when no
-// country or cloud region is known; DESIGN.md §4 and CodeCarbon use 475.
+// country or cloud region is known; CodeCarbon uses 475 (docs/architecture.md, Carbon estimates).
 const WorldIntensity = 475.0
 
 // Country is one row of data/intensity.csv.
@@ -27,7 +27,7 @@ type Country struct {
 	Name      string  // e.g. "France"
 	Intensity float64 // gCO2e/kWh
 	Year      int     // year of the statistic
-	Check     string  // "design" (checked against DESIGN.md) or "approx"
+	Check     string  // "design" (checked against docs/architecture.md, Carbon estimates) or "approx"
 }
 
 // CloudRegion is one row of data/cloud_regions.csv.

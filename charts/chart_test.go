@@ -70,6 +70,12 @@ func helm(t *testing.T) string {
 }
 
 func installHelm() (string, error) {
+	// A helm already on PATH at the pinned version is used as it is.
+	if p, err := exec.LookPath("helm"); err == nil {
+		if v, err := exec.Command(p, "version", "--template", "{{.Version}}").Output(); err == nil && strings.HasPrefix(string(v), helmVersion) {
+			return p, nil
+		}
+	}
 	out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env: %w", err)

@@ -14,7 +14,7 @@ import (
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
-// Reference workloads of DESIGN.md §8 (random weights).
+// Reference workloads (docs/architecture.md, Performance reference; random weights).
 var (
 	// Llama30M: vocab 8192, hidden 512, 8 layers, 8 heads, SwiGLU 1408,
 	// untied head; batch 8 × 256; LoRA r 16, alpha 32 on q,k,v,o,gate,up,down.

@@ -100,7 +100,7 @@ func TestStepFLOPs(t *testing.T) {
 	pc.R = 16
 	lora := m.StepFLOPs(pc, 8, 256, false)
 	full := m.StepFLOPs(pc, 8, 256, true)
-	// DESIGN.md §8: about 4 × matmul parameters × tokens plus attention for LoRA.
+	// docs/architecture.md, Performance reference: about 4 × matmul parameters × tokens plus attention for LoRA.
 	params := 8*(4*512*512+3*512*1408) + 8192*512
 	base := 4 * float64(params) * 2048
 	if lora < base || lora > 1.2*base || full < 1.45*base {

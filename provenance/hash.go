@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -57,7 +58,7 @@ func HashFiles(ctx context.Context, dir string, names []string) (*TreeDigest, er
 	for i, n := range names {
 		files[i].Name = n
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
+	sort.Slice(files, func(i, j int) bool { return PathLess(files[i].Name, files[j].Name) })
 	for i := 1; i < len(files); i++ {
 		if files[i].Name == files[i-1].Name {
 			return nil, fmt.Errorf("provenance: file %q listed twice", files[i].Name)
@@ -130,7 +131,8 @@ func HashFile(ctx context.Context, path string) (FileDigest, error) {
 }
 
 // FolderDigest is sha256 over the raw (binary) digests of files sorted by
-// name: model_signing's root digest. files must be sorted by Name.
+// name: model_signing's root digest. files must be sorted by Name in
+// PathLess order.
 func FolderDigest(files []FileDigest) string {
 	h := sha256.New()
 	for _, f := range files {
@@ -193,8 +195,38 @@ func hashFile(ctx context.Context, p string, buf []byte) (string, int64, error) 
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// PathLess orders slash-separated paths as model_signing orders its
+// resources: model-transparency's src/model_signing/manifest.py yields
+// resource descriptors from sorted(self._item_to_digest.items()), whose keys
+// are File(path: PurePosixPath) dataclasses with order=True, and PurePath
+// compares its parts (the components), each a str compared by code point.
+// Byte order of UTF-8 is code-point order, so each component compares as a
+// Go string; "a/b" sorts before "a-b" (component "a" < "a-b"), although
+// '-' < '/' byte-wise.
+func PathLess(a, b string) bool {
+	for {
+		ca, resta, moreA := strings.Cut(a, "/")
+		cb, restb, moreB := strings.Cut(b, "/")
+		if ca != cb {
+			return ca < cb
+		}
+		if !moreA || !moreB {
+			return !moreA && moreB
+		}
+		a, b = resta, restb
+	}
+}
+
+// ignoredAtRoot are the paths model_signing leaves out of every folder it
+// hashes by default: model-transparency's src/model_signing/hashing.py,
+// Config.hash with _ignore_git_paths (True by default) adds
+// os.path.join(model_path, p) for ".git/", ".gitattributes", ".github/" and
+// ".gitignore" to the ignored paths; an ignored folder takes its children
+// with it. They are relative to the model's root only.
+var ignoredAtRoot = map[string]bool{".git": true, ".gitattributes": true, ".github": true, ".gitignore": true}
+
 // listTree returns the slash-separated relative names of the regular files
-// under dir, sorted.
+// under dir, in PathLess order, without model_signing's ignored git paths.
 func listTree(dir string) ([]string, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -208,14 +240,20 @@ func listTree(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			return nil
-		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if ignoredAtRoot[rel] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
 		if !d.Type().IsRegular() {
 			if d.Type()&fs.ModeSymlink != 0 {
 				return fmt.Errorf("%s is a symbolic link; artifacts must hold regular files only", rel)
@@ -228,6 +266,6 @@ func listTree(dir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provenance: listing %s: %w", dir, err)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { return PathLess(names[i], names[j]) })
 	return names, nil
 }

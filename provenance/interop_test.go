@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -133,21 +134,34 @@ func TestCosignVerifiesBundles(t *testing.T) {
 	}
 }
 
-const cosignModule = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
+const (
+	cosignVersion = "v2.6.5"
+	cosignModule  = "github.com/sigstore/cosign/v2/cmd/cosign@" + cosignVersion
+)
 
-// cosignBinary returns a cosign built from the Go module proxy into the
-// user cache (LORAFLOW_COSIGN overrides). The first build takes minutes;
+// cosignBinary returns a cosign of the pinned version: LORAFLOW_COSIGN when
+// set, else a cosign on PATH that reports that version, else one built from
+// the Go module proxy into the user cache. The first build takes minutes;
 // the test is skipped, visibly, only when it cannot be built.
 func cosignBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("LORAFLOW_COSIGN"); p != "" {
 		return p
 	}
+	if p, err := exec.LookPath("cosign"); err == nil {
+		var v struct {
+			GitVersion string `json:"gitVersion"`
+		}
+		if out, err := exec.Command(p, "version", "--json").Output(); err == nil && json.Unmarshal(out, &v) == nil && v.GitVersion == cosignVersion {
+			return p
+		}
+		t.Logf("cosign on PATH (%s) is not %s; using the pinned build", p, cosignVersion)
+	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Skipf("SKIP cosign interop: no user cache dir: %v", err)
 	}
-	dir := filepath.Join(cache, "loraflow", "tools", "cosign-v2.6.5")
+	dir := filepath.Join(cache, "loraflow", "tools", "cosign-"+cosignVersion)
 	bin := filepath.Join(dir, "cosign")
 	if _, err := os.Stat(bin); err == nil {
 		return bin

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -136,8 +137,9 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
-// KeyID returns the key's identifier: the standard base64 encoding of the
-// sha256 of its PKIX public key, which is also the key hint in bundles.
+// KeyID returns the key's identifier: the lowercase hex sha256 of its PKIX
+// "PUBLIC KEY" PEM, which is also the key hint in bundles (model_signing's
+// convention, see keyID).
 func (s *Signer) KeyID() string { return s.keyID }
 
 // Type returns the key algorithm.
@@ -185,13 +187,20 @@ func newSigner(key crypto.Signer) (*Signer, error) {
 	return &Signer{key: key, keyType: kt, keyID: id}, nil
 }
 
+// keyID is the hint model_signing writes and checks: in
+// model-transparency's src/model_signing/_signing/sign_ec_key.py, the
+// signer's _get_verification_material and the verifier's _verify_bundle both
+// take hashlib.sha256(public_bytes(PEM, SubjectPublicKeyInfo)).digest().hex(),
+// and the verifier raises "Key mismatch" when a bundle's hint differs. The
+// PEM is the one publicKeyPEM writes (64-character base64 lines, final
+// newline), byte for byte what Python's cryptography writes.
 func keyID(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	p, err := publicKeyPEM(pub)
 	if err != nil {
-		return "", fmt.Errorf("provenance: encode public key: %w", err)
+		return "", err
 	}
-	sum := sha256.Sum256(der)
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
+	sum := sha256.Sum256(p)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func publicKeyPEM(pub crypto.PublicKey) ([]byte, error) {

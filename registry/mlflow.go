@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MLflow is a Registry backed by an MLflow tracking server's REST API.
@@ -183,6 +184,11 @@ func (m *MLflow) Publish(ctx context.Context, req PublishRequest) (Version, erro
 	}
 	if _, err := quoteFilter(req.ArtifactDigest); err != nil {
 		return Version{}, err
+	}
+	for _, d := range req.Datasets {
+		if _, _, err := mlflowDatasetDigest(d.Digest); err != nil {
+			return Version{}, fmt.Errorf("registry: publish %s: dataset %s: %w", req.ModelName, d.Name, err)
+		}
 	}
 	mv, found, err := m.findByDigest(ctx, req.ModelName, req.ArtifactDigest)
 	if err != nil {
@@ -455,7 +461,14 @@ func (m *MLflow) logRunData(ctx context.Context, runID string, req PublishReques
 		if d.Name == "" || d.Digest == "" {
 			return fmt.Errorf("registry: dataset input %+v needs a name and a digest", d)
 		}
-		in := mlDatasetInput{Dataset: mlDataset{Name: d.Name, Digest: d.Digest, SourceType: d.SourceType, Source: d.Source, Schema: d.Schema, Profile: d.Profile}}
+		short, full, err := mlflowDatasetDigest(d.Digest)
+		if err != nil {
+			return fmt.Errorf("registry: dataset input %s: %w", d.Name, err)
+		}
+		in := mlDatasetInput{Dataset: mlDataset{Name: d.Name, Digest: short, SourceType: d.SourceType, Source: d.Source, Schema: d.Schema, Profile: d.Profile}}
+		if full != "" {
+			in.Tags = append(in.Tags, mlTag{Key: TagDatasetSHA256, Value: full})
+		}
 		if in.Dataset.SourceType == "" {
 			in.Dataset.SourceType = "local"
 		}
@@ -464,7 +477,7 @@ func (m *MLflow) logRunData(ctx context.Context, runID string, req PublishReques
 			in.Dataset.Source = string(b)
 		}
 		if d.Context != "" {
-			in.Tags = []mlTag{{Key: "mlflow.data.context", Value: d.Context}}
+			in.Tags = append(in.Tags, mlTag{Key: "mlflow.data.context", Value: d.Context})
 		}
 		inputs = append(inputs, in)
 	}
@@ -472,6 +485,33 @@ func (m *MLflow) logRunData(ctx context.Context, runID string, req PublishReques
 		return fmt.Errorf("registry: log dataset inputs to MLflow run %s: %w", runID, err)
 	}
 	return nil
+}
+
+// mlflowShortDigestLen is the length of the digests MLflow computes for its
+// own datasets: mlflow/data/digest_utils.py, get_normalized_md5_digest,
+// "An 8-character, truncated md5 digest" (md5.hexdigest()[:8]).
+const mlflowShortDigestLen = 8
+
+// mlflowMaxDatasetDigest is MAX_DATASET_DIGEST_SIZE in
+// mlflow/utils/validation.py: _validate_dataset refuses a longer digest
+// with 400 INVALID_PARAMETER_VALUE.
+const mlflowMaxDatasetDigest = 36
+
+// mlflowDatasetDigest maps a dataset digest onto MLflow's convention. A
+// sha256 (64 hex characters, with or without "sha256:") is sent as its first
+// 8 hex characters, as MLflow truncates its own digests, and returned in
+// full ("sha256:<hex>") for the TagDatasetSHA256 input tag, so that the
+// dataset stays identifiable. Any other digest goes unchanged if it fits
+// MLflow's limit and is refused here otherwise (before any run is made).
+func mlflowDatasetDigest(d string) (short, full string, err error) {
+	hex := strings.TrimPrefix(d, "sha256:")
+	if len(hex) == 64 && strings.Trim(hex, "0123456789abcdef") == "" {
+		return hex[:mlflowShortDigestLen], "sha256:" + hex, nil
+	}
+	if utf8.RuneCountInString(d) > mlflowMaxDatasetDigest {
+		return "", "", fmt.Errorf("digest %q is neither a sha256 nor at most %d characters (MLflow's MAX_DATASET_DIGEST_SIZE)", d, mlflowMaxDatasetDigest)
+	}
+	return d, "", nil
 }
 
 // artifactRootPath turns a run's artifact URI into the path below the

@@ -391,3 +391,40 @@ func TestMLflowRetriedPublishReusesTheFinishedRun(t *testing.T) {
 		t.Errorf("versions %v, run %s", srv.Versions("m"), v.RunID)
 	}
 }
+
+// TestMLflowDatasetDigestFollowsMLflowsConvention publishes the digest the
+// pipeline has, a sha256 snapshot digest of 64 hex characters. MLflow's
+// _validate_dataset (mlflow/utils/validation.py) refuses a digest longer
+// than MAX_DATASET_DIGEST_SIZE = 36, and MLflow's own datasets carry
+// "An 8-character, truncated md5 digest" (mlflow/data/digest_utils.py,
+// get_normalized_md5_digest: md5.hexdigest()[:8]); the dataset input gets
+// the first 8 hex characters and keeps the full digest as an input tag.
+func TestMLflowDatasetDigestFollowsMLflowsConvention(t *testing.T) {
+	srv := mlflowtest.NewServer(t)
+	m := newTestMLflow(t, srv, nil)
+	const hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	req := samplePublish(t, "tiny-lora", "sha256:abc123")
+	req.Datasets = []Dataset{{Name: "snap", Digest: hex, Context: "training"}}
+	if _, err := m.Publish(context.Background(), req); err != nil {
+		t.Fatalf("publish with a sha256 dataset digest: %v", err)
+	}
+	run := srv.Runs()[0]
+	if len(run.Datasets) != 1 || run.Datasets[0] != "snap@9f86d081 (training)" {
+		t.Errorf("datasets = %v, want the 8-character digest", run.Datasets)
+	}
+	if got := run.DatasetTags[0][TagDatasetSHA256]; got != "sha256:"+hex {
+		t.Errorf("input tag %s = %q, want the full digest", TagDatasetSHA256, got)
+	}
+
+	// A digest that is no sha256 and longer than MLflow allows is refused
+	// before any run is made.
+	req = samplePublish(t, "tiny-lora", "sha256:def456")
+	req.Datasets = []Dataset{{Name: "snap", Digest: strings.Repeat("z", 37)}}
+	before := len(srv.Runs())
+	if _, err := m.Publish(context.Background(), req); err == nil || !strings.Contains(err.Error(), "MAX_DATASET_DIGEST_SIZE") {
+		t.Errorf("37-character digest: err = %v", err)
+	}
+	if len(srv.Runs()) != before {
+		t.Errorf("a run was made for a publish that cannot succeed")
+	}
+}

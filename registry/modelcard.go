@@ -2,9 +2,13 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -14,11 +18,11 @@ import (
 // CO2Emissions is the Hugging Face model card's co2_eq_emissions block.
 type CO2Emissions struct {
 	// Emissions in grams of CO2 equivalent.
-	Emissions            float64 `yaml:"emissions"`
-	Source               string  `yaml:"source,omitempty"`        // e.g. "loraflow carbon (RAPL measured)"
-	TrainingType         string  `yaml:"training_type,omitempty"` // "fine-tuning"
-	GeographicalLocation string  `yaml:"geographical_location,omitempty"`
-	HardwareUsed         string  `yaml:"hardware_used,omitempty"`
+	Emissions            YAMLFloat `yaml:"emissions"`
+	Source               string    `yaml:"source,omitempty"`        // e.g. "loraflow carbon (RAPL measured)"
+	TrainingType         string    `yaml:"training_type,omitempty"` // "fine-tuning"
+	GeographicalLocation string    `yaml:"geographical_location,omitempty"`
+	HardwareUsed         string    `yaml:"hardware_used,omitempty"`
 }
 
 // CardMetric is one evaluation result for the card's model-index.
@@ -86,10 +90,64 @@ type cardDataset struct {
 }
 
 type cardMetricY struct {
-	Type  string  `yaml:"type"`
-	Value float64 `yaml:"value"`
-	Name  string  `yaml:"name,omitempty"`
+	Type  string    `yaml:"type"`
+	Value YAMLFloat `yaml:"value"`
+	Name  string    `yaml:"name,omitempty"`
 }
+
+// YAMLFloat is a number written so that YAML 1.1 readers (PyYAML, which the
+// Hub's model-card tooling, huggingface_hub's ModelCard, uses through
+// yaml.safe_load) read a float: PyYAML's float resolver
+// (yaml/resolver.py, tag:yaml.org,2002:float) requires a "." in the
+// mantissa and a signed exponent, so Go's "5e-05" would come back as the
+// string '5e-05'; this writes "5.0e-05".
+type YAMLFloat float64
+
+// MarshalYAML implements yaml.Marshaler.
+func (f YAMLFloat) MarshalYAML() (any, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return v, nil
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	mant, exp, hasExp := strings.Cut(s, "e")
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	if hasExp {
+		s = mant + "e" + exp // Go always signs the exponent: e-05, e+21
+	} else {
+		s = mant
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}, nil
+}
+
+// HubID returns the Hugging Face Hub id a base model folder names: the
+// "_name_or_path" of its config.json (transformers' save_pretrained writes
+// the id the model was loaded from) when it has the Hub's repo-id form
+// "namespace/name" (huggingface_hub utils/_validators.py validate_repo_id:
+// letters, digits, "-", "_", ".", at most 96 characters, no "--" or ".."),
+// else "" (a local path is no valid base_model metadata).
+func HubID(baseDir string) string {
+	f, err := os.Open(filepath.Join(baseDir, "config.json"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var cfg struct {
+		NameOrPath string `json:"_name_or_path"`
+	}
+	if err := json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&cfg); err != nil {
+		return ""
+	}
+	id := cfg.NameOrPath
+	if len(id) > 96 || strings.Contains(id, "--") || strings.Contains(id, "..") || !hubRepoID.MatchString(id) {
+		return ""
+	}
+	return id
+}
+
+var hubRepoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_]$`)
 
 // RenderModelCard returns the README.md text: YAML front matter in the
 // Hugging Face model card format, then a human-readable body.
@@ -125,7 +183,7 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
 			continue
 		}
-		metrics = append(metrics, cardMetricY{Type: m.Type, Value: m.Value, Name: m.Name})
+		metrics = append(metrics, cardMetricY{Type: m.Type, Value: YAMLFloat(m.Value), Name: m.Name})
 	}
 	if len(metrics) > 0 {
 		ds := info.EvalDataset
@@ -184,13 +242,13 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 			if name == "" {
 				name = m.Type
 			}
-			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(name), strconv.FormatFloat(m.Value, 'g', 6, 64))
+			fmt.Fprintf(&b, "| %s | %s |\n", mdCell(name), strconv.FormatFloat(float64(m.Value), 'g', 6, 64))
 		}
 		b.WriteString("\n")
 	}
 	if info.CO2 != nil {
 		b.WriteString("## Carbon footprint\n\n")
-		fmt.Fprintf(&b, "- Emissions: %s g CO2eq", strconv.FormatFloat(info.CO2.Emissions, 'g', 4, 64))
+		fmt.Fprintf(&b, "- Emissions: %s g CO2eq", strconv.FormatFloat(float64(info.CO2.Emissions), 'g', 4, 64))
 		if info.CO2.Source != "" {
 			fmt.Fprintf(&b, " (%s)", info.CO2.Source)
 		}

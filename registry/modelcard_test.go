@@ -2,8 +2,10 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -74,5 +76,55 @@ func TestWriteModelCard(t *testing.T) {
 	}
 	if err := WriteModelCard(dir, CardInfo{}); err == nil {
 		t.Error("card without a model name accepted")
+	}
+}
+
+// pyYAMLFloat is PyYAML's implicit float resolver (yaml/resolver.py,
+// Resolver.add_implicit_resolver('tag:yaml.org,2002:float', ...)), which
+// decides whether the Hub's Python tooling reads a plain scalar as a float.
+var pyYAMLFloat = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?` +
+	`|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*` +
+	`|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+
+func TestCardNumbersAreYAML11Floats(t *testing.T) {
+	for _, v := range []float64{5e-05, 1.5e-07, 0.0952, 42, 3e21, 0} {
+		b, err := yaml.Marshal(map[string]YAMLFloat{"emissions": YAMLFloat(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.TrimSpace(strings.TrimPrefix(string(b), "emissions:"))
+		if !pyYAMLFloat.MatchString(text) {
+			t.Errorf("%g is written %q, which PyYAML reads as a string", v, text)
+		}
+		var back map[string]float64
+		if err := yaml.Unmarshal(b, &back); err != nil || back["emissions"] != v {
+			t.Errorf("%q reads back as %v (%v), want %g", text, back["emissions"], err, v)
+		}
+	}
+}
+
+// base_model is a Hub repo id (huggingface_hub utils/_validators.py,
+// validate_repo_id) taken from the base folder's config.json, or nothing.
+func TestHubID(t *testing.T) {
+	for name, want := range map[string]string{
+		"meta-llama/Llama-3.2-1B": "meta-llama/Llama-3.2-1B",
+		"Qwen/Qwen2.5-0.5B":       "Qwen/Qwen2.5-0.5B",
+		"/models/llama":           "",
+		"./llama":                 "",
+		"gpt2":                    "", // a legacy id with no namespace: not "namespace/name"
+		"a/b--c":                  "",
+		"org/name/../../etc":      "",
+		"":                        "",
+		strings.Repeat("a", 90) + "/" + strings.Repeat("b", 10): "",
+	} {
+		dir := t.TempDir()
+		b, _ := json.Marshal(map[string]string{"_name_or_path": name, "model_type": "llama"})
+		os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+		if got := HubID(dir); got != want {
+			t.Errorf("_name_or_path %q: HubID = %q, want %q", name, got, want)
+		}
+	}
+	if got := HubID(t.TempDir()); got != "" {
+		t.Errorf("no config.json: HubID = %q", got)
 	}
 }

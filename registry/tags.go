@@ -13,8 +13,12 @@ const (
 	TagBaseModel         = "loraflow.base_model"         // base model name or path
 	TagBaseModelDigest   = "loraflow.base_model_digest"
 	TagDatasetDigest     = "loraflow.dataset_digest" // dataset snapshot digest
-	TagSpecDigest        = "loraflow.spec_digest"
-	TagWorkflowID        = "loraflow.workflow_id"
-	TagRunID             = "loraflow.run_id"
-	TagGateDecision      = "loraflow.gate" // "champion" or "challenger" and why
+	// TagDatasetSHA256 is the input tag of an MLflow dataset input holding
+	// the full "sha256:<hex>" digest; the dataset's own digest field holds
+	// MLflow's 8-character short form (see mlflowDatasetDigest).
+	TagDatasetSHA256 = "loraflow.dataset_sha256"
+	TagSpecDigest    = "loraflow.spec_digest"
+	TagWorkflowID    = "loraflow.workflow_id"
+	TagRunID         = "loraflow.run_id"
+	TagGateDecision  = "loraflow.gate" // "champion" or "challenger" and why
 )

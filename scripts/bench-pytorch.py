@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch side of `scripts/bench-vs-pytorch.sh` (a developer script, not used
-by the product or CI): trains the reference workloads of DESIGN.md §8 with
+by the product or CI): trains the reference workloads of docs/architecture.md (Performance reference) with
 LoRA in plain PyTorch on the CPU (Debian's python3-torch 1.13: oneDNN +
 OpenBLAS), random weights and tokens, and prints one JSON line with the
 tokens/s, like `loraflow bench --json` does for the Go engine.

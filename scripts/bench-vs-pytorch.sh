@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of the Go engine and PyTorch on the reference
-# workloads (DESIGN.md §8), a developer script, not part of CI: it needs
+# workloads (docs/architecture.md, Performance reference), a developer script, not part of CI: it needs
 # Debian's python3-torch (apt-get install python3-torch), which the product
 # never uses. The two run in turn (engine, PyTorch, engine, PyTorch, ...), so
 # that the ratio of each pair is taken at the same machine load; it prints

@@ -327,7 +327,7 @@ func newInspectCmd() *cobra.Command {
 singular values of ΔW = (alpha/r)·B·A, its effective rank at 90% and 99% of the energy,
 ‖ΔW‖ and ‖ΔW‖/‖W0‖, with a suggested rank: the smallest r keeping 99% of every layer's
 energy. --plot draws the spectra (PNG, SVG or PDF by extension).`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := peft.Load(args[0])
 			if err != nil {

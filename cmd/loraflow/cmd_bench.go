@@ -98,7 +98,7 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench [--workload llama30m|gpt2s|all] [--steps N] [--full] [--json]",
 		Short: "Measure the training engine's throughput and memory on the reference workloads",
-		Long: `Bench trains the reference workloads (DESIGN.md §8, random weights and tokens)
+		Long: `Bench trains the reference workloads (docs/architecture.md, random weights and tokens)
 for a few steps and prints tokens/s, the achieved GFLOP/s (from the model's
 FLOP count), the float32 sgemm GFLOP/s of the same BLAS measured in the same
 process right after the run (the same machine load), their ratio, and the peak RSS. Each workload runs in its own child

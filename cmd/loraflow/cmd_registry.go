@@ -128,7 +128,7 @@ func newRegistryShowCmd(f *registryFlags) *cobra.Command {
 		Short: "Show one version: digest, aliases, tags, metrics, artifacts",
 		Example: `  loraflow registry show tiny-lora 3
   loraflow registry show tiny-lora @champion`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := f.open(cmd)
 			if err != nil {
@@ -192,7 +192,7 @@ func newRegistryPromoteCmd(f *registryFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "promote MODEL VERSION",
 		Short: "Make VERSION the champion (the replaced champion becomes previous-champion)",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := f.open(cmd)
 			if err != nil {
@@ -212,7 +212,7 @@ func newRegistryRollbackCmd(f *registryFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rollback MODEL",
 		Short: "Make the previous champion the champion again",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := f.open(cmd)
 			if err != nil {

@@ -101,7 +101,7 @@ With no Temporal server configured (--address / LORAFLOW_TEMPORAL_ADDRESS), or
 none reachable, it starts the Temporal CLI's dev server (SQLite file under
 ~/.local/share/loraflow, Web UI on http://127.0.0.1:8233) and an in-process
 worker: the embedded default.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSpec(cmd.Context(), cmd.OutOrStdout(), args[0], f)
 		},
@@ -267,7 +267,7 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status ID",
 		Short: "Show a pipeline run's stage and progress",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := f.dial(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -299,7 +299,7 @@ func newCancelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a pipeline run (running activities are cancelled at their next heartbeat)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.dial(cmd.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {

@@ -277,7 +277,7 @@ func newScheduleDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe ID",
 		Short: "Show a schedule: when it runs, its policies, next runs and recent runs with their outcome",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := dialSchedules(ctx, &f)
@@ -304,7 +304,7 @@ func newSchedulePauseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pause ID",
 		Short: "Pause a schedule (no new runs; a running one goes on)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withSchedule(cmd, &f, args[0], "pausing", func(ctx context.Context, h client.ScheduleHandle) error {
 				if err := h.Pause(ctx, client.SchedulePauseOptions{Note: note}); err != nil {
@@ -328,7 +328,7 @@ func newScheduleUnpauseCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unpause ID",
 		Short: "Resume a paused schedule",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withSchedule(cmd, &f, args[0], "unpausing", func(ctx context.Context, h client.ScheduleHandle) error {
 				if err := h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: note}); err != nil {
@@ -356,7 +356,7 @@ func newScheduleTriggerCmd() *cobra.Command {
 overlap policy: a run still going means no new run. It then waits (--wait) for
 the schedule to report the run it started, or that it skipped, and prints the
 run's workflow ID (follow it with loraflow status ID).`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withSchedule(cmd, &f, args[0], "triggering", func(ctx context.Context, h client.ScheduleHandle) error {
 				return triggerSchedule(ctx, cmd.OutOrStdout(), h, wait)
@@ -373,7 +373,7 @@ func newScheduleDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a schedule (runs it started are not affected)",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withSchedule(cmd, &f, args[0], "deleting", func(ctx context.Context, h client.ScheduleHandle) error {
 				if err := h.Delete(ctx); err != nil {

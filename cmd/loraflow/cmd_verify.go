@@ -37,7 +37,7 @@ file or link that fails, and exits non-zero on failure.
 Give several --key flags (or a folder of *.pub files) while rotating keys.`,
 		Example: `  loraflow verify artifacts/adapter --key keys/signing.pub
   loraflow verify artifacts/merged --key keys/2026.pub --key keys/2027.pub --require-deps`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minimumArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keys) == 0 {
 				return errors.New("verify: at least one --key PUBLIC_KEY is required")

@@ -13,7 +13,7 @@ import (
 )
 
 // TemporalCLIVersion is the Temporal CLI the embedded default expects
-// (later versions cannot be `go install`ed here, see DESIGN.md §2).
+// (later versions cannot be `go install`ed here, see docs/architecture.md, Tools and versions).
 const TemporalCLIVersion = "v1.5.1"
 
 // DevServer is a Temporal CLI dev server started by loraflow.

@@ -151,7 +151,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 		return nil, fmt.Errorf("%s: output folder %s is inside the base folder %s; write elsewhere", op, outDir, baseDir)
 	}
 	if _, err := os.Stat(outDir); err == nil && !opts.Overwrite {
-		return nil, fmt.Errorf("%s: output folder %s already exists (use overwrite to replace it)", op, outDir)
+		return nil, fmt.Errorf("%s: output folder %s already exists (Options.Overwrite, --overwrite on the command line, replaces it)", op, outDir)
 	}
 	ckpt, err := safetensors.OpenDir(baseDir)
 	if err != nil {

@@ -66,6 +66,8 @@ type Run struct {
 	Metrics                                     []Metric
 	// Datasets holds "name@digest (context)" per logged dataset input.
 	Datasets []string
+	// DatasetTags holds each dataset input's tags, in Datasets' order.
+	DatasetTags []map[string]string
 }
 
 // ModelVersion is the server's record of a model version.
@@ -221,6 +223,10 @@ func (s *Server) Runs() []Run {
 		c.Params, c.Tags = cloneMap(r.Params), cloneMap(r.Tags)
 		c.Metrics = append([]Metric(nil), r.Metrics...)
 		c.Datasets = append([]string(nil), r.Datasets...)
+		c.DatasetTags = nil
+		for _, t := range r.DatasetTags {
+			c.DatasetTags = append(c.DatasetTags, cloneMap(t))
+		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -396,6 +402,11 @@ func (s *Server) decode(r *http.Request, dst any) *apiError {
 	if err != nil {
 		return invalid("read body: %v", err)
 	}
+	if strings.HasSuffix(r.URL.Path, "/runs/log-batch") {
+		if err := batchRequestSize(body); err != nil {
+			return err
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -489,19 +500,15 @@ func str(p *string) string {
 	return *p
 }
 
-func (s *Server) tagsOK(r *http.Request, field string, tags []tag) *apiError {
+// tagsOK records a tag without a key as a protocol violation, then applies
+// MLflow's rule for the kind of tag (validation.go).
+func (s *Server) tagsOK(r *http.Request, field string, tags []tag, rule func(tag) *apiError) *apiError {
 	for i, t := range tags {
 		if t.Key == nil || *t.Key == "" {
 			return s.violation("%s %s: %s[%d] has no key", r.Method, r.URL.Path, field, i)
 		}
-		if len(*t.Key) > 250 {
-			return invalid("tag key %q longer than 250", *t.Key)
-		}
-		if t.Value != nil && len(*t.Value) > 5000 {
-			return invalid("tag %q value longer than 5000", *t.Key)
-		}
 	}
-	return nil
+	return tagsWith(tags, rule)
 }
 
 func tagMap(tags []tag) map[string]string {
@@ -541,7 +548,10 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"name": str(req.Name) != ""}); err != nil {
 			return nil, err
 		}
-		if err := s.tagsOK(r, "tags", req.Tags); err != nil {
+		if err := experimentName(*req.Name); err != nil {
+			return nil, err
+		}
+		if err := s.tagsOK(r, "tags", req.Tags, experimentTag); err != nil {
 			return nil, err
 		}
 		if _, ok := s.experiments[*req.Name]; ok {
@@ -563,12 +573,15 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.decode(r, &req); err != nil {
 			return nil, err
 		}
-		if err := s.tagsOK(r, "tags", req.Tags); err != nil {
+		if err := s.tagsOK(r, "tags", req.Tags, runTag); err != nil {
 			return nil, err
 		}
 		expID := str(req.ExperimentID)
 		if expID == "" {
 			expID = "0"
+		}
+		if err := experimentID(expID); err != nil {
+			return nil, err
 		}
 		known := false
 		for _, id := range s.experiments {
@@ -606,6 +619,9 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"run_id": id != ""}); err != nil {
 			return nil, err
 		}
+		if err := runID(id); err != nil {
+			return nil, err
+		}
 		run, ok := s.runs[id]
 		if !ok {
 			return nil, notFound("Run '%s' not found", id)
@@ -639,8 +655,16 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"run_id": str(req.RunID) != ""}); err != nil {
 			return nil, err
 		}
-		if len(req.Metrics) > 1000 || len(req.Params) > 100 || len(req.Tags) > 100 || len(req.Metrics)+len(req.Params)+len(req.Tags) > 1000 {
-			return nil, s.violation("runs/log-batch: %d metrics, %d params, %d tags exceed the limits (1000, 100, 100; 1000 in all)", len(req.Metrics), len(req.Params), len(req.Tags))
+		if err := runID(*req.RunID); err != nil {
+			return nil, err
+		}
+		// The client promises to chunk, so an over-long batch is both
+		// MLflow's answer and a protocol violation.
+		if err := batchLimits(len(req.Metrics), len(req.Params), len(req.Tags)); err != nil {
+			return nil, s.violation("runs/log-batch: %s", err.message)
+		}
+		if err := paramKeysUnique(req.Params); err != nil {
+			return nil, err
 		}
 		run, ok := s.runs[*req.RunID]
 		if !ok {
@@ -650,16 +674,22 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 			if m.Key == nil || m.Value == nil || m.Timestamp == nil {
 				return nil, s.violation("runs/log-batch: metrics[%d] needs key, value and timestamp", i)
 			}
+			if err := metric(m); err != nil {
+				return nil, err
+			}
 		}
 		for i, p := range req.Params {
 			if p.Key == nil || p.Value == nil {
 				return nil, s.violation("runs/log-batch: params[%d] needs key and value", i)
 			}
+			if err := param(p); err != nil {
+				return nil, err
+			}
 			if old, ok := run.Params[*p.Key]; ok && old != *p.Value {
 				return nil, invalid("Changing param values is not allowed. Param with key='%s' was already logged with value='%s' for run ID='%s'. Attempted logging new value '%s'.", *p.Key, old, run.ID, *p.Value)
 			}
 		}
-		if err := s.tagsOK(r, "tags", req.Tags); err != nil {
+		if err := s.tagsOK(r, "tags", req.Tags, runTag); err != nil {
 			return nil, err
 		}
 		for _, m := range req.Metrics {
@@ -689,6 +719,9 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"run_id": str(req.RunID) != ""}); err != nil {
 			return nil, err
 		}
+		if err := runID(*req.RunID); err != nil {
+			return nil, err
+		}
 		run, ok := s.runs[*req.RunID]
 		if !ok {
 			return nil, notFound("Run '%s' not found", *req.RunID)
@@ -711,11 +744,15 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 					return nil, s.violation("runs/log-inputs: datasets[%d].tags[%d] needs key and value", i, j)
 				}
 			}
+			if err := datasetInput(i, d); err != nil {
+				return nil, err
+			}
 			entry := *ds.Name + "@" + *ds.Digest
 			if c := tagMap(d.Tags)["mlflow.data.context"]; c != "" {
 				entry += " (" + c + ")"
 			}
 			run.Datasets = append(run.Datasets, entry)
+			run.DatasetTags = append(run.DatasetTags, tagMap(d.Tags))
 		}
 		return map[string]any{}, nil
 
@@ -734,6 +771,12 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 			id = str(req.RunUUID)
 		}
 		if err := s.require(r, map[string]bool{"run_id": id != "", "key": req.Key != nil, "value": req.Value != nil}); err != nil {
+			return nil, err
+		}
+		if err := runID(id); err != nil {
+			return nil, err
+		}
+		if err := runTag(tag{Key: req.Key, Value: req.Value}); err != nil {
 			return nil, err
 		}
 		run, ok := s.runs[id]
@@ -802,7 +845,7 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"name": str(req.Name) != ""}); err != nil {
 			return nil, err
 		}
-		if err := s.tagsOK(r, "tags", req.Tags); err != nil {
+		if err := s.tagsOK(r, "tags", req.Tags, registeredModelTag); err != nil {
 			return nil, err
 		}
 		if _, ok := s.models[*req.Name]; ok {
@@ -865,8 +908,13 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"name": str(req.Name) != "", "source": str(req.Source) != ""}); err != nil {
 			return nil, err
 		}
-		if err := s.tagsOK(r, "tags", req.Tags); err != nil {
+		if err := s.tagsOK(r, "tags", req.Tags, modelVersionTag); err != nil {
 			return nil, err
+		}
+		if id := str(req.RunID); id != "" {
+			if err := runID(id); err != nil {
+				return nil, err
+			}
 		}
 		rm, ok := s.models[*req.Name]
 		if !ok {
@@ -892,6 +940,9 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 	case "GET model-versions/get":
 		q, err := s.query(r, []string{"name", "version"}, "name", "version")
 		if err != nil {
+			return nil, err
+		}
+		if err := modelVersion(q.Get("version")); err != nil {
 			return nil, err
 		}
 		rm, mv, aerr := s.findVersion(q.Get("name"), q.Get("version"))
@@ -955,6 +1006,12 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := s.require(r, map[string]bool{"name": str(req.Name) != "", "version": str(req.Version) != "", "key": str(req.Key) != "", "value": req.Value != nil}); err != nil {
 			return nil, err
 		}
+		if err := modelVersion(*req.Version); err != nil {
+			return nil, err
+		}
+		if err := modelVersionTag(tag{Key: req.Key, Value: req.Value}); err != nil {
+			return nil, err
+		}
 		_, mv, aerr := s.findVersion(*req.Name, *req.Version)
 		if aerr != nil {
 			return nil, aerr
@@ -972,6 +1029,12 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 			return nil, err
 		}
 		if err := s.require(r, map[string]bool{"name": str(req.Name) != "", "alias": str(req.Alias) != "", "version": str(req.Version) != ""}); err != nil {
+			return nil, err
+		}
+		if err := aliasName(*req.Alias); err != nil {
+			return nil, err
+		}
+		if err := modelVersion(*req.Version); err != nil {
 			return nil, err
 		}
 		rm, _, aerr := s.findVersion(*req.Name, *req.Version)

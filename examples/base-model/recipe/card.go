@@ -34,7 +34,7 @@ func modelCard(cfg lora.ModelConfig, m metrics) string {
 	for _, f := range m.Files {
 		files += fmt.Sprintf("| `%s` | %d | `%s` |\n", f.Name, f.Bytes, f.SHA256)
 	}
-	kwh := 2 * 4.0 * m.TrainSeconds / 3.6e6 // 4 W per thread, 2 threads (DESIGN §4, unknown CPU)
+	kwh := 2 * 4.0 * m.TrainSeconds / 3.6e6 // 4 W per thread, 2 threads (docs/architecture.md, Carbon estimates: unknown CPU)
 	fmt.Fprintf(&b, `---
 language: en
 library_name: loraflow
