@@ -161,9 +161,11 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		}
 	}
 	if c := in.Carbon; c != nil {
+		// The co2_eq_emissions fields come from carbon's one model-card builder.
+		mc := carbon.NewModelCard(c.Total, "fine-tuning")
 		card.CO2 = &registry.CO2Emissions{
-			Emissions: registry.YAMLFloat(c.Total.EmissionsKg * 1000), Source: "loraflow carbon (" + c.Total.Method() + ")",
-			TrainingType: "fine-tuning", GeographicalLocation: c.Total.CountryName, HardwareUsed: hardware(c.Total),
+			Emissions: registry.YAMLFloat(mc.EmissionsGrams), Source: mc.Source,
+			TrainingType: mc.TrainingType, GeographicalLocation: mc.GeographicalLocation, HardwareUsed: mc.HardwareUsed,
 		}
 		if cf := c.Counterfactual; cf != nil {
 			card.CounterfactualCO2Grams = cf.FullEmissionsKg * 1000
@@ -173,14 +175,6 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		return artifact.Ref{}, err
 	}
 	return a.Store.Commit(ctx, dir)
-}
-
-func hardware(r carbon.Report) string {
-	h := fmt.Sprintf("%d x %s", max(1, r.CPUThreads), r.CPUModel)
-	if r.GPUCount > 0 {
-		h += fmt.Sprintf(", %d x %s", r.GPUCount, r.GPUModel)
-	}
-	return h
 }
 
 // counterfactual estimates what full fine-tuning of the same run would have
