@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -278,7 +279,20 @@ func DigestDir(ctx context.Context, dir string) (string, error) {
 	}
 	h := sha256.New()
 	for _, f := range td.Files {
-		fmt.Fprintf(h, "%s  %s\n", f.SHA256, f.Name)
+		io.WriteString(h, sha256sumLine(f.SHA256, f.Name))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sha256sumLine is the line GNU sha256sum prints for a file: a name with a
+// backslash, newline or carriage return is escaped ("\\", "\n", "\r")
+// and the line starts with a backslash (coreutils src/digest.c,
+// print_filename and output_file), so no name can end its line early and
+// pass for another file's entry: the digest of a folder is unambiguous.
+func sha256sumLine(digest, name string) string {
+	if !strings.ContainsAny(name, "\\\n\r") {
+		return digest + "  " + name + "\n"
+	}
+	r := strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
+	return "\\" + digest + "  " + r.Replace(name) + "\n"
 }

@@ -2,6 +2,8 @@ package artifact
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,5 +97,38 @@ func TestPathRejectsMalformedDigest(t *testing.T) {
 	s, _ := Open(t.TempDir())
 	if _, err := s.Path(Ref{SHA256: "../../etc"}); err == nil {
 		t.Fatal("path traversal accepted")
+	}
+}
+
+// A file name holding a newline cannot pass for the entries of two files:
+// names are escaped as GNU sha256sum escapes them, so the folder {x, y}
+// and the folder {"x\n<sha256 of y>  y"} (same content as x) differ.
+func TestDigestDirNamesCannotForgeEntries(t *testing.T) {
+	ctx := context.Background()
+	two, one := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(two, "x"), []byte("first"), 0o644)
+	os.WriteFile(filepath.Join(two, "y"), []byte("second"), 0o644)
+	sum := sha256.Sum256([]byte("second"))
+	forged := "x\n" + hex.EncodeToString(sum[:]) + "  y"
+	if err := os.WriteFile(filepath.Join(one, forged), []byte("first"), 0o644); err != nil {
+		t.Skipf("this file system refuses a newline in a name: %v", err)
+	}
+	d2, err := DigestDir(ctx, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := DigestDir(ctx, one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1 == d2 {
+		t.Fatalf("a folder with one file named %q has the digest of the folder {x, y}", forged)
+	}
+	// Ordinary names hash exactly as `sha256sum` prints them.
+	if got, want := sha256sumLine("ab", "dir/f.json"), "ab  dir/f.json\n"; got != want {
+		t.Errorf("plain line %q, want %q", got, want)
+	}
+	if got, want := sha256sumLine("ab", "a\\b\nc"), "\\ab  a\\\\b\\nc\n"; got != want {
+		t.Errorf("escaped line %q, want %q", got, want)
 	}
 }

@@ -41,6 +41,21 @@ func delta(a *peft.Adapter, m string) *mat.Dense {
 	return &d
 }
 
+// weightedDelta is Σ wᵢ·ΔWᵢ of module m.
+func weightedDelta(m string, w []float64, adapters ...*peft.Adapter) *mat.Dense {
+	var sum mat.Dense
+	for i, a := range adapters {
+		d := delta(a, m)
+		d.Scale(w[i], d)
+		if i == 0 {
+			sum.CloneFrom(d)
+		} else {
+			sum.Add(&sum, d)
+		}
+	}
+	return &sum
+}
+
 func TestAdaptersCatAndSVD(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	q := "model.layers.0.self_attn.q_proj"
@@ -56,12 +71,7 @@ func TestAdaptersCatAndSVD(t *testing.T) {
 		if got.Config.R != 6 || got.Config.LoraAlpha != 6 || got.Config.UseRSLoRA {
 			t.Fatalf("%s: config r=%d alpha=%g rslora=%v, want 6, 6, false", method, got.Config.R, got.Config.LoraAlpha, got.Config.UseRSLoRA)
 		}
-		var want mat.Dense
-		want.Scale(w[0], delta(a1, q))
-		d2 := delta(a2, q)
-		d2.Scale(w[1], d2)
-		want.Add(&want, d2)
-		if !mat.EqualApprox(delta(got, q), &want, 1e-4) {
+		if !mat.EqualApprox(delta(got, q), weightedDelta(q, w, a1, a2), 1e-4) {
 			t.Fatalf("%s: combined q_proj ΔW differs from Σ wᵢ·ΔWᵢ", method)
 		}
 		var wantV mat.Dense
@@ -95,12 +105,7 @@ func TestAdaptersKeepFirstRSLoRA(t *testing.T) {
 	if s := got.Config.Scale(q); math.Abs(s-1) > 1e-12 {
 		t.Fatalf("combined scaling %g, want 1", s)
 	}
-	var want mat.Dense
-	want.Scale(w[0], delta(a1, q))
-	d2 := delta(a2, q)
-	d2.Scale(w[1], d2)
-	want.Add(&want, d2)
-	if !mat.EqualApprox(delta(got, q), &want, 1e-4) {
+	if !mat.EqualApprox(delta(got, q), weightedDelta(q, w, a1, a2), 1e-4) {
 		t.Fatal("combined ΔW under rsLoRA scaling differs from Σ wᵢ·ΔWᵢ")
 	}
 }
