@@ -161,9 +161,11 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		}
 	}
 	if c := in.Carbon; c != nil {
+		// The co2_eq_emissions fields come from carbon's one model-card builder.
+		mc := carbon.NewModelCard(c.Total, "fine-tuning")
 		card.CO2 = &registry.CO2Emissions{
-			Emissions: registry.YAMLFloat(c.Total.EmissionsKg * 1000), Source: "loraflow carbon (" + c.Total.Method() + ")",
-			TrainingType: "fine-tuning", GeographicalLocation: c.Total.CountryName, HardwareUsed: hardware(c.Total),
+			Emissions: registry.YAMLFloat(mc.EmissionsGrams), Source: mc.Source,
+			TrainingType: mc.TrainingType, GeographicalLocation: mc.GeographicalLocation, HardwareUsed: mc.HardwareUsed,
 		}
 		if cf := c.Counterfactual; cf != nil {
 			card.CounterfactualCO2Grams = cf.FullEmissionsKg * 1000
@@ -175,42 +177,24 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 	return a.Store.Commit(ctx, dir)
 }
 
-func hardware(r carbon.Report) string {
-	h := fmt.Sprintf("%d x %s", max(1, r.CPUThreads), r.CPUModel)
-	if r.GPUCount > 0 {
-		h += fmt.Sprintf(", %d x %s", r.GPUCount, r.GPUModel)
-	}
-	return h
-}
-
 // counterfactual estimates what full fine-tuning of the same run would have
-// cost, from the base model's shapes and the measured training figures.
+// cost, from the run's FLOP counts (the engine's FLOP model, counted where
+// training ended) and the measured training figures. A training result
+// recorded without them gets them from the base model and the spec.
 func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage Usage) (*carbon.Counterfactual, error) {
-	raw, err := os.ReadFile(filepath.Join(baseDir, "config.json"))
-	if err != nil {
-		return nil, err
+	fc := t.FLOPs
+	if fc.AdapterParams == 0 {
+		m, err := lora.LoadModel(baseDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := s.PEFT(m.Config().ModelType)
+		if err != nil {
+			return nil, err
+		}
+		fc = pipeline.TrainingFLOPs(m, cfg, s.TrainConfig(""), t.TrainableParams)
 	}
-	mc, err := lora.ParseModelConfig(raw)
-	if err != nil {
-		return nil, err
-	}
-	var shape carbon.ModelShape
-	switch mc.ModelType {
-	case "gpt2":
-		shape = carbon.GPT2Shape(carbon.GPT2Dims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads, Inner: mc.Intermediate, SeqLen: s.Training.SeqLen, Positions: mc.MaxPositions})
-	default:
-		shape = carbon.LlamaShape(carbon.LlamaDims{Vocab: mc.VocabSize, Hidden: mc.Hidden, Layers: mc.Layers, Heads: mc.Heads,
-			KVHeads: mc.KVHeads, Intermediate: mc.Intermediate, SeqLen: s.Training.SeqLen, TiedEmbeddings: mc.TieWordEmbeddings})
-	}
-	cfg, err := s.PEFT(mc.ModelType)
-	if err != nil {
-		return nil, err
-	}
-	targets := s.LoRA.TargetModules.Names()
-	if targets == nil {
-		targets = cfg.TargetModules.List
-	}
-	cf, err := carbon.FullFineTuneCounterfactual(shape.WithLoRA(s.LoRA.R, targets...), carbon.LoRARun{
+	cf, err := carbon.CounterfactualFromFLOPs(fc, carbon.LoRARun{
 		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
 		EnergyKWh: trainUsage.EnergyKWh, EmissionsKg: trainUsage.EmissionsKg, BytesPerParam: 4,
 	})

@@ -74,7 +74,10 @@ func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (EvaluateOu
 	if err != nil {
 		return EvaluateOutput{}, classify("Evaluate", &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err})
 	}
-	val := base.Sequences(snap.Validation)
+	val, err := base.Sequences(ctx, snap.Validation)
+	if err != nil {
+		return EvaluateOutput{}, err
+	}
 	classification := snap.Manifest.Format == "classification"
 	// For accuracy each example is its prompt and gold label, without EOS,
 	// so that the gold continuation is one of the label candidates.

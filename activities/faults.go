@@ -6,11 +6,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/pipeline"
 )
 
 // ErrWorkDirLocked is the (retryable) error type of an activity whose work
 // folder another holder has: it is tried again after the retry backoff.
-const ErrWorkDirLocked = "WorkDirLocked"
+const ErrWorkDirLocked = pipeline.ErrWorkDirLocked
 
 // workDirError gives a held work folder its stable, retryable error type.
 func workDirError(err error) error {

@@ -1,6 +1,11 @@
 package activities
 
 import (
+	"context"
+	"errors"
+	"github.com/loraflow/loraflow/pipeline"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -34,5 +39,23 @@ func TestStepWatchdog(t *testing.T) {
 	}
 	if s, _ := k.stalled(last.Add(51 * time.Minute)); !s {
 		t.Fatal("not stalled after ten slow steps' time")
+	}
+}
+
+// TestTrainAdapterSeesCancellationBeforeTraining: a context cancelled while
+// the model loads or the data is tokenized stops TrainAdapter before the
+// first step (no checkpoint written).
+func TestTrainAdapterSeesCancellationBeforeTraining(t *testing.T) {
+	w := newWorld(t, nil)
+	prep := w.prepare(t)
+	snap, _ := w.acts.Store.Path(prep.Snapshot)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ck := filepath.Join(w.dir, "ck")
+	if _, err := pipeline.TrainAdapter(ctx, w.spec, snap, filepath.Join(w.dir, "out"), ck, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(ck); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("training started after the cancellation (checkpoints: %v)", err)
 	}
 }

@@ -2,16 +2,19 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/merge"
 	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/lora/safetensors"
 	"github.com/loraflow/loraflow/provenance"
+	"github.com/loraflow/loraflow/registry"
 )
 
 // MergeReportFile is written inside the merged model's folder.
@@ -89,14 +92,58 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 		}
 		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
 	}
+	mo := MergeOutput{TensorsMerged: len(rep.Tensors)}
+	if eq := rep.Equivalence; eq != nil {
+		mo.MaxLogitDiff, mo.Tolerance, mo.ProbeSetDigest = eq.MaxAbsLogitDiff, eq.Tolerance, eq.ProbeDigest
+	}
+	// The merged model is a model of its own: the base model's README.md and
+	// metrics.json describe the base, so they are replaced by the merged
+	// model's card and figures.
+	if err := writeMergedCard(out, in, mo); err != nil {
+		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
+	}
 	ref, err := a.Store.Commit(ctx, out)
 	if err != nil {
 		return MergeOutput{}, err
 	}
-	mo := MergeOutput{Merged: ref, TensorsMerged: len(rep.Tensors)}
-	if eq := rep.Equivalence; eq != nil {
-		mo.MaxLogitDiff, mo.Tolerance, mo.ProbeSetDigest = eq.MaxAbsLogitDiff, eq.Tolerance, eq.ProbeDigest
-	}
+	mo.Merged = ref
 	a.logger().Info("merged", "model", ref.SHA256, "tensors", mo.TensorsMerged, "max_logit_diff", mo.MaxLogitDiff)
 	return mo, nil
+}
+
+// MergedMetricsFile is the merged model's own metrics file, which replaces
+// the base model's.
+const MergedMetricsFile = "metrics.json"
+
+// writeMergedCard writes the merged model's Hugging Face card (README.md)
+// and metrics.json into dir.
+func writeMergedCard(dir string, in MergeInput, mo MergeOutput) error {
+	card := registry.CardInfo{
+		ModelName:   in.Spec.Name + "-merged",
+		BaseModel:   registry.HubID(in.Spec.BaseModel),
+		Description: fmt.Sprintf("The LoRA adapter %s merged into %s by loraflow.", "sha256:"+in.Adapter.SHA256, filepath.Base(in.Spec.BaseModel)),
+		TaskType:    "text-generation",
+		Merged:      true,
+		Provenance: map[string]string{
+			"adapter_sha256":   in.Adapter.SHA256,
+			"base_sha256":      in.BaseModel.SHA256,
+			"dataset_sha256":   in.Snapshot.SHA256,
+			"max_logit_diff":   fmt.Sprintf("%.3g (tolerance %.3g)", mo.MaxLogitDiff, mo.Tolerance),
+			"attestations":     "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",
+			"verify":           "loraflow verify <folder> --key <public key>",
+			"probe_set_sha256": mo.ProbeSetDigest,
+		},
+	}
+	if err := registry.WriteModelCard(dir, card); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"adapter_sha256": in.Adapter.SHA256, "base_model_sha256": in.BaseModel.SHA256,
+		"tensors_merged": mo.TensorsMerged, "max_abs_logit_diff": mo.MaxLogitDiff,
+		"tolerance": mo.Tolerance, "probe_set_sha256": mo.ProbeSetDigest,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return artifact.WriteFileAtomic(filepath.Join(dir, MergedMetricsFile), append(b, '\n'))
 }

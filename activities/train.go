@@ -106,7 +106,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	out := TrainOutput{
 		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: downsample(res.Losses, maxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
-		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams,
+		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs,
 	}
 	if err := injectFault("train:committed"); err != nil {
 		return TrainOutput{}, err

@@ -55,7 +55,10 @@ type TrainOutput struct {
 	ResumedFromStep int
 	TrainableParams int64
 	TotalParams     int64
-	Usage           Usage
+	// FLOPs are the run's FLOP counts from the engine's FLOP model, for the
+	// full-fine-tuning counterfactual (unset in results recorded before).
+	FLOPs carbon.FLOPCounts `json:",omitzero"`
+	Usage Usage
 }
 
 // EvaluateInput is the input of Evaluate.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -277,8 +278,12 @@ func DigestDir(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("artifact store: digest %s: %w", dir, err)
 	}
+	// Byte order of names, as `LC_ALL=C sort` gives sha256sum its files
+	// (td.Files is in model_signing's component order).
+	files := slices.Clone(td.Files)
+	slices.SortFunc(files, func(a, b provenance.FileDigest) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
-	for _, f := range td.Files {
+	for _, f := range files {
 		io.WriteString(h, sha256sumLine(f.SHA256, f.Name))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

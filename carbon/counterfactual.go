@@ -210,15 +210,42 @@ type Counterfactual struct {
 	Assumptions []string `json:"assumptions"`
 }
 
+// FLOPCounts are a model's training FLOPs per token, LoRA and full
+// fine-tuning, and its parameter counts. The pipeline takes them from the
+// engine's own FLOP model (lora's Model.StepFLOPs) for the real model and
+// PEFT config; ModelShape gives them from a description of the shapes.
+type FLOPCounts struct {
+	LoRAPerToken  float64 `json:"lora_per_token"`
+	FullPerToken  float64 `json:"full_per_token"`
+	Params        int64   `json:"params"`
+	AdapterParams int64   `json:"adapter_params"`
+	// Model names the FLOP model, recorded in the assumptions.
+	Model string `json:"model"`
+}
+
+// FLOPCounts returns the shape's counts (FullFLOPsPerToken and
+// LoRAFLOPsPerToken's approximation).
+func (s ModelShape) FLOPCounts() FLOPCounts {
+	return FLOPCounts{LoRAPerToken: s.LoRAFLOPsPerToken(), FullPerToken: s.FullFLOPsPerToken(), Params: s.Params(), AdapterParams: s.AdapterParams(),
+		Model: "FLOPs per token: full 6M+3A, LoRA 4M+3A+6R (M matmul params, A attention, R adapter params)"}
+}
+
 // FullFineTuneCounterfactual estimates what full fine-tuning of shape on the
 // run's tokens would have cost, from the LoRA run's measured time and energy.
 // shape must have adapter ranks set (see ModelShape.WithLoRA).
 func FullFineTuneCounterfactual(shape ModelShape, run LoRARun) (Counterfactual, error) {
+	return CounterfactualFromFLOPs(shape.FLOPCounts(), run)
+}
+
+// CounterfactualFromFLOPs estimates what full fine-tuning on the run's
+// tokens would have cost, from the FLOP counts and the LoRA run's measured
+// time and energy.
+func CounterfactualFromFLOPs(fc FLOPCounts, run LoRARun) (Counterfactual, error) {
 	if run.Tokens <= 0 {
 		return Counterfactual{}, fmt.Errorf("carbon: counterfactual: tokens %d, want > 0", run.Tokens)
 	}
-	if shape.AdapterParams() == 0 {
-		return Counterfactual{}, fmt.Errorf("carbon: counterfactual: model shape has no adapted linear (no LoRA rank set)")
+	if fc.AdapterParams == 0 || fc.LoRAPerToken <= 0 {
+		return Counterfactual{}, fmt.Errorf("carbon: counterfactual: no adapted linear (no LoRA rank set)")
 	}
 	secs := run.Seconds
 	if secs <= 0 && run.TokensPerSec > 0 {
@@ -236,12 +263,12 @@ func FullFineTuneCounterfactual(shape ModelShape, run LoRARun) (Counterfactual, 
 	}
 	c := Counterfactual{
 		Tokens:            run.Tokens,
-		LoRAFLOPsPerToken: shape.LoRAFLOPsPerToken(),
-		FullFLOPsPerToken: shape.FullFLOPsPerToken(),
+		LoRAFLOPsPerToken: fc.LoRAPerToken,
+		FullFLOPsPerToken: fc.FullPerToken,
 		LoRASeconds:       secs,
 		LoRAEnergyKWh:     run.EnergyKWh,
 		LoRAEmissionsKg:   run.EmissionsKg,
-		Params:            shape.Params(),
+		Params:            fc.Params,
 	}
 	c.LoRAFLOPs = c.LoRAFLOPsPerToken * float64(run.Tokens)
 	c.FullFLOPs = c.FullFLOPsPerToken * float64(run.Tokens)
@@ -253,7 +280,7 @@ func FullFineTuneCounterfactual(shape ModelShape, run LoRARun) (Counterfactual, 
 	c.FullEnergyKWh = run.EnergyKWh * c.EnergyRatio
 	c.FullEmissionsKg = run.EmissionsKg * c.EnergyRatio
 
-	c.LoRATrainableParams = shape.AdapterParams()
+	c.LoRATrainableParams = fc.AdapterParams
 	c.FullTrainableParams = c.Params
 	c.LoRAGradientBytes = c.LoRATrainableParams * bpp
 	c.FullGradientBytes = c.FullTrainableParams * bpp
@@ -266,7 +293,7 @@ func FullFineTuneCounterfactual(shape ModelShape, run LoRARun) (Counterfactual, 
 	c.OptimizerMemoryRatio = float64(c.FullOptimizerBytes) / float64(c.LoRAOptimizerBytes)
 	c.Assumptions = []string{
 		"full fine-tuning runs at the LoRA run's achieved FLOP/s and average power",
-		"FLOPs per token: full 6M+3A, LoRA 4M+3A+6R (M matmul params, A attention, R adapter params)",
+		fc.Model,
 		"optimizer update and data loading FLOPs neglected",
 		fmt.Sprintf("AdamW state %d bytes per trainable parameter; gradients %d bytes", perParam, bpp),
 	}

@@ -624,6 +624,9 @@ var contractEnv = []string{
 	"LORAFLOW_TEMPORAL_ADDRESS", "LORAFLOW_NAMESPACE", "LORAFLOW_TASK_QUEUE", "LORAFLOW_TRAIN_TASK_QUEUE",
 	"LORAFLOW_ARTIFACT_ROOT", "LORAFLOW_REGISTRY_URI", "LORAFLOW_SIGNING_KEY", "LORAFLOW_TRUSTED_KEYS",
 	"LORAFLOW_REGION", "LORAFLOW_PUE", "LORAFLOW_METRICS_ADDR", "LORAFLOW_TRAINER_BACKEND",
+	// The trust configuration (package trust, cmd/worker's --input-roots,
+	// --registries, --signing-keys, --report-samples-unsafe).
+	"LORAFLOW_INPUT_ROOTS", "LORAFLOW_REGISTRIES", "LORAFLOW_SIGNING_KEYS", "LORAFLOW_REPORT_SAMPLES_UNSAFE",
 }
 
 // checkWorkerContract: every worker container gets the contract's
@@ -666,6 +669,26 @@ func checkWorkerContract(t *testing.T, r rendered) {
 				if err := fileOnVolume(ps, c, p); err != nil {
 					t.Errorf("%s: %s=%s: %v", o.Name, key, p, err)
 				}
+			}
+		}
+		for _, e := range strings.Split(cm.Data["LORAFLOW_SIGNING_KEYS"], ",") {
+			if e == "" {
+				continue
+			}
+			name, p, ok := strings.Cut(e, "=")
+			if !ok || name == "" {
+				t.Errorf("%s: LORAFLOW_SIGNING_KEYS entry %q is not NAME=PATH", o.Name, e)
+				continue
+			}
+			if err := fileOnVolume(ps, c, p); err != nil {
+				t.Errorf("%s: LORAFLOW_SIGNING_KEYS %s=%s: %v", o.Name, name, p, err)
+			}
+		}
+		for _, root := range strings.Split(cm.Data["LORAFLOW_INPUT_ROOTS"], ",") {
+			if root != "" && !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.MountPath == root && m.ReadOnly && volumeByName(ps, m.Name).PersistentVolumeClaim != nil
+			}) {
+				t.Errorf("%s: input root %s is not a read-only PVC mount", o.Name, root)
 			}
 		}
 		if root := cm.Data["LORAFLOW_ARTIFACT_ROOT"]; !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
@@ -1039,6 +1062,10 @@ func TestRejectedValues(t *testing.T) {
 		{"hpa min above max", []string{"worker.autoscaling.enabled=true", "worker.autoscaling.minReplicas=5", "worker.autoscaling.maxReplicas=2"}, "minReplicas"},
 		{"schedule without spec", []string{"schedule.enabled=true"}, "schedule.spec"},
 		{"zero gpus", []string{"gpuWorkers.enabled=true", "gpuWorkers.gpus=0"}, "minimum"},
+		{"registry with credentials", []string{"trust.registries.prod=https://user:pw@mlflow:5000"}, "does not match pattern"},
+		{"registry named default", []string{"trust.registries.default=https://mlflow:5000"}, "default"},
+		{"signing key without secret", []string{"trust.signingKeys.team.key=cosign.key"}, "existingSecret"},
+		{"input root without claim", []string{"trust.inputRoots[0].mountPath=/data"}, "existingClaim"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1218,5 +1245,43 @@ func TestChartConfiguresArgoBackend(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrustConfig: the trust values reach the worker environment exactly as
+// cmd/worker reads them (comma-separated lists, NAME=VALUE pairs, a bool),
+// and the defaults declare nothing beyond the artifact store, so the
+// quickstart's files (in the artifact store) stay readable.
+func TestTrustConfig(t *testing.T) {
+	cm := configMap(t, render(t, "ci/minimal-values.yaml"))
+	for k, want := range map[string]string{
+		"LORAFLOW_INPUT_ROOTS": "", "LORAFLOW_REGISTRIES": "", "LORAFLOW_SIGNING_KEYS": "", "LORAFLOW_REPORT_SAMPLES_UNSAFE": "false",
+	} {
+		if got, ok := cm[k]; !ok || got != want {
+			t.Errorf("defaults: %s = %q (set: %v), want %q", k, got, ok, want)
+		}
+	}
+	r := render(t, "ci/existing-values.yaml", "trust.reportSamplesUnsafe=true")
+	cm = configMap(t, r)
+	for k, want := range map[string]string{
+		"LORAFLOW_INPUT_ROOTS":           "/data/base-models,/data/datasets",
+		"LORAFLOW_REGISTRIES":            "archive=file:///data/loraflow/archive-registry,staging=http://mlflow-staging.mlflow.svc:5000",
+		"LORAFLOW_SIGNING_KEYS":          "release=/etc/loraflow/signing-keys/0/cosign.key,research=/etc/loraflow/signing-keys/1/signing.key",
+		"LORAFLOW_REPORT_SAMPLES_UNSAFE": "true",
+	} {
+		if got := cm[k]; got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	ps := r.get(t, "Deployment", release+"-loraflow-worker").(*appsv1.Deployment).Spec.Template.Spec
+	for name, claim := range map[string]string{"input-root-0": "shared-base-models", "input-root-1": "shared-datasets"} {
+		if v := volumeByName(ps, name); v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != claim || !v.PersistentVolumeClaim.ReadOnly {
+			t.Errorf("volume %s = %+v, want claim %s read-only", name, v, claim)
+		}
+	}
+	for name, secret := range map[string]string{"signing-key-0": "release-signing-key", "signing-key-1": "research-signing-key"} {
+		if v := volumeByName(ps, name); v.Secret == nil || v.Secret.SecretName != secret {
+			t.Errorf("volume %s = %+v, want secret %s", name, v, secret)
+		}
 	}
 }

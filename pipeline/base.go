@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"path/filepath"
 
 	"github.com/loraflow/loraflow/dataset"
@@ -62,12 +63,17 @@ func (b *Base) Sequence(e dataset.Example) lora.Sequence {
 }
 
 // Sequences tokenizes examples with Sequence.
-func (b *Base) Sequences(es []dataset.Example) []lora.Sequence {
+func (b *Base) Sequences(ctx context.Context, es []dataset.Example) ([]lora.Sequence, error) {
 	out := make([]lora.Sequence, len(es))
 	for i, e := range es {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil { // cancellation is seen during tokenization too
+				return nil, err
+			}
+		}
 		out[i] = b.Sequence(e)
 	}
-	return out
+	return out, nil
 }
 
 // EOS is the end-of-sequence token id that Sequence appends; -1: none.

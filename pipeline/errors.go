@@ -15,6 +15,10 @@ const (
 	ErrVerificationFailed = "VerificationFailed" // unsigned, tampered or untrusted artifact
 	ErrRegistryRejected   = "RegistryRejected"   // the registry refused the publication
 
+	// ErrWorkDirLocked is retryable: another holder has the activity's
+	// work folder (artifact.ErrWorkDirLocked); it is tried again later.
+	ErrWorkDirLocked = "WorkDirLocked"
+
 	// The engine's input errors (lora.InputError.Kind).
 	ErrCorruptCheckpoint    = lora.KindCorruptCheckpoint
 	ErrUnknownModelType     = lora.KindUnknownModelType

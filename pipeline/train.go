@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
@@ -15,6 +16,9 @@ import (
 type TrainResult struct {
 	lora.TrainResult
 	TotalParams int64
+	// FLOPs are the run's FLOP counts (TrainingFLOPs), for the
+	// full-fine-tuning counterfactual.
+	FLOPs carbon.FLOPCounts
 }
 
 // TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
@@ -27,22 +31,34 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err != nil {
 		return TrainResult{}, err
 	}
+	if err := ctx.Err(); err != nil { // cancellation is seen before and after each load
+		return TrainResult{}, err
+	}
 	base, err := LoadBase(s.BaseModel)
 	if err != nil {
+		return TrainResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return TrainResult{}, err
 	}
 	cfg, err := s.PEFT(base.Model.Config().ModelType)
 	if err != nil {
 		return TrainResult{}, err
 	}
-	adapter, res, err := lora.Train(ctx, base.Model, cfg, s.TrainConfig(checkpointDir), base.Sequences(snap.Train), progress)
+	seqs, err := base.Sequences(ctx, snap.Train)
+	if err != nil {
+		return TrainResult{}, err
+	}
+	tc := s.TrainConfig(checkpointDir)
+	adapter, res, err := lora.Train(ctx, base.Model, cfg, tc, seqs, progress)
 	if err != nil {
 		return TrainResult{}, err
 	}
 	if err := adapter.Save(outDir); err != nil {
 		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
 	}
-	return TrainResult{TrainResult: res, TotalParams: int64(base.Model.NumParams())}, nil
+	return TrainResult{TrainResult: res, TotalParams: int64(base.Model.NumParams()),
+		FLOPs: TrainingFLOPs(base.Model, cfg, tc, int64(res.TrainableParams))}, nil
 }
 
 // CheckAdapterFitsBase loads the adapter and checks its modules and shapes

@@ -54,6 +54,10 @@ type CardInfo struct {
 	CO2            *CO2Emissions
 	// CounterfactualCO2Grams is the same run as full fine-tuning, if known.
 	CounterfactualCO2Grams float64
+	// Merged marks a full model made by merging the adapter into its base:
+	// a transformers model (library_name "transformers", loaded with
+	// AutoModelForCausalLM), not a PEFT adapter.
+	Merged bool
 	// Provenance lists what a reader needs to check the artifacts:
 	// digests, attestation files, workflow and run IDs (name → value).
 	Provenance map[string]string
@@ -161,9 +165,13 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	if task == "" {
 		task = "text-generation"
 	}
+	library := "peft"
+	if info.Merged {
+		library = "transformers"
+	}
 	fm := cardFrontMatter{
 		BaseModel:   info.BaseModel,
-		LibraryName: "peft",
+		LibraryName: library,
 		License:     info.License,
 		Language:    info.Language,
 		Datasets:    info.Datasets,
@@ -171,13 +179,17 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 		CO2:         info.CO2,
 	}
 	seen := map[string]bool{}
-	for _, t := range append([]string{"peft", "lora", "loraflow"}, info.Tags...) {
+	fixed := []string{"peft", "lora", "loraflow"}
+	if info.Merged {
+		fixed = []string{"lora", "loraflow", "merged"}
+	}
+	for _, t := range append(fixed, info.Tags...) {
 		if t != "" && !seen[t] {
 			seen[t] = true
 			fm.Tags = append(fm.Tags, t)
 		}
 	}
-	if info.BaseModel != "" && !seen["base_model:adapter:"+info.BaseModel] {
+	if info.BaseModel != "" && !info.Merged && !seen["base_model:adapter:"+info.BaseModel] {
 		fm.Tags = append(fm.Tags, "base_model:adapter:"+info.BaseModel)
 	}
 	var metrics []cardMetricY
@@ -216,13 +228,23 @@ func RenderModelCard(info CardInfo) ([]byte, error) {
 	if info.Description != "" {
 		b.WriteString(strings.TrimSpace(info.Description) + "\n\n")
 	}
-	if info.BaseModel != "" {
+	switch {
+	case info.Merged && info.BaseModel != "":
+		fmt.Fprintf(&b, "`%s` with a LoRA adapter merged into its weights by a loraflow pipeline.\n\n", info.BaseModel)
+	case info.Merged:
+		b.WriteString("A base model with a LoRA adapter merged into its weights by a loraflow pipeline.\n\n")
+	case info.BaseModel != "":
 		fmt.Fprintf(&b, "A LoRA adapter for `%s`, trained and published by a loraflow pipeline.\n\n", info.BaseModel)
-	} else {
+	default:
 		b.WriteString("A LoRA adapter trained and published by a loraflow pipeline.\n\n")
 	}
-	b.WriteString("## Use\n\n```python\nfrom peft import AutoPeftModelForCausalLM\n\n")
-	fmt.Fprintf(&b, "model = AutoPeftModelForCausalLM.from_pretrained(%q)\n```\n\n", "path/to/"+info.ModelName)
+	if info.Merged {
+		b.WriteString("## Use\n\n```python\nfrom transformers import AutoModelForCausalLM\n\n")
+		fmt.Fprintf(&b, "model = AutoModelForCausalLM.from_pretrained(%q)\n```\n\n", "path/to/"+info.ModelName)
+	} else {
+		b.WriteString("## Use\n\n```python\nfrom peft import AutoPeftModelForCausalLM\n\n")
+		fmt.Fprintf(&b, "model = AutoPeftModelForCausalLM.from_pretrained(%q)\n```\n\n", "path/to/"+info.ModelName)
+	}
 	if len(info.Datasets) > 0 {
 		b.WriteString("## Training data\n\n")
 		for _, d := range info.Datasets {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -160,12 +161,30 @@ var compiledSchema = func() *jsonschema.Schema {
 	return c.MustCompile("loraflow-spec.json")
 }()
 
+// MaxFileSize bounds a spec file (and the YAML handed to [Parse]): a spec is
+// untrusted input and a real one is a few kilobytes.
+const MaxFileSize = 1 << 20
+
+// errTooLarge names the spec and the bound.
+func errTooLarge(name string) error {
+	return fmt.Errorf("spec: %s is larger than %d bytes (MaxFileSize); a spec names its model and data files, it does not hold them", name, MaxFileSize)
+}
+
 // Load reads, validates and strictly decodes the spec file at path, fills in
-// defaults and resolves relative paths against the file's folder.
+// defaults and resolves relative paths against the file's folder. The file
+// is read only up to MaxFileSize (+1 byte to tell a larger one).
 func Load(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("spec: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("spec: reading %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, errTooLarge(path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -179,9 +198,12 @@ func Load(path string) (*Spec, error) {
 	return s, nil
 }
 
-// Parse validates and strictly decodes spec YAML; name is used in messages.
-// Paths are left as written.
+// Parse validates and strictly decodes spec YAML of at most MaxFileSize
+// bytes; name is used in messages. Paths are left as written.
 func Parse(data []byte, name string) (*Spec, error) {
+	if len(data) > MaxFileSize {
+		return nil, errTooLarge(name)
+	}
 	var generic any
 	if err := yaml.Unmarshal(data, &generic); err != nil {
 		return nil, fmt.Errorf("spec: %s: %w", name, err)

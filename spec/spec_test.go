@@ -106,3 +106,33 @@ func TestNormalizeNeedsAbsolutePaths(t *testing.T) {
 		t.Fatalf("normalize: %v %+v", err, s.Timeouts)
 	}
 }
+
+// padded is the minimal spec grown to exactly size bytes by a trailing
+// YAML comment.
+func padded(size int) []byte {
+	doc := minimal + "#"
+	return []byte(doc + strings.Repeat("x", size-len(doc)-1) + "\n")
+}
+
+func TestSpecSizeIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	atLimit := filepath.Join(dir, "at-limit.yaml")
+	over := filepath.Join(dir, "over.yaml")
+	if err := os.WriteFile(atLimit, padded(MaxFileSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(over, padded(MaxFileSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(atLimit); err != nil {
+		t.Fatalf("a spec of exactly MaxFileSize bytes: %v", err)
+	}
+	_, err := Load(over)
+	if err == nil || !strings.Contains(err.Error(), over) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Load of a spec over MaxFileSize: want an error naming %s, got %v", over, err)
+	}
+	_, err = Parse(padded(MaxFileSize+1), "input.yaml")
+	if err == nil || !strings.Contains(err.Error(), "input.yaml") || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Parse of a spec over MaxFileSize: want an error naming input.yaml, got %v", err)
+	}
+}

@@ -59,7 +59,8 @@ func InitFromBase(ctx context.Context, baseDir, residualDir string, cfg peft.Con
 			return nil, nil, fmt.Errorf("init: tensor %q: %w", name, err)
 		}
 		r, scale := cfg.Rank(mi.Name), cfg.Scale(mi.Name)
-		fifo := mi.Conv1D || cfg.FanInFanOut || gpt2
+		// Per layer, as PEFT's dispatch_default decides it (see conv1D).
+		fifo := mi.Conv1D
 		in, err := initFn(w, mi.Out, mi.In, r, scale, fifo)
 		if err != nil {
 			return nil, nil, asInputError(fmt.Errorf("init: module %q: %w: %w", mi.Name, err, ErrMismatch))

@@ -88,6 +88,26 @@ func modelType(dir string) string {
 	return c.ModelType
 }
 
+// conv1D tells whether a module's layer is a transformers Conv1D (weight
+// stored [in, out]). PEFT decides fan_in_fan_out per layer, not from the
+// config alone: src/peft/tuners/lora/layer.py, dispatch_default, sets
+// fan_in_fan_out = False for a torch.nn.Linear ("fan_in_fan_out is set to
+// True but the target module is `torch.nn.Linear`. Setting fan_in_fan_out
+// to False.") and True for a Conv1D. The Conv1D layers of the families
+// loraflow loads are GPT-2's c_attn, c_proj and c_fc (transformers
+// models/gpt2/modeling_gpt2.py, GPT2Attention and GPT2MLP); GPT-2's lm_head
+// is an nn.Linear.
+func conv1D(gpt2 bool, module string) bool {
+	if !gpt2 {
+		return false
+	}
+	switch module[strings.LastIndexByte(module, '.')+1:] {
+	case "c_attn", "c_proj", "c_fc":
+		return true
+	}
+	return false
+}
+
 // plan matches every adapter tensor to a base tensor and checks shapes and
 // dtypes. sign is +1 to merge and -1 to unmerge.
 func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sign float64) (map[string]*tensorPlan, error) {
@@ -189,7 +209,7 @@ func plan(ckpt *safetensors.Checkpoint, baseDir string, adapters []Weighted, sig
 				a: a.Tensors[key], b: a.Tensors[peft.KeyB(module)],
 				r: sa[0], in: sa[1], out: sb[0],
 				alpha:       float32(sign * w.Weight * a.Config.Scale(module)),
-				fanInFanOut: a.Config.FanInFanOut || gpt2,
+				fanInFanOut: conv1D(gpt2, module),
 			}
 			if c.fanInFanOut {
 				c.bt = make([]float32, c.r*c.out)

@@ -152,6 +152,7 @@ func MarshalConfig(c Config) ([]byte, error) {
 	if c.PeftType == "" {
 		c.PeftType = "LORA"
 	}
+	c = c.withDefaults()
 	raw, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("peft: encode %s: %w", ConfigFile, err)

@@ -24,7 +24,7 @@ type Config struct {
 	LoraDropout   float64       `json:"lora_dropout"`
 	TargetModules TargetModules `json:"target_modules"`
 	// ExcludeModules, when set, is a list (suffix match) or regex of modules never adapted.
-	ExcludeModules *TargetModules `json:"exclude_modules,omitempty"`
+	ExcludeModules *TargetModules `json:"exclude_modules"`
 
 	Bias            string          `json:"bias"` // "none" | "all" | "lora_only"
 	FanInFanOut     bool            `json:"fan_in_fan_out"`
@@ -39,6 +39,95 @@ type Config struct {
 	ModulesToSave     []string           `json:"modules_to_save"`
 
 	PeftVersion string `json:"peft_version,omitempty"`
+
+	// The other fields of PEFT's LoraConfig.to_dict (peft's
+	// src/peft/tuners/lora/config.py, LoraConfig, which drops only
+	// runtime_config; PeftConfigMixin in src/peft/config.py adds
+	// auto_mapping), written with PEFT's defaults so that adapter_config.json
+	// holds every field current PEFT writes. Those loraflow does not
+	// implement are kept raw and refused by Validate unless they hold PEFT's
+	// default (see unsupportedFields); initialisation-only configs (LoftQ,
+	// EVA, CorDA, LoRA-GA) and Megatron's are accepted as they do not change
+	// the adapter's forward pass.
+	AutoMapping           json.RawMessage `json:"auto_mapping"`            // default None
+	MegatronConfig        json.RawMessage `json:"megatron_config"`         // default None
+	MegatronCore          *string         `json:"megatron_core"`           // default "megatron.core"
+	TrainableTokenIndices json.RawMessage `json:"trainable_token_indices"` // default None
+	LoftQConfig           json.RawMessage `json:"loftq_config"`            // default_factory=dict
+	EvaConfig             json.RawMessage `json:"eva_config"`              // default None
+	CordaConfig           json.RawMessage `json:"corda_config"`            // default None
+	LoraGAConfig          json.RawMessage `json:"lora_ga_config"`          // default None
+	VeloraConfig          json.RawMessage `json:"velora_config"`           // default None
+	AloraInvocationTokens json.RawMessage `json:"alora_invocation_tokens"` // default None
+	UseQALoRA             bool            `json:"use_qalora"`              // default False
+	QALoRAGroupSize       *int            `json:"qalora_group_size"`       // default 16
+	MontecloraConfig      json.RawMessage `json:"monteclora_config"`       // default None
+	LayerReplication      json.RawMessage `json:"layer_replication"`       // default None
+	LoraBias              bool            `json:"lora_bias"`               // default False
+	TargetParameters      json.RawMessage `json:"target_parameters"`       // default None
+	UseBDLoRA             json.RawMessage `json:"use_bdlora"`              // default None
+	ArrowConfig           json.RawMessage `json:"arrow_config"`            // default None
+	KasaConfig            json.RawMessage `json:"kasa_config"`             // default None
+	EnsureWeightTying     bool            `json:"ensure_weight_tying"`     // default False
+}
+
+// Defaults of LoraConfig fields that are not Go zero values
+// (src/peft/tuners/lora/config.py: megatron_core default="megatron.core",
+// qalora_group_size default=16, loftq_config default_factory=dict).
+const (
+	defaultMegatronCore    = "megatron.core"
+	defaultQALoRAGroupSize = 16
+)
+
+// unsupportedFields lists the LoraConfig fields whose non-default value
+// changes what the adapter computes in ways loraflow does not implement
+// (LoRA variants marked "is_lora_variant" in PEFT's field metadata, extra
+// trainable tensors, model surgery). Each is refused by name.
+func (c Config) unsupportedFields() []string {
+	var bad []string
+	raw := []struct {
+		name string
+		v    json.RawMessage
+	}{
+		{"trainable_token_indices", c.TrainableTokenIndices},
+		{"velora_config", c.VeloraConfig},
+		{"alora_invocation_tokens", c.AloraInvocationTokens},
+		{"monteclora_config", c.MontecloraConfig},
+		{"layer_replication", c.LayerReplication},
+		{"target_parameters", c.TargetParameters},
+		{"use_bdlora", c.UseBDLoRA},
+		{"arrow_config", c.ArrowConfig},
+		{"kasa_config", c.KasaConfig},
+	}
+	for _, f := range raw {
+		if t := bytes.TrimSpace(f.v); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("[]")) {
+			bad = append(bad, f.name)
+		}
+	}
+	if c.UseQALoRA {
+		bad = append(bad, "use_qalora")
+	}
+	if c.LoraBias {
+		bad = append(bad, "lora_bias")
+	}
+	return bad
+}
+
+// withDefaults fills the LoraConfig defaults that are not Go zero values,
+// for writing.
+func (c Config) withDefaults() Config {
+	if c.MegatronCore == nil {
+		mc := defaultMegatronCore
+		c.MegatronCore = &mc
+	}
+	if c.QALoRAGroupSize == nil {
+		g := defaultQALoRAGroupSize
+		c.QALoRAGroupSize = &g
+	}
+	if len(c.LoftQConfig) == 0 {
+		c.LoftQConfig = json.RawMessage("{}")
+	}
+	return c
 }
 
 // DefaultConfig returns PEFT's LoraConfig defaults for a causal language model
@@ -94,6 +183,9 @@ func (c Config) Validate() error {
 		if _, err := regexp.Compile(c.TargetModules.Regex); err != nil {
 			return fmt.Errorf("peft: target_modules regex %q: %w", c.TargetModules.Regex, err)
 		}
+	}
+	if bad := c.unsupportedFields(); len(bad) > 0 {
+		return fmt.Errorf("peft: %s set: loraflow implements plain LoRA, DoRA and rsLoRA only, not this PEFT feature", strings.Join(bad, ", "))
 	}
 	// The refusals of LoraConfig.__post_init__ (peft/tuners/lora/config.py):
 	// a string target_modules (a regex or "all-linear") selects modules by

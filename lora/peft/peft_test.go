@@ -192,7 +192,7 @@ func TestConfigJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b[len(b)-1] != '}' || !bytes.HasPrefix(b, []byte("{\n  \"alpha_pattern\": {},\n  \"base_model_name_or_path\": \"\",")) {
+	if b[len(b)-1] != '}' || !bytes.HasPrefix(b, []byte("{\n  \"alora_invocation_tokens\": null,\n  \"alpha_pattern\": {},\n  \"arrow_config\": null,\n  \"auto_mapping\": null,\n  \"base_model_name_or_path\": \"\",")) {
 		t.Fatalf("config JSON is not sorted like json.dumps(indent=2, sort_keys=True):\n%s", b)
 	}
 	for _, want := range []string{`"peft_type": "LORA"`, `"init_lora_weights": true`, `"rank_pattern": {}`, `"target_modules": [`, `"lora_dropout": 0.0,`} {

@@ -152,6 +152,18 @@ seccompProfile:
     secretName: {{ .Values.signing.trustedKeys.existingSecret }}
     defaultMode: 0444
 {{- end }}
+{{- range $i, $r := .Values.trust.inputRoots }}
+- name: input-root-{{ $i }}
+  persistentVolumeClaim:
+    claimName: {{ $r.existingClaim }}
+    readOnly: true
+{{- end }}
+{{- range $i, $n := keys .Values.trust.signingKeys | sortAlpha }}
+- name: signing-key-{{ $i }}
+  secret:
+    secretName: {{ (index $.Values.trust.signingKeys $n).existingSecret }}
+    defaultMode: 0440
+{{- end }}
 {{- end }}
 
 {{- define "loraflow.workerVolumeMounts" -}}
@@ -166,6 +178,44 @@ seccompProfile:
   mountPath: /etc/loraflow/trusted-keys
   readOnly: true
 {{- end }}
+{{- range $i, $r := .Values.trust.inputRoots }}
+- name: input-root-{{ $i }}
+  mountPath: {{ $r.mountPath }}
+  readOnly: true
+{{- end }}
+{{- range $i, $n := keys .Values.trust.signingKeys | sortAlpha }}
+- name: signing-key-{{ $i }}
+  mountPath: /etc/loraflow/signing-keys/{{ $i }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* LORAFLOW_INPUT_ROOTS: the trust.inputRoots mount paths, comma-separated. */}}
+{{- define "loraflow.inputRoots" -}}
+{{- $paths := list }}
+{{- range .Values.trust.inputRoots }}
+{{- $paths = append $paths .mountPath }}
+{{- end }}
+{{- join "," $paths }}
+{{- end }}
+
+{{/* LORAFLOW_REGISTRIES: NAME=URI,... (sorted by name). */}}
+{{- define "loraflow.registries" -}}
+{{- $pairs := list }}
+{{- range $n := keys .Values.trust.registries | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $n (index $.Values.trust.registries $n)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/* LORAFLOW_SIGNING_KEYS: NAME=PEM path,... on the signing-key-N mounts. */}}
+{{- define "loraflow.signingKeys" -}}
+{{- $pairs := list }}
+{{- range $i, $n := keys .Values.trust.signingKeys | sortAlpha }}
+{{- $k := index $.Values.trust.signingKeys $n }}
+{{- $pairs = append $pairs (printf "%s=/etc/loraflow/signing-keys/%d/%s" $n $i (default "signing.key" $k.key)) }}
+{{- end }}
+{{- join "," $pairs }}
 {{- end }}
 
 {{/*
