@@ -13,23 +13,9 @@ import (
 // Hub's field for the library that loads it), its adapter and base named by
 // digest, its merge equivalence figures in metrics.json.
 func TestMergedModelHasItsOwnCardAndMetrics(t *testing.T) {
-	w := newWorld(t, nil)
-	prep := w.prepare(t)
-	env := w.env()
-	v, err := env.ExecuteActivity(w.acts.TrainLoRA, TrainInput{Spec: w.spec, Snapshot: prep.Snapshot, BaseModel: prep.BaseModel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var train TrainOutput
-	v.Get(&train)
-	v, err = env.ExecuteActivity(w.acts.Attest, AttestInput{Spec: w.spec, Kind: "adapter", Artifact: train.Adapter,
-		BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Train: &train, InvocationID: "wf/run"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var att Attestation
-	v.Get(&att)
-	v, err = env.ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Adapter: att.Artifact, AdapterAttestation: att})
+	w := newTrained(t)
+	prep, att := w.prep, w.att
+	v, err := w.env().ExecuteActivity(w.acts.Merge, MergeInput{Spec: w.spec, BaseModel: prep.BaseModel, Snapshot: prep.Snapshot, Adapter: att.Artifact, AdapterAttestation: att})
 	if err != nil {
 		t.Fatal(err)
 	}
