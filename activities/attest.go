@@ -27,6 +27,8 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	if err := a.checkSpec("Attest", in.Spec); err != nil {
 		return Attestation{}, err
 	}
+	alive := startKeepAlive(ctx, "hashing and signing") // hashing a whole model takes minutes
+	defer alive.close()
 	signer, err := a.signer(in.Spec)
 	if err != nil {
 		return Attestation{}, err

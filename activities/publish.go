@@ -22,6 +22,8 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 	if err := a.checkSpec("Publish", in.Spec); err != nil {
 		return PublishOutput{}, err
 	}
+	alive := startKeepAlive(ctx, "verifying and publishing") // hashing a whole model takes minutes
+	defer alive.close()
 	dirs := map[string]string{}
 	var adapter Attestation
 	var attDigests []string

@@ -193,7 +193,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		ref.Spec, ref.Kind, ref.BaseModel, ref.Snapshot = s, kind, res.Prepare.BaseModel, res.Prepare.Snapshot
 		ref.InvocationID, ref.StartedOn, ref.FinishedOn = invocation, started.Unix(), workflow.Now(ctx).Unix()
 		var out activities.Attestation
-		err := workflow.ExecuteActivity(withOptions(ctx, shortActivity), a.Attest, ref).Get(ctx, &out)
+		err := workflow.ExecuteActivity(withOptions(ctx, heartbeating(shortActivity, heartbeat)), a.Attest, ref).Get(ctx, &out)
 		return out, err
 	}
 	carbonSoFar := activities.SumUsage(res.usages()...)
@@ -232,7 +232,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	// 7 Publish
 	enter(StagePublish)
 	var pub activities.PublishOutput
-	if err := workflow.ExecuteActivity(withOptions(ctx, registryActivity), a.Publish, activities.PublishInput{
+	if err := workflow.ExecuteActivity(withOptions(ctx, heartbeating(registryActivity, heartbeat)), a.Publish, activities.PublishInput{
 		Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel, Train: train, Eval: eval, Merge: res.Merge,
 		Attestations: res.Attestations, Carbon: withCounterfactual(activities.SumUsage(res.usages()...), counterfactual), Promote: gate.Promote, InvocationID: invocation,
 	}).Get(ctx, &pub); err != nil {
@@ -300,6 +300,16 @@ func longActivity(heartbeat time.Duration) workflow.ActivityOptions {
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
 		},
 	}
+}
+
+// heartbeating adds the run's heartbeat timeout to o: Attest hashes and
+// Publish copies whole models, which can take minutes, so a worker that
+// dies in them is noticed within one heartbeat timeout, not StartToClose.
+// (Timeouts are not part of the command that replay compares, so histories
+// recorded without it replay unchanged.)
+func heartbeating(o workflow.ActivityOptions, heartbeat time.Duration) workflow.ActivityOptions {
+	o.HeartbeatTimeout = heartbeat
+	return o
 }
 
 func withOptions(ctx workflow.Context, o workflow.ActivityOptions) workflow.Context {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -244,4 +246,24 @@ func (s *pipelineSuite) TestTrainingFailureDoesNotStopRemoteRun() {
 	s.env.ExecuteWorkflow(LoRAPipeline, testSpec(false))
 	s.Error(s.env.GetWorkflowError())
 	// StopRemoteTraining has no expectation: the mock panics if it runs.
+}
+
+// Every step that can run for minutes (training, evaluation, hashing and
+// signing a whole model, merging, copying it into the registry) runs with
+// the spec's heartbeat timeout, so a dead worker is noticed within it.
+func (s *pipelineSuite) TestLongStepsHeartbeat() {
+	s.expectHappyPath(true)
+	s.expectTrain()
+	got := map[string]time.Duration{}
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		got[info.ActivityType.Name] = info.HeartbeatTimeout
+	})
+	sp := testSpec(true)
+	s.env.ExecuteWorkflow(LoRAPipeline, sp)
+	s.NoError(s.env.GetWorkflowError())
+	want, err := time.ParseDuration(sp.Timeouts.Heartbeat)
+	s.Require().NoError(err)
+	for _, name := range []string{"TrainLoRA", "Evaluate", "Attest", "Merge", "Publish"} {
+		s.Equal(want, got[name], "%s heartbeat timeout", name)
+	}
 }
