@@ -231,7 +231,7 @@ func startLocalWorker(c client.Client, f runFlags, dataDir string, s *spec.Spec,
 		cfg.RegistryURI = "file://" + filepath.Join(dataDir, "registry")
 	}
 	if cfg.SigningKey == "" {
-		key, err := localSigningKey(filepath.Join(dataDir, "keys"))
+		key, err := localSigningKey(embeddedKeyDir(dataDir))
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +247,9 @@ func startLocalWorker(c client.Client, f runFlags, dataDir string, s *spec.Spec,
 	}
 	return w, nil
 }
+
+// embeddedKeyDir is where the embedded default keeps its signing key pair.
+func embeddedKeyDir(dataDir string) string { return filepath.Join(dataDir, "keys") }
 
 // localSigningKey returns the embedded default's signing key, generating an
 // ECDSA P-256 key pair on first use.

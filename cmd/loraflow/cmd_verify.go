@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/provenance"
 )
 
@@ -34,13 +37,22 @@ companion bundles (model-signing, eval, carbon), and the chain to its parents, b
 model and dataset where they can be reached. It prints a verdict naming the first
 file or link that fails, and exits non-zero on failure.
 
-Give several --key flags (or a folder of *.pub files) while rotating keys.`,
+Give several --key flags (or a folder of *.pub files) while rotating keys. Without
+--key, verify trusts the key ` + "`loraflow run`" + `'s embedded default signs with
+(~/.local/share/loraflow/keys/signing.pub), if it exists.`,
 		Example: `  loraflow verify artifacts/adapter --key keys/signing.pub
   loraflow verify artifacts/merged --key keys/2026.pub --key keys/2027.pub --require-deps`,
 		Args: minimumArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keys) == 0 {
-				return errors.New("verify: at least one --key PUBLIC_KEY is required")
+				k, err := embeddedPublicKey()
+				if err != nil {
+					return err
+				}
+				keys = []string{k}
+				if !jsonOut {
+					fmt.Fprintf(cmd.ErrOrStderr(), "verify: trusting the embedded default's key %s (give --key to trust others)\n", k)
+				}
 			}
 			trusted, err := provenance.LoadTrustedKeys(keys...)
 			if err != nil {
@@ -138,4 +150,19 @@ func printVerdict(w io.Writer, v *provenance.Verdict) {
 			fmt.Fprintf(w, "         %s\n", strings.ReplaceAll(detail, "\n", "\n         "))
 		}
 	}
+}
+
+// embeddedPublicKey returns the public key of the embedded default's signing
+// key (what `loraflow run` generates under its data folder), or an error
+// saying that --key is needed.
+func embeddedPublicKey() (string, error) {
+	dir, err := temporalx.DataDir()
+	if err != nil {
+		return "", fmt.Errorf("verify: give --key PUBLIC_KEY (%w)", err)
+	}
+	p := filepath.Join(embeddedKeyDir(dir), provenance.PublicKeyFile)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("verify: give --key PUBLIC_KEY: no embedded default key at %s (`loraflow run` makes one)", p)
+	}
+	return p, nil
 }

@@ -59,7 +59,27 @@ func TestKeygenAndVerifyCommands(t *testing.T) {
 	if err == nil || !strings.HasPrefix(out, "FAILED") || !strings.Contains(out, "DigestMismatch: adapter_model.safetensors") {
 		t.Fatalf("tampered: %v\n%s", err, out)
 	}
-	if _, err := run("verify", adapter); err == nil {
-		t.Fatal("verify without --key succeeded")
+	// Without --key, verify trusts the embedded default's key, when there is one.
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	if out, err := run("verify", adapter); err == nil || !strings.Contains(err.Error()+out, "no embedded default key") {
+		t.Fatalf("verify without --key and no embedded key: %v\n%s", err, out)
 	}
+	embedded := filepath.Join(dir, "data", "loraflow", "keys")
+	os.MkdirAll(embedded, 0o700)
+	if err := os.WriteFile(filepath.Join(embedded, provenance.PublicKeyFile), mustRead(t, pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run("verify", adapter)
+	if err == nil || !strings.Contains(out, "trusting the embedded default's key") || !strings.Contains(out, "\nFAILED") || !strings.Contains(out, "DigestMismatch") {
+		t.Fatalf("verify with the embedded key on the tampered adapter: %v\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
