@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -199,6 +200,15 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 		return err
 	}
 	printSummary(out, res)
+	if len(res.Attestations) > 0 {
+		// Say how to check what was made, and with which key.
+		a := res.Attestations[0]
+		key := " --key <the worker's public key>"
+		if embedded && f.signingKey == "" && s.Signing.Key == "" {
+			key = "   (trusts the embedded key " + filepath.Join(embeddedKeyDir(dataDir), provenance.PublicKeyFile) + ")"
+		}
+		fmt.Fprintf(out, "  verify      loraflow verify %s%s\n", strings.TrimPrefix(a.Artifact.URI, "file://"), key)
+	}
 	return nil
 }
 

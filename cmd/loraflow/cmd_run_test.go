@@ -60,4 +60,14 @@ merge: true
 	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
 		t.Errorf("no SQLite database under the data dir: %v", err)
 	}
+	// The summary's verify command works as printed: no --key needed for
+	// what the embedded default signed.
+	_, line, ok := strings.Cut(out.String(), "  verify      loraflow verify ")
+	if !ok {
+		t.Fatalf("no verify line in the summary:\n%s", out.String())
+	}
+	adapter, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+	if got, err := runCLI(t, "verify", adapter); err != nil || !strings.Contains(got, "VERIFIED") {
+		t.Fatalf("loraflow verify %s: %v\n%s", adapter, err, got)
+	}
 }
