@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/loraflow/loraflow/internal/userdata"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -157,19 +158,23 @@ type Registry interface {
 	Close() error
 }
 
-// EnvRegistryURI names the environment variable that overrides DefaultURI.
-const EnvRegistryURI = "LORAFLOW_REGISTRY"
+// EnvRegistryURI names the environment variable that overrides DefaultURI;
+// it is the variable the worker and `loraflow run` read too.
+const EnvRegistryURI = "LORAFLOW_REGISTRY_URI"
 
-// DefaultURI is $LORAFLOW_REGISTRY, else file://$HOME/.loraflow/registry.
+// DefaultURI is $LORAFLOW_REGISTRY_URI, else the embedded default's registry
+// under the user's data folder (file://$XDG_DATA_HOME/loraflow/registry,
+// else file://~/.local/share/loraflow/registry): where `loraflow run`
+// publishes, so `loraflow registry ls` shows it.
 func DefaultURI() string {
 	if u := os.Getenv(EnvRegistryURI); u != "" {
 		return u
 	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		home = os.TempDir()
+	dir, err := userdata.Dir()
+	if err != nil {
+		dir = filepath.Join(os.TempDir(), "loraflow")
 	}
-	return "file://" + filepath.Join(home, ".loraflow", "registry")
+	return "file://" + filepath.Join(dir, "registry")
 }
 
 // Open opens the registry that uri names:

@@ -20,6 +20,7 @@ import (
 	"github.com/loraflow/loraflow"
 	"github.com/loraflow/loraflow/internal/temporalx"
 	"github.com/loraflow/loraflow/provenance"
+	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/workflows"
 )
@@ -238,7 +239,7 @@ func startLocalWorker(c client.Client, f runFlags, dataDir string, s *spec.Spec,
 		cfg.ArtifactRoot = filepath.Join(dataDir, "artifacts")
 	}
 	if cfg.RegistryURI == "" {
-		cfg.RegistryURI = "file://" + filepath.Join(dataDir, "registry")
+		cfg.RegistryURI = registry.DefaultURI() // what `loraflow registry` reads
 	}
 	if cfg.SigningKey == "" {
 		key, err := localSigningKey(embeddedKeyDir(dataDir))

@@ -60,6 +60,11 @@ merge: true
 	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
 		t.Errorf("no SQLite database under the data dir: %v", err)
 	}
+	// `loraflow registry ls`, with no flags, lists what `run` published.
+	t.Setenv("LORAFLOW_REGISTRY_URI", "")
+	if got, err := runCLI(t, "registry", "ls"); err != nil || !strings.Contains(got, "cli") {
+		t.Fatalf("loraflow registry ls after run: %v\n%s", err, got)
+	}
 	// The summary's verify command works as printed: no --key needed for
 	// what the embedded default signed.
 	_, line, ok := strings.Cut(out.String(), "  verify      loraflow verify ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/loraflow/loraflow/internal/userdata"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,15 +49,10 @@ func FindTemporalCLI() (string, error) {
 // DataDir is loraflow's per-user data folder ($XDG_DATA_HOME/loraflow or
 // ~/.local/share/loraflow).
 func DataDir() (string, error) {
-	base := os.Getenv("XDG_DATA_HOME")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		base = filepath.Join(home, ".local", "share")
+	d, err := userdata.Dir()
+	if err != nil {
+		return "", err
 	}
-	d := filepath.Join(base, "loraflow")
 	return d, os.MkdirAll(d, 0o755)
 }
 
