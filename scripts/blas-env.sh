@@ -10,8 +10,10 @@ LORAFLOW_BLAS_BACKEND="pure Go"
 if [ "${LORAFLOW_BLAS:-auto}" != gonum ] && [ "${LORAFLOW_BLAS:-auto}" != go ] &&
   [ "$(go env CGO_ENABLED)" = 1 ] &&
   command -v "$(go env CC)" >/dev/null 2>&1 &&
-  { ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' ||
-    ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so >/dev/null 2>&1; }; then
+  # grep reads all of ldconfig's output (no -q): under `set -o pipefail` an
+  # early exit would SIGPIPE ldconfig and fail the test at random.
+  { ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null ||
+    ls /usr/lib/*/libopenblas.so >/dev/null 2>&1 || [ -e /usr/lib/libopenblas.so ]; }; then
   case " ${CGO_LDFLAGS:-} " in
   *" -lopenblas "*) ;;
   *) export CGO_LDFLAGS="${CGO_LDFLAGS:+$CGO_LDFLAGS }-lopenblas" ;;
