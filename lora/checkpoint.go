@@ -42,6 +42,10 @@ type trainState struct {
 	Losses       []float64 `json:"losses"`
 	Fingerprint  string    `json:"fingerprint"`
 	FullFineTune bool      `json:"full_fine_tune"`
+	// TrainSeconds is the training time of the attempts that led to this
+	// checkpoint, so that a resumed run reports throughput over the whole
+	// run. 0 in checkpoints written before it was recorded.
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
 }
 
 func (t *trainRun[T]) saveCheckpoint() (string, error) {
@@ -59,7 +63,8 @@ func (t *trainRun[T]) saveCheckpoint() (string, error) {
 	st := trainState{Step: t.step, TotalSteps: t.total, Seed: t.tc.Seed,
 		SamplesSeen: t.step * t.tc.GradAccumSteps * t.tc.BatchSize,
 		RNG:         fmt.Sprintf("pcg(seed=%d, stream=step·2^16+microbatch) for dropout; pcg(seed=%d, epoch+1) permutation for data order", t.tc.Seed, t.tc.Seed),
-		Tokens:      t.tokens, Losses: t.losses, Fingerprint: t.fingerprint, FullFineTune: t.tc.FullFineTune}
+		Tokens:      t.tokens, Losses: t.losses, Fingerprint: t.fingerprint, FullFineTune: t.tc.FullFineTune,
+		TrainSeconds: t.trainSeconds()}
 	meta, err := json.Marshal(st)
 	if err != nil {
 		return "", fmt.Errorf("lora: checkpoint: %w", err)
@@ -203,5 +208,6 @@ func (t *trainRun[T]) resume() (bool, error) {
 		return false, inputErr(KindCorruptCheckpoint, "%s: unexpected tensors %q", path, extra)
 	}
 	t.step, t.tokens, t.losses, t.lastGood = st.Step, st.Tokens, st.Losses, dir
+	t.priorSeconds = st.TrainSeconds
 	return true, nil
 }

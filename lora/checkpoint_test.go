@@ -3,14 +3,17 @@ package lora
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
 func adapterBytes(t *testing.T, a *peft.Adapter) []byte {
@@ -185,5 +188,39 @@ func TestSameAdapterAcrossThreadCounts(t *testing.T) {
 		} else if !bytes.Equal(got, want) {
 			t.Fatalf("GOMAXPROCS=%d gave a different adapter", p)
 		}
+	}
+}
+
+// A checkpoint records the training time that led to it, so a resumed run
+// reports tokens/s over the whole run, not over its own part only: with
+// 1000 tokens, 9 s before the checkpoint and about 1 s since, that is about
+// 100 tokens/s. A checkpoint without the record (older ones) falls back to
+// this process's tokens and time.
+func TestThroughputCountsTheWholeRun(t *testing.T) {
+	r := &trainRun[float32]{tokens: 1000, priorSeconds: 9, runStart: time.Now().Add(-time.Second)}
+	if got := r.throughput(true, 400); got < 90 || got > 100.001 {
+		t.Errorf("resumed throughput %.2f tokens/s, want about 1000/(9+1) = 100", got)
+	}
+	r.priorSeconds = 0
+	if got := r.throughput(true, 400); got < 300 || got > 400.001 {
+		t.Errorf("throughput after an unrecorded checkpoint %.2f tokens/s, want about 400/1", got)
+	}
+
+	// The checkpoint a run writes holds its training time.
+	m := newTiny(t, tinyLlamaConfig(), 8)
+	pc, tc, data := resumeSetup()
+	tc.CheckpointDir = t.TempDir()
+	if _, _, err := Train(context.Background(), m, pc, tc, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := LatestCheckpoint(tc.CheckpointDir)
+	f, err := safetensors.Open(filepath.Join(latest, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata()[stateMetaKey]), &st); err != nil || st.TrainSeconds <= 0 {
+		t.Fatalf("checkpoint state train_seconds = %v (%v)", st.TrainSeconds, err)
 	}
 }

@@ -63,7 +63,7 @@ type TrainResult struct {
 	Tokens          int64 // tokens processed over the whole run (resumed parts included)
 	FinalLoss       float64
 	Losses          []float64 // per step, from step 1
-	TokensPerSec    float64   // this process's throughput
+	TokensPerSec    float64   // over the whole run: Tokens / training time of every attempt that reached the result
 	ResumedFromStep int
 	TrainableParams int
 }
@@ -203,6 +203,29 @@ type trainRun[T float] struct {
 	tokens   int64
 	losses   []float64
 	lastGood string // last checkpoint folder
+
+	priorSeconds float64   // training time before this process (from the checkpoint resumed)
+	runStart     time.Time // when this process's training loop began
+}
+
+// trainSeconds is the training time of the whole run so far: the attempts
+// before the checkpoint resumed, and this one.
+func (t *trainRun[T]) trainSeconds() float64 {
+	return t.priorSeconds + time.Since(t.runStart).Seconds()
+}
+
+// throughput is tokens per second over the whole run (resumed parts
+// included). A checkpoint that recorded no training time (written before
+// it was recorded) leaves only this process's tokens and time to go by.
+func (t *trainRun[T]) throughput(resumed bool, runTokens int64) float64 {
+	secs, tokens := t.trainSeconds(), t.tokens
+	if resumed && t.priorSeconds == 0 {
+		secs, tokens = time.Since(t.runStart).Seconds(), runTokens
+	}
+	if secs <= 0 {
+		return 0
+	}
+	return float64(tokens) / secs
 }
 
 func newTrainRun[T float](n *net[T], tr []trainable[T], tc TrainConfig, data []Sequence) *trainRun[T] {
@@ -287,7 +310,8 @@ func (t *trainRun[T]) loop(ctx context.Context, progress func(Progress)) (TrainR
 			res.ResumedFromStep = t.step
 		}
 	}
-	start := time.Now()
+	t.runStart = time.Now()
+	resumed := res.ResumedFromStep > 0
 	var runTokens int64
 	for t.step < t.total {
 		if err := ctx.Err(); err != nil {
@@ -310,9 +334,7 @@ func (t *trainRun[T]) loop(ctx context.Context, progress func(Progress)) (TrainR
 		runTokens += toks
 		t.losses = append(t.losses, loss)
 		p := Progress{Step: t.step, TotalSteps: t.total, Loss: loss, LearningRate: lr, GradNorm: norm}
-		if el := time.Since(start).Seconds(); el > 0 {
-			p.TokensPerSec = float64(runTokens) / el
-		}
+		p.TokensPerSec = t.throughput(resumed, runTokens)
 		if t.tc.CheckpointDir != "" && ((t.tc.CheckpointEvery > 0 && t.step%t.tc.CheckpointEvery == 0) || t.step == t.total) {
 			dir, err := t.saveCheckpoint()
 			if err != nil {
@@ -330,9 +352,7 @@ func (t *trainRun[T]) loop(ctx context.Context, progress func(Progress)) (TrainR
 	if len(t.losses) > 0 {
 		res.FinalLoss = t.losses[len(t.losses)-1]
 	}
-	if el := time.Since(start).Seconds(); el > 0 {
-		res.TokensPerSec = float64(runTokens) / el
-	}
+	res.TokensPerSec = t.throughput(resumed, runTokens)
 	return res, nil
 }
 
