@@ -3,11 +3,12 @@ package activities
 import (
 	"context"
 	"errors"
-	"github.com/loraflow/loraflow/pipeline"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/loraflow/loraflow/pipeline"
 )
 
 // TestStepWatchdog: with watchSteps, progress that stops for longer than

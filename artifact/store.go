@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/loraflow/loraflow/internal/atomicfile"
@@ -109,7 +108,7 @@ func (s *Store) WorkDir(step, key string) (string, error) {
 // hashed again: an intact one is kept (dir removed), a torn or altered one
 // (an earlier crash, a bad disk) is replaced by dir.
 func (s *Store) Commit(ctx context.Context, dir string) (Ref, error) {
-	if err := syncTree(dir); err != nil {
+	if err := atomicfile.SyncTree(dir, fsyncPath); err != nil {
 		return Ref{}, fmt.Errorf("artifact store: commit %s: %w", dir, err)
 	}
 	digest, err := DigestDir(ctx, dir)
@@ -155,52 +154,7 @@ func (s *Store) Commit(ctx context.Context, dir string) (Ref, error) {
 
 // fsyncPath fsyncs a file or folder; the store's tests replace it to see
 // the order of syncs.
-var fsyncPath = func(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && isDir(path) && errors.Is(err, syscall.EINVAL) {
-		return nil // some filesystems cannot fsync a folder
-	}
-	return err
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
-}
-
-// syncTree fsyncs every regular file under dir, then every folder, deepest
-// first, so that the names and the bytes are on disk before dir is renamed.
-func syncTree(dir string) error {
-	var dirs []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			dirs = append(dirs, p)
-		case d.Type().IsRegular():
-			return fsyncPath(p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := fsyncPath(dirs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+var fsyncPath = atomicfile.Sync
 
 // Lookup finds the artifact that step produced for key, if any; an entry
 // whose artifact is gone or altered counts as absent.

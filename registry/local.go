@@ -536,13 +536,8 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("registry: open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("registry: sync %s: %w", dir, err)
+	if err := atomicfile.Sync(dir); err != nil {
+		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/loraflow/loraflow/internal/userdata"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loraflow/loraflow/internal/userdata"
 )
 
 // Aliases with a meaning to the pipeline.

@@ -34,10 +34,7 @@ func Commit(tmp *os.File, path string) error {
 		_ = os.Remove(name)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if dir, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = dir.Sync() // some filesystems refuse to sync a folder
-		_ = dir.Close()
-	}
+	_ = Sync(filepath.Dir(path)) // best effort: the file itself is durable
 	return nil
 }
 

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/loraflow/loraflow/internal/userdata"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/loraflow/loraflow/internal/userdata"
 )
 
 // TemporalCLIVersion is the Temporal CLI the embedded default expects

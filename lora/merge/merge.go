@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/loraflow/loraflow/internal/atomicfile"
 	"github.com/loraflow/loraflow/internal/fscopy"
 	"github.com/loraflow/loraflow/internal/procfs"
 	"github.com/loraflow/loraflow/lora/safetensors"
@@ -282,7 +283,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	}
 	if !opts.NoSync {
 		t2 := time.Now()
-		if err := syncTree(tmp); err != nil {
+		if err := atomicfile.SyncTree(tmp, nil); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		rep.SyncSeconds = time.Since(t2).Seconds()
@@ -309,7 +310,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		if !opts.NoSync {
-			if err := syncTree(tmp); err != nil {
+			if err := atomicfile.SyncTree(tmp, nil); err != nil {
 				return nil, fmt.Errorf("%s: %w", op, err)
 			}
 		}
@@ -326,7 +327,7 @@ func runMerge(ctx context.Context, op, baseDir, outDir string, opts Options, sig
 	if err := os.Rename(tmp, absOut); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	_ = syncDir(parent)
+	_ = atomicfile.Sync(parent)
 	rep.TotalSeconds = time.Since(start).Seconds()
 	rep.PeakRSSBytes, _ = procfs.PeakRSS() // 0 where /proc is absent
 	log.Info(op+" done", "base", baseDir, "out", outDir, "tensors", len(rep.Tensors), "seconds", rep.TotalSeconds)
@@ -580,35 +581,3 @@ func listFiles(dir string, modified map[string][]*tensorPlan) ([]FileReport, err
 	return out, err
 }
 
-// syncTree fsyncs every file and folder under dir.
-func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return syncDir(path)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", path, err)
-		}
-		return nil
-	})
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
-}
