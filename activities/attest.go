@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -137,13 +138,7 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		Description: fmt.Sprintf("LoRA adapter for %s, trained by loraflow (workflow %s).", filepath.Base(in.Spec.BaseModel), in.InvocationID),
 		Tags:        []string{"lora", "peft", "loraflow"},
 		TaskType:    "text-generation",
-		Provenance: map[string]string{
-			"attestations":   "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",
-			"verify":         "loraflow verify <folder> --key <public key>",
-			"workflow":       in.InvocationID,
-			"dataset_sha256": in.Snapshot.SHA256,
-			"base_sha256":    in.BaseModel.SHA256,
-		},
+		Provenance:  cardProvenance(in.BaseModel, in.Snapshot, map[string]string{"workflow": in.InvocationID}),
 	}
 	if t := in.Train; t != nil {
 		card.TrainingParams = map[string]string{
@@ -177,6 +172,20 @@ func (a *Activities) withModelCard(ctx context.Context, in AttestInput) (artifac
 		return artifact.Ref{}, err
 	}
 	return a.Store.Commit(ctx, dir)
+}
+
+// cardProvenance is a model card's provenance table: where the signed
+// statements are, how to check them, the base model and dataset digests the
+// artifact was made from, and extra entries.
+func cardProvenance(base, snapshot artifact.Ref, extra map[string]string) map[string]string {
+	p := map[string]string{
+		"attestations":   "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",
+		"verify":         "loraflow verify <folder> --key <public key>",
+		"dataset_sha256": snapshot.SHA256,
+		"base_sha256":    base.SHA256,
+	}
+	maps.Copy(p, extra)
+	return p
 }
 
 // counterfactual estimates what full fine-tuning of the same run would have

@@ -121,18 +121,14 @@ func writeMergedCard(dir string, in MergeInput, mo MergeOutput) error {
 	card := registry.CardInfo{
 		ModelName:   in.Spec.Name + "-merged",
 		BaseModel:   registry.HubID(in.Spec.BaseModel),
-		Description: fmt.Sprintf("The LoRA adapter %s merged into %s by loraflow.", "sha256:"+in.Adapter.SHA256, filepath.Base(in.Spec.BaseModel)),
+		Description: fmt.Sprintf("The LoRA adapter sha256:%s merged into %s by loraflow.", in.Adapter.SHA256, filepath.Base(in.Spec.BaseModel)),
 		TaskType:    "text-generation",
 		Merged:      true,
-		Provenance: map[string]string{
+		Provenance: cardProvenance(in.BaseModel, in.Snapshot, map[string]string{
 			"adapter_sha256":   in.Adapter.SHA256,
-			"base_sha256":      in.BaseModel.SHA256,
-			"dataset_sha256":   in.Snapshot.SHA256,
 			"max_logit_diff":   fmt.Sprintf("%.3g (tolerance %.3g)", mo.MaxLogitDiff, mo.Tolerance),
-			"attestations":     "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",
-			"verify":           "loraflow verify <folder> --key <public key>",
 			"probe_set_sha256": mo.ProbeSetDigest,
-		},
+		}),
 	}
 	if err := registry.WriteModelCard(dir, card); err != nil {
 		return err
