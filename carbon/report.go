@@ -203,12 +203,17 @@ var CSVColumnsV2 = []string{
 // estimates no water: water_consumed and wue are 0, CodeCarbon's values when
 // no WUE is configured (EmissionsData's default wue = 0).
 func CSVRecord(r Report, run RunInfo) []string {
+	return csvRecord(CSVColumns, r, run)
+}
+
+// csvRecord is the report's record for a header with the given columns.
+func csvRecord(columns []string, r Report, run RunInfo) []string {
 	v := csvValues(r, run)
-	out := make([]string, len(CSVColumns))
-	for i, c := range CSVColumns {
-		out[i] = v[c]
+	rec := make([]string, len(columns))
+	for i, c := range columns {
+		rec[i] = v[c]
 	}
-	return out
+	return rec
 }
 
 // csvValues maps every CSVColumns name to the report's value.
@@ -254,8 +259,8 @@ func csvValues(r Report, run RunInfo) map[string]string {
 	}
 }
 
-// csvLayout returns header's columns when it is a layout loraflow can append
-// to: CodeCarbon's current or 2.x columns, in any order (CodeCarbon's own
+// csvLayout reports whether header is a layout loraflow can append to:
+// CodeCarbon's current or 2.x columns, in any order (CodeCarbon's own
 // test, FileOutput.has_valid_headers in codecarbon/output_methods/file.py,
 // compares sorted(headers) with sorted(EmissionsData fields)).
 func csvLayout(header []string) bool {
@@ -287,12 +292,7 @@ func writeCSV(w io.Writer, columns []string, header bool, run RunInfo, reports .
 		}
 	}
 	for _, r := range reports {
-		v := csvValues(r, run)
-		rec := make([]string, len(columns))
-		for i, c := range columns {
-			rec[i] = v[c]
-		}
-		if err := cw.Write(rec); err != nil {
+		if err := cw.Write(csvRecord(columns, r, run)); err != nil {
 			return fmt.Errorf("carbon: csv row for %q: %w", r.Activity, err)
 		}
 	}
