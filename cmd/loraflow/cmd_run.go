@@ -206,7 +206,7 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 		a := res.Attestations[0]
 		key := " --key <the worker's public key>"
 		if embedded && f.signingKey == "" && s.Signing.Key == "" {
-			key = "   (trusts the embedded key " + filepath.Join(embeddedKeyDir(dataDir), provenance.PublicKeyFile) + ")"
+			key = "   (trusts the embedded key " + embeddedPublicKey(dataDir) + ")"
 		}
 		fmt.Fprintf(out, "  verify      loraflow verify %s%s\n", strings.TrimPrefix(a.Artifact.URI, "file://"), key)
 	}
@@ -261,6 +261,12 @@ func startLocalWorker(c client.Client, f runFlags, dataDir string, s *spec.Spec,
 
 // embeddedKeyDir is where the embedded default keeps its signing key pair.
 func embeddedKeyDir(dataDir string) string { return filepath.Join(dataDir, "keys") }
+
+// embeddedPublicKey is the public half of the embedded default's key, which
+// `loraflow verify` trusts when given no --key.
+func embeddedPublicKey(dataDir string) string {
+	return filepath.Join(embeddedKeyDir(dataDir), provenance.PublicKeyFile)
+}
 
 // localSigningKey returns the embedded default's signing key, generating an
 // ECDSA P-256 key pair on first use.

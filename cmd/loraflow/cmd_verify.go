@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,7 +44,7 @@ Give several --key flags (or a folder of *.pub files) while rotating keys. Witho
 		Args: minimumArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keys) == 0 {
-				k, err := embeddedPublicKey()
+				k, err := defaultVerifyKey()
 				if err != nil {
 					return err
 				}
@@ -152,15 +151,15 @@ func printVerdict(w io.Writer, v *provenance.Verdict) {
 	}
 }
 
-// embeddedPublicKey returns the public key of the embedded default's signing
+// defaultVerifyKey returns the public key of the embedded default's signing
 // key (what `loraflow run` generates under its data folder), or an error
 // saying that --key is needed.
-func embeddedPublicKey() (string, error) {
+func defaultVerifyKey() (string, error) {
 	dir, err := temporalx.DataDir()
 	if err != nil {
 		return "", fmt.Errorf("verify: give --key PUBLIC_KEY (%w)", err)
 	}
-	p := filepath.Join(embeddedKeyDir(dir), provenance.PublicKeyFile)
+	p := embeddedPublicKey(dir)
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("verify: give --key PUBLIC_KEY: no embedded default key at %s (`loraflow run` makes one)", p)
 	}
