@@ -104,7 +104,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		return TrainOutput{}, err
 	}
 	out := TrainOutput{
-		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: downsample(res.Losses, maxCurvePoints),
+		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: pipeline.Downsample(res.Losses, pipeline.MaxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
 		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs,
 	}
@@ -154,32 +154,3 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 	return out, true
 }
 
-// maxCurvePoints bounds the loss curve carried through Temporal payloads.
-const maxCurvePoints = 1000
-
-// downsample keeps at most n points of a curve, averaging buckets of
-// consecutive steps.
-func downsample(v []float64, n int) []float64 {
-	if len(v) <= n {
-		return v
-	}
-	out := make([]float64, n)
-	for i := range out {
-		lo, hi := i*len(v)/n, (i+1)*len(v)/n
-		var sum float64
-		for _, x := range v[lo:hi] {
-			sum += x
-		}
-		out[i] = sum / float64(hi-lo)
-	}
-	return out
-}
-
-// curveStep is the training step of point i of a curve of n points over
-// steps steps (the last step of its bucket when downsampled).
-func curveStep(i, n, steps int) int {
-	if n == 0 || steps <= n {
-		return i + 1
-	}
-	return (i + 1) * steps / n
-}

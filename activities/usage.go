@@ -47,11 +47,3 @@ func MeterOptions(c spec.Carbon, workerRegion string, workerPUE float64) carbon.
 	return o
 }
 
-// RunSpec lets the energy interceptor find the spec in an activity's input.
-func (in PrepareDataInput) RunSpec() spec.Spec  { return in.Spec }
-func (in TrainInput) RunSpec() spec.Spec        { return in.Spec }
-func (in EvaluateInput) RunSpec() spec.Spec     { return in.Spec }
-func (in AttestInput) RunSpec() spec.Spec       { return in.Spec }
-func (in MergeInput) RunSpec() spec.Spec        { return in.Spec }
-func (in PublishInput) RunSpec() spec.Spec      { return in.Spec }
-func (in FindChampionInput) RunSpec() spec.Spec { return in.Spec }
