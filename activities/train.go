@@ -153,4 +153,3 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 	}
 	return out, true
 }
-

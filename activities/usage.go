@@ -46,4 +46,3 @@ func MeterOptions(c spec.Carbon, workerRegion string, workerPUE float64) carbon.
 	}
 	return o
 }
-

@@ -20,7 +20,7 @@ type PrepareDataOutput struct {
 	BadRows    int
 	Duplicates int
 	Labels     []string
-	Usage carbon.Report
+	Usage      carbon.Report
 }
 
 // TrainInput is the input of TrainLoRA.
@@ -84,7 +84,7 @@ type EvaluateOutput struct {
 	Classification  bool
 	// SuggestedRank is the rank diagnostics' smallest r keeping 99% energy.
 	SuggestedRank int
-	Usage carbon.Report
+	Usage         carbon.Report
 }
 
 // AttestInput asks for one artifact's signed attestations.
@@ -114,7 +114,7 @@ type Attestation struct {
 	// Counterfactual is the full fine-tuning estimate attached to an
 	// adapter's carbon statement.
 	Counterfactual *carbon.Counterfactual `json:",omitempty"`
-	Usage carbon.Report
+	Usage          carbon.Report
 }
 
 // MergeInput asks for W' = W0 + scale·B·A.
@@ -135,7 +135,7 @@ type MergeOutput struct {
 	Tolerance      float64
 	ProbeSetDigest string
 	TensorsMerged  int
-	Usage carbon.Report
+	Usage          carbon.Report
 }
 
 // PublishInput is everything a registry version records.
@@ -161,7 +161,7 @@ type PublishOutput struct {
 	Registry string // the registry's URI
 	URI      string // where the version's artifacts are
 	Existed  bool   // a retried publish found the version it had already made
-	Usage carbon.Report
+	Usage    carbon.Report
 }
 
 // FindChampionInput names a registered model.
