@@ -11,7 +11,9 @@ import (
 // Attest signs an artifact's provenance, model-signing manifest, eval and
 // carbon statements with the signing key the spec names among the
 // worker's (pipeline.Attest).
-func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, error) {
+func (a *Activities) Attest(ctx context.Context, in AttestInput) (out Attestation, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("Attest", in.Spec); err != nil {
 		return Attestation{}, err
 	}
@@ -21,7 +23,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	if err != nil {
 		return Attestation{}, err
 	}
-	out, err := pipeline.Attest(ctx, a.Store, signer, in, pipeline.AttestOptions{
+	out, err = pipeline.Attest(ctx, a.Store, signer, in, pipeline.AttestOptions{
 		WorkerIdentity: activity.GetInfo(ctx).WorkflowExecution.ID, Logger: a.logger(),
 	})
 	return out, classify("Attest", err)

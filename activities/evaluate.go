@@ -19,6 +19,8 @@ const (
 // on the snapshot's held-out split, and writes the report as an artifact
 // (pipeline.Evaluate); the champion comes from the registry the spec names.
 func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (out EvaluateOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("Evaluate", in.Spec); err != nil {
 		return EvaluateOutput{}, err
 	}

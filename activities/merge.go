@@ -15,7 +15,9 @@ const (
 // Merge verifies that the adapter is the one this run attested, merges it
 // into a copy of the base checkpoint and checks the merged model's logits
 // (pipeline.Merge).
-func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, error) {
+func (a *Activities) Merge(ctx context.Context, in MergeInput) (out MergeOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("Merge", in.Spec); err != nil {
 		return MergeOutput{}, err
 	}
@@ -25,6 +27,6 @@ func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, err
 	if err != nil {
 		return MergeOutput{}, err
 	}
-	out, err := pipeline.Merge(ctx, a.Store, v, in, pipeline.StepOptions{Progress: func(s string) { alive.set(ctx, s) }, Logger: a.logger()})
+	out, err = pipeline.Merge(ctx, a.Store, v, in, pipeline.StepOptions{Progress: func(s string) { alive.set(ctx, s) }, Logger: a.logger()})
 	return out, classify("Merge", err)
 }

@@ -9,10 +9,12 @@ import (
 // PrepareData validates, dedupes and splits the dataset files into a
 // snapshot artifact, and fingerprints the base model folder
 // (pipeline.PrepareData).
-func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (PrepareDataOutput, error) {
+func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (out PrepareDataOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("PrepareData", in.Spec); err != nil {
 		return PrepareDataOutput{}, err
 	}
-	out, err := pipeline.PrepareData(ctx, a.Store, in, pipeline.StepOptions{Logger: a.logger()})
+	out, err = pipeline.PrepareData(ctx, a.Store, in, pipeline.StepOptions{Logger: a.logger()})
 	return out, classify("PrepareData", err)
 }

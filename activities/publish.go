@@ -10,7 +10,9 @@ import (
 // Publish verifies every attested artifact and registers them as one
 // version of the registry the spec names among the worker's
 // (pipeline.Publish).
-func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutput, error) {
+func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("Publish", in.Spec); err != nil {
 		return PublishOutput{}, err
 	}
@@ -25,13 +27,15 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 		return PublishOutput{}, fmt.Errorf("Publish: %w", err)
 	}
 	defer reg.Close()
-	out, err := pipeline.Publish(ctx, a.Store, v, reg, in, pipeline.StepOptions{Logger: a.logger()})
+	out, err = pipeline.Publish(ctx, a.Store, v, reg, in, pipeline.StepOptions{Logger: a.logger()})
 	return out, classify("Publish", err)
 }
 
 // FindChampion reads the current champion's input digests, so that a
 // scheduled run can end early when nothing changed.
-func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (FindChampionOutput, error) {
+func (a *Activities) FindChampion(ctx context.Context, in FindChampionInput) (_ FindChampionOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { m.stop(err) }()
 	if err := a.checkSpec("FindChampion", in.Spec); err != nil {
 		return FindChampionOutput{}, err
 	}

@@ -34,4 +34,8 @@ type TrainProgress struct {
 	// heartbeat that names it).
 	CheckpointURI string
 	ResumedFrom   int
+	// Usage is the energy of every attempt so far, this one's included: the
+	// next attempt adds its own to it, so a crash loses at most what was
+	// spent since the last heartbeat.
+	Usage *Usage `json:",omitempty"`
 }

@@ -11,10 +11,8 @@ import (
 
 	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/carbon"
-	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
-	"github.com/loraflow/loraflow/spec"
 )
 
 // AttestOptions are what Attest needs besides its input.
@@ -36,16 +34,9 @@ func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signe
 	if _, err := storedPath(ctx, store, in.Artifact); err != nil {
 		return Attestation{}, err
 	}
-	if in.Kind == string(provenance.KindAdapter) && in.Train != nil && in.Carbon != nil && in.Carbon.Counterfactual == nil {
-		cf, err := counterfactual(in.Spec.BaseModel, in.Spec, *in.Train, in.Train.Usage)
-		if err != nil {
-			logger.Warn("no full fine-tuning counterfactual", "err", err)
-		} else {
-			summary := *in.Carbon
-			summary.Counterfactual = cf
-			in.Carbon = &summary
-		}
-	}
+	// The carbon statement is signed as given: the full fine-tuning
+	// counterfactual was computed where training ended (TrainOutput) and
+	// the workflow put it into in.Carbon.
 	ref, err := in.Artifact, error(nil)
 	if in.Kind == string(provenance.KindAdapter) {
 		if ref, err = withModelCard(ctx, store, in); err != nil {
@@ -101,9 +92,6 @@ func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signe
 		return Attestation{}, fmt.Errorf("%s: %w", in.Kind, err)
 	}
 	out := Attestation{Kind: in.Kind, Artifact: ref, Digest: att.ProvenanceSHA256, FolderDigest: att.SHA256}
-	if in.Carbon != nil {
-		out.Counterfactual = in.Carbon.Counterfactual
-	}
 	for _, b := range att.Bundles {
 		out.Bundles = append(out.Bundles, b.Path)
 	}
@@ -182,31 +170,4 @@ func cardProvenance(base, snapshot artifact.Ref, extra map[string]string) map[st
 	}
 	maps.Copy(p, extra)
 	return p
-}
-
-// counterfactual estimates what full fine-tuning of the same run would have
-// cost, from the run's FLOP counts (the engine's FLOP model, counted where
-// training ended) and the measured training figures. A training result
-// recorded without them gets them from the base model and the spec.
-func counterfactual(baseDir string, s spec.Spec, t TrainOutput, trainUsage carbon.Report) (*carbon.Counterfactual, error) {
-	fc := t.FLOPs
-	if fc.AdapterParams == 0 {
-		m, err := lora.LoadModel(baseDir)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := s.PEFT(m.Config().ModelType)
-		if err != nil {
-			return nil, err
-		}
-		fc = TrainingFLOPs(m, cfg, s.TrainConfig(""), t.TrainableParams)
-	}
-	cf, err := carbon.CounterfactualFromFLOPs(fc, carbon.LoRARun{
-		Tokens: t.Tokens, Seconds: trainUsage.DurationS, TokensPerSec: t.TokensPerSec,
-		EnergyKWh: trainUsage.EnergyKWh, EmissionsKg: trainUsage.EmissionsKg, BytesPerParam: 4,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &cf, nil
 }

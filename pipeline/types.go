@@ -44,6 +44,13 @@ type TrainOutput struct {
 	// FLOPs are the run's FLOP counts from the engine's FLOP model, for the
 	// full-fine-tuning counterfactual (unset in results recorded before).
 	FLOPs carbon.FLOPCounts `json:",omitzero"`
+	// Counterfactual is what full fine-tuning of the same run would have
+	// cost, computed where training ended from FLOPs and Usage (unset in
+	// results recorded before; the workflow then takes Attestation's).
+	Counterfactual *carbon.Counterfactual `json:",omitempty"`
+	// Usage is the training's energy: every attempt's, summed (a crashed
+	// attempt's as its last heartbeat reported it); with a remote trainer,
+	// the energy the trainer measured.
 	Usage carbon.Report
 }
 
@@ -111,8 +118,9 @@ type Attestation struct {
 	Digest   string   // sha256 of the signed provenance statement
 	// FolderDigest is the artifact's provenance (model_signing) digest.
 	FolderDigest string
-	// Counterfactual is the full fine-tuning estimate attached to an
-	// adapter's carbon statement.
+	// Counterfactual was the full fine-tuning estimate, computed by Attest
+	// in runs started before TrainOutput carried it; Attest no longer sets
+	// it, and the workflow reads it only for those runs' histories.
 	Counterfactual *carbon.Counterfactual `json:",omitempty"`
 	Usage          carbon.Report
 }
