@@ -96,8 +96,8 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 		return nil, err
 	}
 	return temporal.NewSimplePlugin(temporal.SimplePluginOptions{
-		Name:               "loraflow",
-		Version:            Version,
+		Name:    "loraflow",
+		Version: Version,
 		ConfigureWorker: func(ctx context.Context, o worker.PluginConfigureWorkerOptions) error {
 			// Training progress (step, loss, checkpoint) reaches the server,
 			// and so `loraflow run`'s progress bar, every few seconds rather

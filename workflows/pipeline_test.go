@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/loraflow/loraflow/activities"
-	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/spec"
 )
 
