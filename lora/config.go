@@ -58,6 +58,9 @@ func ParseModelConfig(raw []byte) (ModelConfig, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return ModelConfig{}, inputErr(KindBadConfig, "config.json: %v", err)
 	}
+	if err := checkConfigFields(m); err != nil { // limits.go: bounds before any size is used
+		return ModelConfig{}, err
+	}
 	num := func(keys ...string) (float64, bool) {
 		for _, k := range keys {
 			if v, ok := m[k].(float64); ok {

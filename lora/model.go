@@ -87,7 +87,7 @@ type tensorReader interface {
 // LoadModel reads a Hugging Face checkpoint folder: config.json and
 // model.safetensors (or a sharded checkpoint with its index).
 func LoadModel(dir string) (*Model, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	raw, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("%s has no config.json", dir), Err: err}
@@ -96,6 +96,9 @@ func LoadModel(dir string) (*Model, error) {
 	}
 	cfg, err := ParseModelConfig(raw)
 	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
+	}
+	if err := checkModelFits(cfg); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	ck, err := safetensors.OpenDir(dir)
@@ -156,6 +159,9 @@ func equalShape(a, b []int) bool {
 func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkModelFits(cfg); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))

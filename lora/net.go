@@ -86,8 +86,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 			}
 		}
 		if firstErr != nil {
-			p.w = make([]T, size)
-			return p
+			return p // nothing is allocated once a tensor failed (limits.go)
 		}
 		if vt, ok := any(v).([]T); ok {
 			p.w = vt // float32: keep the loaded slice, no copy
@@ -113,7 +112,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 	if cfg.isGPT2() {
 		n.embed = get("transformer.wte.weight", V, H)
 		n.pos = get("transformer.wpe.weight", cfg.MaxPositions, H)
-		for i := 0; i < cfg.Layers; i++ {
+		for i := 0; i < cfg.Layers && firstErr == nil; i++ {
 			p := fmt.Sprintf("transformer.h.%d.", i)
 			b := &block[T]{idx: i}
 			b.ln1 = norm[T]{get(p+"ln_1.weight", H), get(p+"ln_1.bias", H)}
@@ -129,7 +128,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 	} else {
 		n.embed = get("model.embed_tokens.weight", V, H)
 		qd, kd := cfg.qDim(), cfg.kvDim()
-		for i := 0; i < cfg.Layers; i++ {
+		for i := 0; i < cfg.Layers && firstErr == nil; i++ {
 			p := fmt.Sprintf("model.layers.%d.", i)
 			b := &block[T]{idx: i}
 			b.ln1 = norm[T]{w: get(p+"input_layernorm.weight", H)}

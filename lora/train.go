@@ -150,6 +150,9 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	if err := checkData(m.cfg, data); err != nil {
 		return nil, TrainResult{}, err
 	}
+	if err := checkTrainLimits(m.cfg, tc); err != nil {
+		return nil, TrainResult{}, err
+	}
 	tc = tc.withDefaults(m.cfg)
 	switch strings.ToLower(tc.Schedule) {
 	case "constant", "linear", "cosine":

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/loraflow/loraflow/internal/safeio"
 )
 
 // AddedToken is an entry of tokenizer.json's "added_tokens".
@@ -86,8 +87,11 @@ type preTokJSON struct {
 // Load reads a Hugging Face tokenizer.json holding a byte-level BPE model
 // with the GPT-2 or Llama 3 pre-tokenizer.
 func Load(path string) (*Tokenizer, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := safeio.ReadFile(path, MaxFileBytes) // limits.go: a FIFO, a device or a huge file is refused unread
 	if err != nil {
+		if errors.Is(err, safeio.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", ErrLimit, err)
+		}
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	t, err := Parse(raw)
@@ -123,6 +127,9 @@ func Parse(data []byte) (*Tokenizer, error) {
 	}
 	if n := bytes.TrimSpace(f.Normalizer); len(n) > 0 && string(n) != "null" {
 		return nil, fmt.Errorf("normalizer %s: %w", truncate(n), ErrUnsupported)
+	}
+	if err := checkLimits(&f); err != nil {
+		return nil, err
 	}
 	pre, prefix, err := parsePreTokenizer(f.PreTokenizer)
 	if err != nil {
