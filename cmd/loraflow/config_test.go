@@ -63,7 +63,7 @@ func TestConfigFileRefusesUnknownKeysAndBadPorts(t *testing.T) {
 	t.Setenv("LORAFLOW_CONFIG", cfgFile)
 	t.Setenv("LORAFLOW_DEV_PORT", "")
 	for body, want := range map[string]string{
-		"adress: x\n":      `unknown key "adress"`,
+		"adress: x\n":       `unknown key "adress"`,
 		"dev-port: 70000\n": "want a port number",
 		"registry: [a]\n":   `key "registry": want a string`,
 	} {
