@@ -417,6 +417,7 @@ func parseRopeScaling(p *configReader, c *ModelConfig) *RopeScaling {
 			return nil
 		}
 		sc.OriginalMaxPositions = orig
+		sc.LowFreqFactor, sc.HighFreqFactor, sc.BetaFast, sc.BetaSlow = 0, 0, 0, 0
 		if _, ok := rs["factor"].(float64); !ok || c.OriginalMaxPositions > 0 {
 			sc.Factor = float64(c.MaxPositions) / float64(orig)
 		}
@@ -436,7 +437,9 @@ func (r *RopeScaling) validate(dim int) error {
 	if r == nil {
 		return nil
 	}
-	bad := func(f string, args ...any) error { return inputErr(KindBadConfig, "config.json: rope_scaling "+f, args...) }
+	bad := func(f string, args ...any) error {
+		return inputErr(KindBadConfig, "config.json: rope_scaling "+f, args...)
+	}
 	switch {
 	case r.Factor <= 0 || math.IsNaN(r.Factor):
 		return bad("factor %v must be positive", r.Factor)

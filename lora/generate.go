@@ -109,8 +109,9 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 				b.v.forward(h, S, vt, nil)
 			}
 			if cfg.QKNorm {
-				rmsNormForward(q, nw(b.qn), S*cfg.Heads, hd, eps, q, nil)
-				rmsNormForward(kt, nw(b.kn), S*cfg.KVHeads, hd, eps, kt, nil)
+				qr, kr := append([]T(nil), q...), append([]T(nil), kt...)
+				rmsNormForward(qr, nw(b.qn), S*cfg.Heads, hd, eps, q, nil)
+				rmsNormForward(kr, nw(b.kn), S*cfg.KVHeads, hd, eps, kt, nil)
 			}
 			rp := n.ropeFor(li, L)
 			rp.apply(q, S, qd, cfg.Heads, pos, false)

@@ -26,8 +26,8 @@ type block[T float] struct {
 // pass is replayed just before its backward pass.
 type acts[T float] struct {
 	rs1, mu1, qb, kb, vb, qkvb, att, x2, rs2, mu2, g, u []T
-	qr, kr, rsq, rsk   []T // q, k before their norms and the norms' rstd
-	ao, rsPA, mo, rsPF []T // attention and MLP outputs before their post-norms, and rstd
+	qr, kr, rsq, rsk                                    []T // q, k before their norms and the norms' rstd
+	ao, rsPA, mo, rsPF                                  []T // attention and MLP outputs before their post-norms, and rstd
 }
 
 // net is the network, generic over the element type.
@@ -37,11 +37,11 @@ type net[T float] struct {
 	pos    *param[T] // gpt2: [positions, hidden]
 	blocks []*block[T]
 	normF  norm[T]
-	head   *linear[T] // its weight is embed when tied
+	head   *linear[T]      // its weight is embed when tied
 	rope   *ropeTable[T]   // the global layers' table
 	ropes  []*ropeTable[T] // per layer (local layers may differ: gemma3)
 	long   []*ropeTable[T] // per layer, longrope's long-factor tables (nil otherwise)
-	params []*param[T] // every base tensor, in checkpoint naming order
+	params []*param[T]     // every base tensor, in checkpoint naming order
 
 	checkpointing bool // gradient checkpointing: keep only block inputs, replay blocks in backward
 
