@@ -174,8 +174,10 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 		switch {
 		case strings.HasSuffix(name, ".bias"):
 		case strings.Contains(name, "norm") || strings.Contains(name, "ln_"):
-			for i := range v {
-				v[i] = 1
+			if !cfg.Gemma { // Gemma's norms multiply by 1+w
+				for i := range v {
+					v[i] = 1
+				}
 			}
 		default:
 			std := 0.02
@@ -209,7 +211,7 @@ func (c ModelConfig) withDefaults() ModelConfig {
 			c.NormEps = 1e-6
 		}
 	}
-	if c.RopeTheta == 0 && c.ModelType == "llama" {
+	if c.RopeTheta == 0 && c.ModelType != "gpt2" {
 		c.RopeTheta = 10000
 	}
 	if c.ModelType == "gpt2" {
