@@ -16,10 +16,13 @@ import (
 )
 
 // Sequence is one training or evaluation example as token IDs. The loss is
-// taken only on predicting the tokens at positions ≥ PromptLen (0: all).
+// taken only on predicting the tokens at positions ≥ PromptLen (0: all) and,
+// when Loss is set (one flag per token), only where Loss is true: a chat's
+// assistant turns, as TRL's SFTTrainer with assistant_only_loss.
 type Sequence struct {
 	Tokens    []int
 	PromptLen int
+	Loss      []bool
 }
 
 // ModuleInfo describes a linear layer that LoRA can adapt.
