@@ -116,7 +116,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	x0 := ws.xs[0]
 	parallelFor(N, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			copy(x0[r*H:(r+1)*H], n.embed.w[bt.tokens[r]*H:(bt.tokens[r]+1)*H])
+			n.embed.row(bt.tokens[r], x0[r*H:(r+1)*H])
 			if n.pos != nil {
 				p := n.pos.w[(r%S)*H : (r%S+1)*H]
 				xr := x0[r*H : (r+1)*H]
