@@ -23,7 +23,7 @@ func evex(pp, opcode byte, dst, src1, src2 int) string {
 	inv := func(b int) byte { return byte(^b & 1) }
 	p0 := inv(dst>>3)<<7 | inv(src2>>4)<<6 | inv(src2>>3)<<5 | inv(dst>>4)<<4 | 0b10 // map 0F38
 	p1 := byte(0)<<7 | (byte(^src1)&0xf)<<3 | 1<<2 | pp                              // W0, vvvv, pp
-	p2 := byte(0b10)<<5 | inv(src1>>4)<<3                                              // L'L = 512, V'
+	p2 := byte(0b10)<<5 | inv(src1>>4)<<3                                            // L'L = 512, V'
 	modrm := 0xc0 | byte(dst&7)<<3 | byte(src2&7)
 	bs := []byte{0x62, p0, p1, p2, opcode, modrm}
 	var parts []string
