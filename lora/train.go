@@ -163,6 +163,9 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	default:
 		return nil, TrainResult{}, inputErr(KindBadTrainConfig, "schedule %q is not constant, linear or cosine", tc.Schedule)
 	}
+	if tc.FullFineTune {
+		m.net.widenAll() // trained in place, in float32 (frozen.go)
+	}
 	n := m.net.clone()
 	var tr []trainable[float32]
 	if tc.FullFineTune {
