@@ -129,19 +129,8 @@ func (m *measurement) stop(err error) Usage {
 	return m.usage
 }
 
-// sumAttempts is the usage of every attempt of one activity: earlier
-// attempts' (as their heartbeats last reported it) and this one's.
-func sumAttempts(earlier *Usage, this Usage) Usage {
-	if earlier == nil || earlier.Activity == "" {
-		return this
-	}
-	if this.Activity == "" {
-		return *earlier
-	}
-	t := carbon.Totals(*earlier, this)
-	t.Activity = this.Activity
-	return t
-}
+// sumAttempts is pipeline.SumAttempts: earlier attempts' usage and this one's.
+func sumAttempts(earlier *Usage, this Usage) Usage { return pipeline.SumAttempts(earlier, this) }
 
 // fileName makes a workflow ID (free text) safe as one file name.
 func fileName(id string) string {
