@@ -178,4 +178,3 @@ func (s ModelShape) FLOPCounts() FLOPCounts {
 func FullFineTuneCounterfactual(shape ModelShape, run LoRARun) (Counterfactual, error) {
 	return CounterfactualFromFLOPs(shape.FLOPCounts(), run)
 }
-
