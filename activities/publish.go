@@ -128,6 +128,7 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (PublishOutpu
 		return PublishOutput{}, fmt.Errorf("Publish: %w", err)
 	}
 	a.logger().Info("published", "model", v.Model, "version", v.Version, "alias", alias, "existed", v.Existed)
+	a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
 	return PublishOutput{Model: v.Model, Version: v.Version, Alias: alias, Registry: reg.URI(), URI: v.Source, Existed: v.Existed}, nil
 }
 

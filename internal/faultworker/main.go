@@ -153,7 +153,10 @@ type killOut struct {
 
 // randomTarget is the step after which a "random" point kills (0: not
 // chosen yet); it is chosen at the first heartbeat and kept for the process.
-var randomTarget atomic.Int64
+var (
+	randomTarget atomic.Int64
+	fired        atomic.Bool
+)
 
 func (o *killOut) RecordHeartbeat(ctx context.Context, details ...any) {
 	o.Next.RecordHeartbeat(ctx, details...)
@@ -172,7 +175,7 @@ func (o *killOut) RecordHeartbeat(ctx context.Context, details ...any) {
 		die(o.p)
 	case o.p.when == "random":
 		randomTarget.CompareAndSwap(0, int64(step+1+rand.IntN(10)))
-		if int64(step) == randomTarget.Load() {
+		if int64(step) >= randomTarget.Load() && fired.CompareAndSwap(false, true) { // heartbeats may skip steps
 			go func() {
 				time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 				die(o.p)
