@@ -39,7 +39,7 @@ func (a *Activities) Attest(ctx context.Context, in AttestInput) (Attestation, e
 	if _, err := a.storedPath(ctx, "Attest", in.Artifact); err != nil {
 		return Attestation{}, err
 	}
-	if in.Kind == string(provenance.KindAdapter) && in.Train != nil && in.Carbon != nil && in.Carbon.Counterfactual == nil {
+	if in.Kind == string(provenance.KindAdapter) && in.Train != nil && !in.Train.Reused && in.Carbon != nil && in.Carbon.Counterfactual == nil {
 		cf, err := counterfactual(in.Spec.BaseModel, in.Spec, *in.Train, in.Train.Usage)
 		if err != nil {
 			a.logger().Warn("no full fine-tuning counterfactual", "err", err)

@@ -39,6 +39,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
 		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
+		out.Reused = true
 		return out, nil
 	}
 	if activity.HasHeartbeatDetails(ctx) {
