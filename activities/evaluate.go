@@ -182,6 +182,7 @@ func (a *Activities) samples(ctx context.Context, base *pipeline.Base, adapter *
 		if base.EOS() >= 0 {
 			opts.StopTokens = []int{base.EOS()}
 		}
+		opts.StopTokens = append(opts.StopTokens, base.Model.StopTokens()...) // generation_config.json's eos list
 		gen := func(ad *peft.Adapter) string {
 			toks, err := lora.Generate(ctx, base.Model, ad, ids, opts)
 			if err != nil {
