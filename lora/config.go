@@ -146,6 +146,9 @@ func ParseModelConfig(raw []byte) (ModelConfig, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return ModelConfig{}, inputErr(KindBadConfig, "config.json: %v", err)
 	}
+	if err := checkConfigFields(m); err != nil { // limits.go: bounds before any size is used
+		return ModelConfig{}, err
+	}
 	p := &configReader{m: m}
 	mt, _ := m["model_type"].(string)
 	c := ModelConfig{ModelType: strings.ToLower(mt), BosTokenID: -1, EosTokenID: -1}

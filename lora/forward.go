@@ -65,7 +65,7 @@ func makeBatch(seqs []Sequence, maxLen int) batch {
 			if i < n {
 				bt.tokens[r] = s.Tokens[i]
 			}
-			if i+1 < n && i+1 >= start {
+			if i+1 < n && i+1 >= start && (s.Loss == nil || s.Loss[i+1]) {
 				bt.targets[r] = s.Tokens[i+1]
 			}
 		}

@@ -18,10 +18,13 @@ import (
 )
 
 // Sequence is one training or evaluation example as token IDs. The loss is
-// taken only on predicting the tokens at positions ≥ PromptLen (0: all).
+// taken only on predicting the tokens at positions ≥ PromptLen (0: all) and,
+// when Loss is set (one flag per token), only where Loss is true: a chat's
+// assistant turns, as TRL's SFTTrainer with assistant_only_loss.
 type Sequence struct {
 	Tokens    []int
 	PromptLen int
+	Loss      []bool
 }
 
 // ModuleInfo describes a linear layer that LoRA can adapt.
@@ -89,7 +92,7 @@ type tensorReader interface {
 // LoadModel reads a Hugging Face checkpoint folder: config.json and
 // model.safetensors (or a sharded checkpoint with its index).
 func LoadModel(dir string) (*Model, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	raw, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("%s has no config.json", dir), Err: err}
@@ -98,6 +101,9 @@ func LoadModel(dir string) (*Model, error) {
 	}
 	cfg, err := ParseModelConfig(raw)
 	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
+	}
+	if err := checkModelFits(cfg); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	if err := readGenerationConfig(dir, &cfg); err != nil {
@@ -215,6 +221,9 @@ func equalShape(a, b []int) bool {
 func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkModelFits(cfg); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))

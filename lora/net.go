@@ -93,8 +93,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 			}
 		}
 		if firstErr != nil {
-			p.w = make([]T, size)
-			return p
+			return p // nothing is allocated once a tensor failed (limits.go)
 		}
 		if vt, ok := any(v).([]T); ok {
 			p.w = vt // float32: keep the loaded slice, no copy
