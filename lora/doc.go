@@ -1,5 +1,6 @@
-// Package lora is loraflow's training engine: a pure-Go transformer (Llama and
-// GPT-2 architectures) with forward and backward passes, LoRA adapters on any
+// Package lora is loraflow's training engine: a pure-Go transformer (the
+// Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 and Phi-3 decoders, and
+// GPT-2) with forward and backward passes, LoRA adapters on any
 // linear layer, AdamW, checkpoints with exact resume, evaluation and
 // generation. It reads Hugging Face checkpoint folders (LoadModel) and writes
 // PEFT adapters (package lora/peft); it works on token IDs (Sequence) and
@@ -9,10 +10,18 @@
 // # Entry points
 //
 //   - LoadModel / NewModel / (*Model).Save: Hugging Face folders (config.json,
-//     model.safetensors or shards) for llama (RMSNorm, RoPE with rope_theta and
-//     rope_scaling, grouped-query attention, SwiGLU, tied or untied head) and
-//     gpt2 (LayerNorm, learned positions, GELU-tanh, fused Conv1D c_attn,
-//     optional "transformer." prefix, tied head).
+//     model.safetensors or shards with their index, generation_config.json's
+//     eos list) for the decoder model types llama, mistral, qwen2, qwen3,
+//     gemma2, gemma3_text and phi3 (decoder.go: RMSNorm, RoPE with
+//     rope_theta and rope_scaling default/linear/dynamic/llama3/yarn/longrope
+//     and partial_rotary_factor, grouped-query attention with head_dim,
+//     sliding windows per layer, q/k/v and MLP biases, Qwen3/Gemma 3 q/k
+//     norms, Gemma's 1+w norms, √hidden embeddings, GeGLU, post-norms,
+//     query_pre_attn_scalar and soft-capping, Phi-3's fused qkv_proj and
+//     gate_up_proj, tied or untied head) and gpt2 (LayerNorm, learned
+//     positions, GELU-tanh, fused Conv1D c_attn, optional "transformer."
+//     prefix, tied head). A config.json field that changes the arithmetic
+//     is implemented or refused by name (ParseModelConfig).
 //   - Train: LoRA (peft.Config: target_modules, r, lora_alpha, use_rslora,
 //     rank/alpha patterns, lora_dropout, bias, layers_to_transform,
 //     modules_to_save, init_lora_weights true/false/gaussian/pissa/olora,
