@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/loraflow/loraflow/internal/safeio"
 )
 
 // AddedToken is an entry of tokenizer.json's "added_tokens".
@@ -56,10 +56,6 @@ type Tokenizer struct {
 // normalizer, pre-tokenizer or decoder this package does not implement.
 var ErrUnsupported = errors.New("unsupported tokenizer")
 
-// MaxFileSize bounds a tokenizer.json (the largest of these families,
-// Gemma 3's with 262k tokens, is about 33 MB).
-const MaxFileSize = 128 << 20
-
 type modelJSON struct {
 	Type                    string          `json:"type"`
 	Vocab                   map[string]int  `json:"vocab"`
@@ -86,17 +82,12 @@ type fileJSON struct {
 // (GPT-2, Llama 3, Qwen2) or SentencePiece-style with byte fallback (Llama 2,
 // Mistral, Gemma, Phi-3).
 func Load(path string) (*Tokenizer, error) {
-	f, err := os.Open(path)
+	raw, err := safeio.ReadFile(path, MaxFileBytes) // limits.go: a FIFO, a device or a huge file is refused unread
 	if err != nil {
+		if errors.Is(err, safeio.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", ErrLimit, err)
+		}
 		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	if len(raw) > MaxFileSize {
-		return nil, fmt.Errorf("tokenizer: %s: larger than %d MiB", path, MaxFileSize>>20)
 	}
 	t, err := Parse(raw)
 	if err != nil {
@@ -125,6 +116,9 @@ func Parse(data []byte) (*Tokenizer, error) {
 	}
 	if d := f.Model.Dropout; d != nil && *d != 0 {
 		return nil, fmt.Errorf("BPE dropout %v: %w", *d, ErrUnsupported)
+	}
+	if err := checkLimits(&f); err != nil {
+		return nil, err
 	}
 	norm, err := parseNormalizer(f.Normalizer)
 	if err != nil {
