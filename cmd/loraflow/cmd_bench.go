@@ -103,6 +103,9 @@ type benchReport struct {
 	// backend (go, gonum), keyed "workload mode openblas/backend", for the
 	// backends that ran.
 	FallbackSlowdown map[string]float64 `json:"fallback_slowdown,omitempty"`
+	// Refused lists the memory-only workloads that did not run, with why
+	// (their float32 weights do not fit in the memory available).
+	Refused []string `json:"refused,omitempty"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -262,6 +265,12 @@ func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, k
 			la := loadAvg()
 			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), steps, la)
 			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt})
+			if err != nil && w.MemoryOnly {
+				// A memory-only shape that does not fit here is a finding,
+				// not a failure of the other rows.
+				rep.Refused = append(rep.Refused, err.Error())
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -387,6 +396,9 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 			r.FP32PeakGFLOPs, r.StepVsPeak, r.PeakRSSMiB, float64(r.BaseRSSBytes)/(1<<20), ratio, tratio, r.LoadAvgAtStart)
 	}
 	_ = tw.Flush()
+	for _, r := range rep.Refused {
+		fmt.Fprintf(w, "not run: %s\n", r)
+	}
 	printPeaks(w, rep.Rows)
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
 		i := strings.LastIndexByte(k, ' ')
