@@ -278,8 +278,12 @@ func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, k
 		var loraRow = -1
 		for _, fm := range modes {
 			la := loadAvg()
-			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), steps, la)
-			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Prec: benchPrecision, Ckpt: ckpt})
+			st := steps
+			if w.MemoryOnly {
+				st = 1
+			}
+			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), st, la)
+			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: st, Full: fm, BLAS: be, Kernel: kernel, Prec: benchPrecision, Ckpt: ckpt})
 			if err != nil && w.MemoryOnly {
 				// A memory-only shape that does not fit here is a finding,
 				// not a failure of the other rows.
