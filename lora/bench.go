@@ -98,6 +98,9 @@ type Workload struct {
 	Targets       []string
 	// MemoryOnly marks a workload run for its peak RSS: one step.
 	MemoryOnly bool
+	// Precision is how the frozen weights are kept: PrecisionFP32 (or
+	// empty) or PrecisionBF16 (see LoadOptions).
+	Precision string
 }
 
 // BenchResult is what RunBenchmark measured.
@@ -113,6 +116,8 @@ type BenchResult struct {
 	BaseRSSBytes int64   // the process's RSS before the model was made: the binary, its packages' state, the BLAS library
 	BLAS         string
 	Kernel       string // the sgemm kernel of the pure-Go products (avx512, avx2, gonum)
+	Precision    string // of the frozen weights: fp32 or bf16
+	WeightBytes  int64  // resident bytes of the model's weights (Model.WeightBytes)
 }
 
 // RunBenchmark trains w for steps optimizer steps on random tokens with a
@@ -122,13 +127,17 @@ func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, grad
 	if w.MemoryOnly {
 		steps = 1
 	}
-	if need := weightBytes(w.Model); need > 1<<30 {
+	need := weightBytes(w.Model)
+	if w.Precision == PrecisionBF16 {
+		need /= 2 // every 2-D weight in 16 bits; the norms are a rounding error
+	}
+	if need > 1<<30 {
 		if kb, err := procfs.KBField("/proc/meminfo", "MemAvailable:"); err == nil && float64(need) > kb*1024 {
-			return BenchResult{}, fmt.Errorf("workload %s: its float32 weights need %.1f GiB and the machine has %.1f GiB available; it needs 16- or 4-bit frozen weights to run here",
-				w.Name, float64(need)/(1<<30), kb/(1<<20))
+			return BenchResult{}, fmt.Errorf("workload %s: its %s weights need %.1f GiB and the machine has %.1f GiB available; it needs fewer bits a frozen weight to run here",
+				w.Name, precisionName(w.Precision), float64(need)/(1<<30), kb/(1<<20))
 		}
 	}
-	m, err := NewModel(w.Model, 1)
+	m, err := NewModelWith(w.Model, 1, LoadOptions{Precision: w.Precision})
 	if err != nil {
 		return BenchResult{}, err
 	}
@@ -154,7 +163,15 @@ func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, grad
 	rss, _ := PeakRSS()
 	return BenchResult{Workload: w.Name, FullFineTune: fullFineTune, Steps: steps, Seconds: el,
 		TokensPerSec: res.TokensPerSec, GFLOPs: stepFLOPs * float64(steps) / el / 1e9, StepGFLOP: stepFLOPs / 1e9,
-		PeakRSSBytes: rss, BaseRSSBytes: base, BLAS: BLASBackend(), Kernel: sgemm.Kernel()}, nil
+		PeakRSSBytes: rss, BaseRSSBytes: base, BLAS: BLASBackend(), Kernel: sgemm.Kernel(),
+		Precision: precisionName(w.Precision), WeightBytes: int64(m.WeightBytes())}, nil
+}
+
+func precisionName(p string) string {
+	if p == "" {
+		return PrecisionFP32
+	}
+	return p
 }
 
 // SgemmKernels lists the pure-Go sgemm kernels this CPU runs, fastest first

@@ -231,6 +231,16 @@ func equalShape(a, b []int) bool {
 // weights 1, biases 0), deterministic in seed. Zero fields of cfg get the
 // defaults of the model type.
 func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
+	return NewModelWith(cfg, seed, LoadOptions{})
+}
+
+// NewModelWith is NewModel with the frozen weights kept as o says: with
+// PrecisionBF16 each 2-D weight is made in float32 and rounded to BF16 at
+// once (the same values NewModel draws, one tensor in float32 at a time).
+func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -264,7 +274,20 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 		}
 		return v, nil
 	}
-	n, err := buildNet[float32](cfg, src)
+	var low []lowSource
+	if o.Precision == PrecisionBF16 {
+		low = append(low, func(name string, shape []int) (lowWeight, bool, error) {
+			if !keepsLow(name, shape) {
+				return nil, false, nil
+			}
+			v, err := src(name, shape)
+			if err != nil {
+				return nil, false, err
+			}
+			return newBF16Weight(v, shape[1]), true, nil
+		})
+	}
+	n, err := buildNet[float32](cfg, src, low...)
 	if err != nil {
 		return nil, err
 	}
