@@ -170,8 +170,17 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	n, err := buildNet[float32](cfg, randomSource(cfg, seed))
+	if err != nil {
+		return nil, err
+	}
+	return &Model{cfg: cfg, net: n}, nil
+}
+
+// randomSource makes NewModel's weights, tensor by tensor in build order.
+func randomSource(cfg ModelConfig, seed int64) weightSource {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))
-	src := func(name string, shape []int) ([]float32, error) {
+	return func(name string, shape []int) ([]float32, error) {
 		size := 1
 		for _, d := range shape {
 			size *= d
@@ -194,11 +203,6 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 		}
 		return v, nil
 	}
-	n, err := buildNet[float32](cfg, src)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{cfg: cfg, net: n}, nil
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
