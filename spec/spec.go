@@ -28,8 +28,6 @@ type Spec struct {
 	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
 	LoRA       LoRA       `yaml:"lora" json:"lora"`
 	Training   Training   `yaml:"training" json:"training"`
-	// Quantization is how the frozen base weights are held in training.
-	Quantization Quantization `yaml:"quantization" json:"quantization"`
 	Evaluation Evaluation `yaml:"evaluation" json:"evaluation"`
 	Merge      bool       `yaml:"merge" json:"merge"`
 	Signing    Signing    `yaml:"signing" json:"signing"`
@@ -41,6 +39,8 @@ type Spec struct {
 	SkipIfUnchanged bool `yaml:"skip_if_unchanged" json:"skip_if_unchanged"`
 	// Timeouts tunes the activities' Temporal timeouts (Go duration strings).
 	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
+	// Quantization is how the frozen base weights are held in training.
+	Quantization Quantization `yaml:"quantization" json:"quantization"`
 }
 
 // Dataset names the data files and how to read them.
