@@ -1,12 +1,6 @@
 package loraflow
 
-import (
-	"bufio"
-	"bytes"
-	"os"
-	"strconv"
-	"strings"
-)
+import "github.com/loraflow/loraflow/internal/procfs"
 
 // DefaultActivityMemory is the memory set aside per concurrent activity
 // when Config.ActivityMemoryBytes is 0: TrainLoRA, Evaluate and Merge each
@@ -32,33 +26,7 @@ func activitySlots(limit, perActivity int64) int {
 	return max(1, n)
 }
 
-// memoryLimit is the worker's memory limit in bytes: the cgroup v2 limit
-// (a container's memory limit, /sys/fs/cgroup/memory.max) when one is set,
-// otherwise the machine's MemTotal from /proc/meminfo; 0 when neither can
-// be read.
-func memoryLimit() int64 {
-	total := memTotal()
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
-			return v
-		}
-	}
-	return total
-}
-
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "MemTotal:" {
-			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+// memoryLimit is the worker's memory limit in bytes (procfs.MemoryLimit:
+// the cgroup v2 limit when one is set, otherwise MemTotal; 0 when neither
+// can be read).
+func memoryLimit() int64 { return procfs.MemoryLimit() }

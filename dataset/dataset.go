@@ -1,7 +1,7 @@
 package dataset
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/csv"
@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -77,6 +76,12 @@ type Options struct {
 	ValidationFraction float64
 	MaxBadRows         int
 	Seed               int64
+
+	// Limits (limits.go); 0: the defaults DefaultMaxFileBytes,
+	// DefaultMaxLineBytes, DefaultMaxRows.
+	MaxFileBytes int64 // one file, checked before it is read
+	MaxLineBytes int64 // one row's raw text: a longer row is a bad row
+	MaxRows      int   // rows over all files
 }
 
 // SourceFile records one input file.
@@ -119,9 +124,12 @@ func Prepare(files []string, opt Options) (*Snapshot, error) {
 	var all []Example
 	var bad []BadRow
 	for _, f := range files {
-		src, rows, fileBad, err := readFile(f, opt.Format)
+		src, rows, fileBad, err := readFile(f, opt)
 		if err != nil {
 			return nil, err
+		}
+		if int64(m.RowsRead+src.Rows) > opt.maxRows() {
+			return nil, fmt.Errorf("dataset: %s: %w: more than %d rows (Options.MaxRows)", f, ErrInvalid, opt.maxRows())
 		}
 		m.Sources = append(m.Sources, src)
 		m.RowsRead += src.Rows
@@ -202,11 +210,12 @@ func split(examples []Example, seed int64, fraction float64) (train, val []Examp
 	return train, val
 }
 
-func readFile(path, format string) (SourceFile, []Example, []BadRow, error) {
+func readFile(path string, opt Options) (SourceFile, []Example, []BadRow, error) {
+	format, lineLimit := opt.Format, opt.maxLineBytes()
 	src := SourceFile{Path: path}
-	data, err := os.ReadFile(path)
+	data, err := readInput(path, opt.maxFileBytes())
 	if err != nil {
-		return src, nil, nil, fmt.Errorf("dataset: %w", err)
+		return src, nil, nil, err
 	}
 	sum := sha256.Sum256(data)
 	src.SHA256 = hex.EncodeToString(sum[:])
@@ -214,11 +223,11 @@ func readFile(path, format string) (SourceFile, []Example, []BadRow, error) {
 	var rows []rawRow
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".jsonl", ".json":
-		if rows, err = jsonlRows(data); err != nil {
+		if rows, err = jsonlRows(data, lineLimit); err != nil {
 			return src, nil, nil, fmt.Errorf("dataset: %s: %w: %v", path, ErrInvalid, err)
 		}
 	case ".csv":
-		rows, err = csvRows(data)
+		rows, err = csvRows(data, lineLimit)
 		if err != nil {
 			return src, nil, nil, fmt.Errorf("dataset: %s: %w: %v", path, ErrInvalid, err)
 		}
@@ -226,7 +235,7 @@ func readFile(path, format string) (SourceFile, []Example, []BadRow, error) {
 		if format != "text" {
 			return src, nil, nil, fmt.Errorf("dataset: %s: %w: plain text files hold format text only, not %s", path, ErrInvalid, format)
 		}
-		rows = paragraphRows(data)
+		rows = paragraphRows(data, lineLimit)
 	default:
 		return src, nil, nil, fmt.Errorf("dataset: %s: %w: unknown file type %q (want .jsonl, .csv or .txt)", path, ErrInvalid, filepath.Ext(path))
 	}
@@ -239,6 +248,9 @@ func readFile(path, format string) (SourceFile, []Example, []BadRow, error) {
 			continue
 		}
 		e, err := toExample(format, r.fields)
+		if err == nil {
+			err = checkDecoded(r.fields) // a JSON escape such as \u0000 passes checkRowText
+		}
 		if err != nil {
 			bad = append(bad, BadRow{File: name, Line: r.line, Reason: err.Error()})
 			continue
@@ -255,32 +267,37 @@ type rawRow struct {
 	err    error
 }
 
-func jsonlRows(data []byte) ([]rawRow, error) {
+func jsonlRows(data []byte, lineLimit int64) ([]rawRow, error) {
 	var rows []rawRow
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	line := 0
-	for sc.Scan() {
+	for len(data) > 0 {
 		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
+		raw := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			raw, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		text := bytes.TrimSpace(raw)
+		if len(text) == 0 {
+			continue
+		}
+		if err := checkRowText(text, lineLimit); err != nil { // before decoding: the decoder would replace bad UTF-8
+			rows = append(rows, rawRow{line: line, err: err})
 			continue
 		}
 		var fields map[string]any
-		if err := json.Unmarshal([]byte(text), &fields); err != nil {
+		if err := json.Unmarshal(text, &fields); err != nil {
 			rows = append(rows, rawRow{line: line, err: fmt.Errorf("invalid JSON object: %v", err)})
 			continue
 		}
 		rows = append(rows, rawRow{line: line, fields: fields})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", line+1, err)
-	}
 	return rows, nil
 }
 
-func csvRows(data []byte) ([]rawRow, error) {
-	r := csv.NewReader(strings.NewReader(string(data)))
+func csvRows(data []byte, lineLimit int64) ([]rawRow, error) {
+	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
 	header, err := r.Read()
 	if err != nil {
@@ -308,6 +325,10 @@ func csvRows(data []byte) ([]rawRow, error) {
 			rows = append(rows, rawRow{line: line, err: fmt.Errorf("%d fields, header has %d", len(rec), len(header))})
 			continue
 		}
+		if err := checkRecord(rec, lineLimit); err != nil {
+			rows = append(rows, rawRow{line: line, err: err})
+			continue
+		}
 		fields := make(map[string]any, len(header))
 		for i, h := range header {
 			fields[strings.TrimSpace(h)] = rec[i]
@@ -317,13 +338,18 @@ func csvRows(data []byte) ([]rawRow, error) {
 	return rows, nil
 }
 
-func paragraphRows(data []byte) []rawRow {
+func paragraphRows(data []byte, lineLimit int64) []rawRow {
 	var rows []rawRow
 	var para []string
 	start := 0
 	flush := func() {
 		if len(para) > 0 {
-			rows = append(rows, rawRow{line: start, fields: map[string]any{"text": strings.Join(para, "\n")}})
+			text := strings.Join(para, "\n")
+			if err := checkRowText([]byte(text), lineLimit); err != nil {
+				rows = append(rows, rawRow{line: start, err: err})
+			} else {
+				rows = append(rows, rawRow{line: start, fields: map[string]any{"text": text}})
+			}
 			para = nil
 		}
 	}

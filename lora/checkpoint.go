@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/loraflow/loraflow/internal/safeio"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -46,6 +50,24 @@ type trainState struct {
 	// checkpoint, so that a resumed run reports throughput over the whole
 	// run. 0 in checkpoints written before it was recorded.
 	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	// Numerics names the BLAS backend and the thread split the steps so
+	// far ran with (numericsFingerprint); empty in older checkpoints.
+	Numerics string `json:"numerics,omitempty"`
+}
+
+// check refuses run state that cannot belong to a run of total steps.
+func (st trainState) check(total int) error {
+	switch {
+	case st.Step < 1 || st.Step > total || st.TotalSteps != total:
+		return fmt.Errorf("step %d of %d, but this run has %d steps", st.Step, st.TotalSteps, total)
+	case len(st.Losses) != st.Step:
+		return fmt.Errorf("%d losses for %d steps", len(st.Losses), st.Step)
+	case st.Tokens < 0 || st.SamplesSeen < 0:
+		return fmt.Errorf("negative counts (tokens %d, samples %d)", st.Tokens, st.SamplesSeen)
+	case st.TrainSeconds < 0 || math.IsNaN(st.TrainSeconds) || math.IsInf(st.TrainSeconds, 0):
+		return fmt.Errorf("train_seconds %v", st.TrainSeconds)
+	}
+	return nil
 }
 
 func (t *trainRun[T]) saveCheckpoint() (string, error) {
@@ -64,7 +86,7 @@ func (t *trainRun[T]) saveCheckpoint() (string, error) {
 		SamplesSeen: t.step * t.tc.GradAccumSteps * t.tc.BatchSize,
 		RNG:         fmt.Sprintf("pcg(seed=%d, stream=step·2^16+microbatch) for dropout; pcg(seed=%d, epoch+1) permutation for data order", t.tc.Seed, t.tc.Seed),
 		Tokens:      t.tokens, Losses: t.losses, Fingerprint: t.fingerprint, FullFineTune: t.tc.FullFineTune,
-		TrainSeconds: t.trainSeconds()}
+		TrainSeconds: t.trainSeconds(), Numerics: numericsFingerprint()}
 	meta, err := json.Marshal(st)
 	if err != nil {
 		return "", fmt.Errorf("lora: checkpoint: %w", err)
@@ -138,20 +160,90 @@ func syncDir(dir string) error {
 }
 
 // LatestCheckpoint returns the newest complete checkpoint folder in dir, or
-// "" when there is none.
+// "" when there is none. It is the folder LATEST names when that folder
+// holds a readable state file; otherwise (LATEST missing, unreadable, or
+// naming a folder that is gone or damaged, as two writers sharing a folder
+// once left it) it is the newest step-NNNNNN folder whose state file opens,
+// with a warning, so a resume loses at most the steps since that checkpoint
+// instead of failing the run.
 func LatestCheckpoint(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, latestFile))
+	b, err := safeio.ReadFile(filepath.Join(dir, latestFile), maxStateBytes)
+	var why string
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		why = "" // no LATEST: a first run, or a crash before the first one was written
+	case err != nil:
+		why = err.Error()
+	default:
+		name := strings.TrimSpace(string(b))
+		path := filepath.Join(dir, name)
+		switch {
+		case !checkpointName.MatchString(name):
+			why = fmt.Sprintf("LATEST names %q, not a step-NNNNNN folder", name)
+		default:
+			if err := intactCheckpoint(path); err != nil {
+				why = fmt.Sprintf("LATEST names %s, which is not an intact checkpoint: %v", name, err)
+			} else {
+				return path, nil
+			}
+		}
+	}
+	found, err := newestIntactCheckpoint(dir)
+	if err != nil {
+		return "", err
+	}
+	if why != "" {
+		slog.Warn("lora: resuming from the newest intact checkpoint instead of the one LATEST names",
+			"checkpoint_dir", dir, "reason", why, "using", found)
+	}
+	return found, nil
+}
+
+var checkpointName = regexp.MustCompile(`^step-[0-9]{6,}$`)
+
+// intactCheckpoint reports why the checkpoint folder path cannot be resumed
+// from (nil when its state file opens and carries the run state).
+func intactCheckpoint(path string) error {
+	f, err := safetensors.Open(filepath.Join(path, stateFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, ok := f.Metadata()[stateMetaKey]; !ok {
+		return fmt.Errorf("%s has no run state", stateFile)
+	}
+	return nil
+}
+
+// newestIntactCheckpoint is the step-NNNNNN folder of dir with the highest
+// step whose state file is intact; "" when there is none.
+func newestIntactCheckpoint(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("lora: %w", err)
 	}
-	name := strings.TrimSpace(string(b))
-	if name == "" || strings.ContainsAny(name, `/\`) {
-		return "", inputErr(KindCorruptCheckpoint, "%s: LATEST names %q", dir, name)
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && checkpointName.MatchString(e.Name()) {
+			names = append(names, e.Name())
+		}
 	}
-	return filepath.Join(dir, name), nil
+	sort.Slice(names, func(i, j int) bool { // by step, newest first
+		a, b := names[i], names[j]
+		if len(a) != len(b) {
+			return len(a) > len(b)
+		}
+		return a > b
+	})
+	for _, n := range names {
+		if intactCheckpoint(filepath.Join(dir, n)) == nil {
+			return filepath.Join(dir, n), nil
+		}
+	}
+	return "", nil
 }
 
 // resume loads the latest checkpoint, if any.
@@ -172,6 +264,16 @@ func (t *trainRun[T]) resume() (bool, error) {
 	}
 	if st.Fingerprint != t.fingerprint {
 		return false, inputErr(KindCorruptCheckpoint, "%s belongs to a different run (model, adapter config, training config or data differ); use another CheckpointDir", dir)
+	}
+	if err := st.check(t.total); err != nil {
+		return false, &InputError{Kind: KindCorruptCheckpoint, Msg: path + ": run state", Err: err}
+	}
+	if now := numericsFingerprint(); st.Numerics != now {
+		// Allowed, not refused: refusing would throw away the steps done on
+		// another worker. The run stays correct; only the bit-identity with
+		// an uninterrupted run is lost (docs/reliability.md).
+		slog.Warn("lora: resuming a checkpoint written with another BLAS backend or thread split; the adapter will not be bit-identical to an uninterrupted run",
+			"checkpoint", dir, "checkpoint_numerics", st.Numerics, "this_process", now)
 	}
 	want := map[string]bool{}
 	for i, x := range t.tr {

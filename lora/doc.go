@@ -85,5 +85,9 @@
 // tensors, AdamW moments and run state in state.safetensors, plus the PEFT
 // adapter) atomically and names the newest in LATEST; a later Train with the
 // same inputs resumes from it and ends with the same adapter bytes as an
-// uninterrupted run.
+// uninterrupted run, provided it runs with the same BLAS backend and thread
+// split. A checkpoint records both; a resume under others is allowed, with a
+// warning, and is correct but not bit-identical. When LATEST is missing or
+// names a folder that is gone or damaged, the newest intact step-NNNNNN
+// folder is used instead (with a warning).
 package lora

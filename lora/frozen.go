@@ -56,6 +56,27 @@ func (o LoadOptions) check() error {
 	return nil
 }
 
+// quantName names the quantization type ("" for none).
+func (o LoadOptions) quantName() string {
+	if o.Quantization == nil {
+		return ""
+	}
+	return string(o.Quantization.Type)
+}
+
+// weightScale is the fraction of their float32 size the weights take at
+// most as o holds them, for the memory limit checked before loading: BF16
+// halves them; quantization leaves the embeddings and head at 16 bits (at
+// most half) and the blocks at under a quarter. An fp32 load may keep a
+// 16-bit checkpoint at 2 bytes but is counted at 4 (its dtype is not known
+// yet).
+func (o LoadOptions) weightScale() float64 {
+	if o.Quantization != nil || o.Precision == PrecisionBF16 {
+		return 0.5
+	}
+	return 1
+}
+
 // quantizes reports whether o quantizes the tensor: a linear weight of a
 // transformer block (not the embeddings nor the head).
 func (o LoadOptions) quantizes(name string, shape []int) bool {
@@ -251,6 +272,9 @@ func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkModelFits(cfg, o.weightScale()); err != nil {
 		return nil, err
 	}
 	src := randomSource(cfg, seed)

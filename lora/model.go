@@ -16,10 +16,13 @@ import (
 )
 
 // Sequence is one training or evaluation example as token IDs. The loss is
-// taken only on predicting the tokens at positions ≥ PromptLen (0: all).
+// taken only on predicting the tokens at positions ≥ PromptLen (0: all) and,
+// when Loss is set (one flag per token), only where Loss is true: a chat's
+// assistant turns, as TRL's SFTTrainer with assistant_only_loss.
 type Sequence struct {
 	Tokens    []int
 	PromptLen int
+	Loss      []bool
 }
 
 // ModuleInfo describes a linear layer that LoRA can adapt.
@@ -94,7 +97,7 @@ func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	raw, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("%s has no config.json", dir), Err: err}
@@ -103,6 +106,9 @@ func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
 	}
 	cfg, err := ParseModelConfig(raw)
 	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
+	}
+	if err := checkModelFits(cfg, o.weightScale()); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	ck, err := safetensors.OpenDir(dir)
@@ -170,6 +176,9 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkModelFits(cfg, 1); err != nil {
+		return nil, err
+	}
 	n, err := buildNet[float32](cfg, randomSource(cfg, seed))
 	if err != nil {
 		return nil, err
@@ -189,8 +198,10 @@ func randomSource(cfg ModelConfig, seed int64) weightSource {
 		switch {
 		case strings.HasSuffix(name, ".bias"):
 		case strings.Contains(name, "norm") || strings.Contains(name, "ln_"):
-			for i := range v {
-				v[i] = 1
+			if !cfg.Gemma { // Gemma's norms multiply by 1+w
+				for i := range v {
+					v[i] = 1
+				}
 			}
 		default:
 			std := 0.02
@@ -219,7 +230,7 @@ func (c ModelConfig) withDefaults() ModelConfig {
 			c.NormEps = 1e-6
 		}
 	}
-	if c.RopeTheta == 0 && c.ModelType == "llama" {
+	if c.RopeTheta == 0 && c.ModelType != "gpt2" {
 		c.RopeTheta = 10000
 	}
 	if c.ModelType == "gpt2" {

@@ -62,3 +62,20 @@ func PeakRSS() (int64, error) { return SelfBytes("VmHWM:") }
 func ResetPeakRSS() error {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
+
+// MemoryLimit is the memory this process may use, in bytes: the cgroup v2
+// limit (a container's memory limit, /sys/fs/cgroup/memory.max) when one is
+// set and below the machine's, otherwise MemTotal from /proc/meminfo; 0
+// when neither can be read.
+func MemoryLimit() int64 {
+	var total int64
+	if kb, err := KBField("/proc/meminfo", "MemTotal:"); err == nil {
+		total = int64(kb) << 10
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
+			return v
+		}
+	}
+	return total
+}

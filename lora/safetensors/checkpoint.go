@@ -41,12 +41,12 @@ type Checkpoint struct {
 // otherwise model.safetensors is opened.
 func OpenDir(dir string) (*Checkpoint, error) {
 	indexPath := filepath.Join(dir, IndexFileName)
-	raw, err := os.ReadFile(indexPath)
+	raw, err := readBounded(indexPath, MaxIndexSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return openSingle(dir)
 	case err != nil:
-		return nil, fmt.Errorf("safetensors: %w", err)
+		return nil, err // already names the file
 	}
 	var idx Index
 	if err := json.Unmarshal(raw, &idx); err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"sort"
 	"unicode/utf8"
 
@@ -55,15 +54,11 @@ type File struct {
 // Open maps the safetensors file at path into memory and validates its
 // header against the file size. Close releases the mapping.
 func Open(path string) (*File, error) {
-	fh, err := os.Open(path)
+	fh, st, err := openRegular(path)
 	if err != nil {
-		return nil, fmt.Errorf("safetensors: open: %w", err)
+		return nil, err
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("safetensors: %s: %w", path, err)
-	}
 	size := st.Size()
 	if size < 8 {
 		return nil, formatErr(path, "", "file is %d bytes, shorter than the 8-byte header length", size)
