@@ -110,7 +110,7 @@ func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
-	if err := checkModelFits(cfg); err != nil {
+	if err := checkModelFits(cfg, o.weightScale()); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	if err := readGenerationConfig(dir, &cfg); err != nil {
@@ -234,22 +234,10 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	return NewModelWith(cfg, seed, LoadOptions{})
 }
 
-// NewModelWith is NewModel with the frozen weights kept as o says: with
-// PrecisionBF16 each 2-D weight is made in float32 and rounded to BF16 at
-// once (the same values NewModel draws, one tensor in float32 at a time).
-func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
-	if err := o.check(); err != nil {
-		return nil, err
-	}
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkModelFits(cfg); err != nil {
-		return nil, err
-	}
+// randomSource makes NewModel's weights, tensor by tensor in build order.
+func randomSource(cfg ModelConfig, seed int64) weightSource {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))
-	src := func(name string, shape []int) ([]float32, error) {
+	return func(name string, shape []int) ([]float32, error) {
 		size := 1
 		for _, d := range shape {
 			size *= d
@@ -274,24 +262,6 @@ func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
 		}
 		return v, nil
 	}
-	var low []lowSource
-	if o.Precision == PrecisionBF16 {
-		low = append(low, func(name string, shape []int) (lowWeight, bool, error) {
-			if !keepsLow(name, shape) {
-				return nil, false, nil
-			}
-			v, err := src(name, shape)
-			if err != nil {
-				return nil, false, err
-			}
-			return newBF16Weight(v, shape[1]), true, nil
-		})
-	}
-	n, err := buildNet[float32](cfg, src, low...)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{cfg: cfg, net: n}, nil
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
