@@ -27,7 +27,8 @@ type Ref struct {
 
 // Store is a file-system artifact store.
 type Store struct {
-	root string
+	root   string
+	autoGC AutoGCOptions // AfterRun's (autogc.go)
 }
 
 // Open opens (creating if needed) the store rooted at root, which may be a
