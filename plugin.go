@@ -5,8 +5,8 @@
 //	w := worker.New(c, "loraflow", worker.Options{Plugins: []worker.Plugin{p}})
 //
 // The plugin registers the LoRAPipeline workflow and its activities (see
-// packages workflows and activities) and a worker interceptor that measures
-// every activity's energy and emissions.
+// packages workflows and activities); each activity measures its own energy
+// and emissions.
 package loraflow
 
 import (
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -100,9 +99,8 @@ func Plugin(cfg Config) (*temporal.SimplePlugin, error) {
 		return nil, err
 	}
 	return temporal.NewSimplePlugin(temporal.SimplePluginOptions{
-		Name:               "loraflow",
-		Version:            Version,
-		WorkerInterceptors: []interceptor.WorkerInterceptor{newEnergyInterceptor(acts)},
+		Name:    "loraflow",
+		Version: Version,
 		ConfigureWorker: func(ctx context.Context, o worker.PluginConfigureWorkerOptions) error {
 			// Training progress (step, loss, checkpoint) reaches the server,
 			// and so `loraflow run`'s progress bar, every few seconds rather

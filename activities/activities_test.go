@@ -291,17 +291,3 @@ func TestClassificationAccuracyRises(t *testing.T) {
 		t.Fatalf("classification did not improve: %+v", ev)
 	}
 }
-
-func TestDownsampleKeepsShapeAndSteps(t *testing.T) {
-	v := make([]float64, 2500)
-	for i := range v {
-		v[i] = float64(i)
-	}
-	d := downsample(v, 1000)
-	if len(d) != 1000 || d[0] != 0.5 || curveStep(999, 1000, 2500) != 2500 || curveStep(0, 1000, 2500) != 2 {
-		t.Fatalf("downsample: len %d first %v", len(d), d[0])
-	}
-	if got := downsample(v[:10], 1000); len(got) != 10 {
-		t.Fatal("short curves must stay as they are")
-	}
-}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/provenance"
+	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 	"github.com/loraflow/loraflow/trust"
 )
@@ -46,59 +47,30 @@ func (a *Activities) signer(s spec.Spec) (*provenance.Signer, error) {
 	return sg, nil
 }
 
-// verify refuses an artifact whose provenance does not verify (unsigned,
-// tampered, signed by an untrusted key, a broken chain) or that is not the
-// artifact pol expects.
-func (a *Activities) verify(ctx context.Context, step, path string, pol provenance.Policy) (*provenance.Verdict, error) {
+// verifier is the worker's verifier: its trusted keys, nothing from the spec.
+func (a *Activities) verifier(step string) (pipeline.Verifier, error) {
 	p, err := a.policy()
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := p.Verifier()
+	v, err := p.Verifier()
 	if err != nil {
 		return nil, nonRetryable(ErrBadSpec, fmt.Errorf("%s: %w", step, err))
-	}
-	v, err := verifier.Verify(ctx, path, pol)
-	var ve *provenance.VerificationError
-	if errors.As(err, &ve) {
-		return nil, nonRetryable(ErrVerificationFailed, fmt.Errorf("%s: refusing %s: %w", step, path, err))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: verifying %s: %w", step, path, err)
 	}
 	return v, nil
 }
 
-// expecting is the policy for an artifact this run attested: its folder
-// digest and provenance statement as Attest returned them, and its kind.
-func expecting(att Attestation, opts ...provenance.PolicyOption) (provenance.Policy, error) {
-	kind := provenance.Kind(att.Kind)
-	switch kind {
-	case provenance.KindAdapter, provenance.KindEvalReport, provenance.KindMergedModel:
-	default:
-		return provenance.Policy{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("attestation of unknown kind %q", att.Kind))
-	}
-	pol, err := provenance.NewPolicy(provenance.WithFolderDigest(att.FolderDigest),
-		append([]provenance.PolicyOption{provenance.WithProvenanceDigest(att.Digest), provenance.WithKinds(kind)}, opts...)...)
+// openRegistry opens the registry the spec names among the worker's
+// declared ones (see trust.Policy.RegistryURI).
+func (a *Activities) openRegistry(ctx context.Context, s spec.Spec) (registry.Registry, error) {
+	p, err := a.policy()
 	if err != nil {
-		return provenance.Policy{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("the %s attestation names no usable digests: %w", att.Kind, err))
+		return nil, err
 	}
-	return pol, nil
-}
-
-// storedPath is a.path after re-hashing the object: what lies under
-// objects/<digest> must still hash to the digest before it is signed.
-func (a *Activities) storedPath(ctx context.Context, step string, ref artifact.Ref) (string, error) {
-	dir, err := a.path(ref)
-	if err != nil {
-		return "", err
+	reg, err := p.OpenRegistry(ctx, s)
+	var se *trust.SpecError
+	if errors.As(err, &se) {
+		return nil, nonRetryable(ErrBadSpec, err)
 	}
-	got, err := artifact.DigestDir(ctx, dir)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", step, err)
-	}
-	if got != ref.SHA256 {
-		return "", nonRetryable(ErrVerificationFailed, fmt.Errorf("%s: store object %s now hashes to %s: it changed after it was committed", step, ref.SHA256, got))
-	}
-	return dir, nil
+	return reg, err
 }

@@ -2,144 +2,31 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/loraflow/loraflow/artifact"
-	"github.com/loraflow/loraflow/lora"
-	"github.com/loraflow/loraflow/lora/merge"
-	"github.com/loraflow/loraflow/lora/peft"
-	"github.com/loraflow/loraflow/lora/safetensors"
-	"github.com/loraflow/loraflow/provenance"
-	"github.com/loraflow/loraflow/registry"
+	"github.com/loraflow/loraflow/pipeline"
 )
 
-// MergeReportFile is written inside the merged model's folder.
-const MergeReportFile = "merge_report.json"
+// Files of the merged model (pipeline.Merge writes them).
+const (
+	MergeReportFile   = pipeline.MergeReportFile
+	MergedMetricsFile = pipeline.MergedMetricsFile
+)
 
-// Merge writes W' = W0 + scale·B·A into a copy of the base checkpoint,
-// tensor by tensor, after verifying the adapter's provenance; the merged
-// model must reproduce base+adapter logits on probe sequences within the
-// tolerance of its dtype, or the merge fails.
-func (a *Activities) Merge(ctx context.Context, in MergeInput) (MergeOutput, error) {
+// Merge verifies that the adapter is the one this run attested, merges it
+// into a copy of the base checkpoint and checks the merged model's logits
+// (pipeline.Merge).
+func (a *Activities) Merge(ctx context.Context, in MergeInput) (out MergeOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { out.Usage = m.stop(err) }()
 	if err := a.checkSpec("Merge", in.Spec); err != nil {
 		return MergeOutput{}, err
 	}
-	alive := startKeepAlive(ctx, "verifying the adapter")
+	alive := startKeepAlive(ctx, "starting")
 	defer alive.close()
-	adapterDir, err := a.path(in.Adapter)
+	v, err := a.verifier("Merge")
 	if err != nil {
 		return MergeOutput{}, err
 	}
-	// Not "signed by some trusted key" but "the adapter this run attested,
-	// trained on this base model and this dataset snapshot".
-	if in.AdapterAttestation.Artifact.SHA256 != in.Adapter.SHA256 {
-		return MergeOutput{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("Merge: MergeInput.AdapterAttestation is for artifact %q, the adapter to merge is %q", in.AdapterAttestation.Artifact.SHA256, in.Adapter.SHA256))
-	}
-	snapDir, err := a.path(in.Snapshot)
-	if err != nil {
-		return MergeOutput{}, nonRetryable(ErrVerificationFailed, fmt.Errorf("Merge: MergeInput.Snapshot: %w", err))
-	}
-	pol, err := expecting(in.AdapterAttestation, provenance.WithDependencyPath(provenance.RoleBaseModel, in.Spec.BaseModel),
-		provenance.WithDependencyPath(provenance.RoleDataset, snapDir))
-	if err != nil {
-		return MergeOutput{}, err
-	}
-	if _, err := a.verify(ctx, "Merge", adapterDir, pol); err != nil {
-		return MergeOutput{}, err
-	}
-	adapter, err := peft.Load(adapterDir)
-	if err != nil {
-		return MergeOutput{}, classify("Merge", &lora.InputError{Kind: lora.KindAdapterMismatch, Msg: adapterDir, Err: err})
-	}
-	ck, err := safetensors.OpenDir(in.Spec.BaseModel)
-	if err != nil {
-		return MergeOutput{}, classify("Merge", &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: in.Spec.BaseModel, Err: err})
-	}
-	dtype := safetensors.F32
-	for _, n := range ck.Names() {
-		if info, ok := ck.Info(n); ok && (info.DType == safetensors.BF16 || info.DType == safetensors.F16) {
-			dtype = info.DType
-			break
-		}
-	}
-	ck.Close()
-	raw, _ := os.ReadFile(filepath.Join(in.Spec.BaseModel, "config.json"))
-	mc, err := lora.ParseModelConfig(raw)
-	if err != nil {
-		return MergeOutput{}, classify("Merge", err)
-	}
-	probes := merge.DefaultProbes(mc.VocabSize, 4, min(32, mc.MaxPositions), 1)
-	adapters := []merge.Weighted{{Name: filepath.Base(adapterDir), Adapter: adapter, Weight: 1}}
-	scratch, err := a.Store.ScratchDir("merged")
-	if err != nil {
-		return MergeOutput{}, err
-	}
-	defer os.RemoveAll(scratch) // a no-op once committed (moved into the store)
-	out := filepath.Join(scratch, "model")
-	rep, err := merge.Merge(ctx, in.Spec.BaseModel, out, merge.Options{
-		Adapters: adapters, SafeMerge: true, Logger: a.logger(), ReportFile: MergeReportFile,
-		Progress: func(done, total int) { alive.set(ctx, fmt.Sprintf("merged %d/%d tensors", done, total)) },
-		Verify:   merge.EngineVerifier(in.Spec.BaseModel, adapters, probes, merge.DefaultTolerance(dtype)),
-	})
-	if err != nil {
-		var ie *lora.InputError
-		if errors.Is(err, merge.ErrNonFinite) || errors.As(err, &ie) {
-			return MergeOutput{}, classify("Merge", err)
-		}
-		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
-	}
-	mo := MergeOutput{TensorsMerged: len(rep.Tensors)}
-	if eq := rep.Equivalence; eq != nil {
-		mo.MaxLogitDiff, mo.Tolerance, mo.ProbeSetDigest = eq.MaxAbsLogitDiff, eq.Tolerance, eq.ProbeDigest
-	}
-	// The merged model is a model of its own: the base model's README.md and
-	// metrics.json describe the base, so they are replaced by the merged
-	// model's card and figures.
-	if err := writeMergedCard(out, in, mo); err != nil {
-		return MergeOutput{}, fmt.Errorf("Merge: %w", err)
-	}
-	ref, err := a.Store.Commit(ctx, out)
-	if err != nil {
-		return MergeOutput{}, err
-	}
-	mo.Merged = ref
-	a.logger().Info("merged", "model", ref.SHA256, "tensors", mo.TensorsMerged, "max_logit_diff", mo.MaxLogitDiff)
-	return mo, nil
-}
-
-// MergedMetricsFile is the merged model's own metrics file, which replaces
-// the base model's.
-const MergedMetricsFile = "metrics.json"
-
-// writeMergedCard writes the merged model's Hugging Face card (README.md)
-// and metrics.json into dir.
-func writeMergedCard(dir string, in MergeInput, mo MergeOutput) error {
-	card := registry.CardInfo{
-		ModelName:   in.Spec.Name + "-merged",
-		BaseModel:   registry.HubID(in.Spec.BaseModel),
-		Description: fmt.Sprintf("The LoRA adapter sha256:%s merged into %s by loraflow.", in.Adapter.SHA256, filepath.Base(in.Spec.BaseModel)),
-		TaskType:    "text-generation",
-		Merged:      true,
-		Provenance: cardProvenance(in.BaseModel, in.Snapshot, map[string]string{
-			"adapter_sha256":   in.Adapter.SHA256,
-			"max_logit_diff":   fmt.Sprintf("%.3g (tolerance %.3g)", mo.MaxLogitDiff, mo.Tolerance),
-			"probe_set_sha256": mo.ProbeSetDigest,
-		}),
-	}
-	if err := registry.WriteModelCard(dir, card); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(map[string]any{
-		"adapter_sha256": in.Adapter.SHA256, "base_model_sha256": in.BaseModel.SHA256,
-		"tensors_merged": mo.TensorsMerged, "max_abs_logit_diff": mo.MaxLogitDiff,
-		"tolerance": mo.Tolerance, "probe_set_sha256": mo.ProbeSetDigest,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return artifact.WriteFileAtomic(filepath.Join(dir, MergedMetricsFile), append(b, '\n'))
+	out, err = pipeline.Merge(ctx, a.Store, v, in, pipeline.StepOptions{Progress: func(s string) { alive.set(ctx, s) }, Logger: a.logger()})
+	return out, classify("Merge", err)
 }

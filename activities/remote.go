@@ -39,7 +39,9 @@ func remoteContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // (between two attempts, or after the worker of the last one died), which
 // no activity context would tell the remote trainer. A no-op for local
 // training and when nothing runs.
-func (a *Activities) StopRemoteTraining(ctx context.Context, in TrainInput) error {
+func (a *Activities) StopRemoteTraining(ctx context.Context, in TrainInput) (err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { m.stop(err) }()
 	if err := a.checkSpec("StopRemoteTraining", in.Spec); err != nil {
 		return err
 	}

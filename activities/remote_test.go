@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/loraflow/loraflow/argo"
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/pipeline"
@@ -26,6 +27,9 @@ type fakeArgo struct {
 	jobs      []argo.Job
 	succeeded map[string]bool // by Workflow name
 	stopped   []argo.Job
+	// reported, when set, is the energy the trainer reports in its result
+	// (cmd/loraflow/cmd_train.go measures it with pipeline.Measure).
+	reported *carbon.Report
 }
 
 func (f *fakeArgo) Stop(_ context.Context, job argo.Job) error {
@@ -60,6 +64,7 @@ func (f *fakeArgo) Train(ctx context.Context, job argo.Job, heartbeat func(argo.
 	if err != nil {
 		return "", err
 	}
+	res.Usage = f.reported
 	for i, a := range job.ExtraArgs { // the contract's --result file
 		if a == "--result" && i+1 < len(job.ExtraArgs) {
 			b, _ := json.Marshal(res)

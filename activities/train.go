@@ -23,7 +23,15 @@ const trainResultFile = "train_result.json"
 // worker crash resumes from the last one (named in the heartbeat) instead
 // of step 0, and produces the same adapter bytes as an uninterrupted run.
 // A retry after success returns the adapter already made.
-func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput, error) {
+//
+// The output's Usage is the training's energy over every attempt: each
+// heartbeat carries the attempts' total so far, which the next attempt
+// adds its own to; with a remote trainer it is the energy the trainer
+// measured, not the worker's waiting. The full fine-tuning counterfactual
+// is computed here, where training ends.
+func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutput, err error) {
+	m := a.measure(ctx, in.Spec)
+	defer func() { m.stop(err) }() // a no-op once stopped below
 	if err := a.checkSpec("TrainLoRA", in.Spec); err != nil {
 		return TrainOutput{}, err
 	}
@@ -41,10 +49,13 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
 		return out, nil
 	}
+	// Earlier attempts' energy, as their last heartbeat reported it.
+	var earlier *Usage
 	if activity.HasHeartbeatDetails(ctx) {
 		var last TrainProgress
 		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
 			a.logger().Info("TrainLoRA resuming after a retry", "step", last.Step, "checkpoint", last.CheckpointURI)
+			earlier = last.Usage
 		}
 	}
 
@@ -72,9 +83,10 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		if p.Checkpoint != "" {
 			lastCheckpoint = "file://" + p.Checkpoint
 		}
+		used := sumAttempts(earlier, m.read())
 		alive.set(ctx, TrainProgress{
 			Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, LearningRate: p.LearningRate,
-			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
+			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint, Usage: &used,
 		})
 	}
 	dir, err := a.Store.ScratchDir("adapter")
@@ -104,9 +116,23 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (TrainOutput,
 		return TrainOutput{}, err
 	}
 	out := TrainOutput{
-		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: downsample(res.Losses, maxCurvePoints),
+		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: pipeline.Downsample(res.Losses, pipeline.MaxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
 		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs,
+	}
+	// This attempt ends here (its row goes to emissions.csv); what the
+	// training used is every attempt's, or the remote trainer's report.
+	out.Usage = sumAttempts(earlier, m.stop(nil))
+	if res.Usage != nil {
+		out.Usage = *res.Usage
+		out.Usage.Activity = m.name
+	} else if a.RemoteTrainer != nil {
+		out.Usage.Notes = append(out.Usage.Notes, "the remote trainer reported no energy: this is the worker's, waiting for it")
+	}
+	if cf, err := pipeline.Counterfactual(in.Spec.BaseModel, in.Spec, out, out.Usage); err != nil {
+		a.logger().Warn("no full fine-tuning counterfactual", "err", err)
+	} else {
+		out.Counterfactual = cf
 	}
 	if err := injectFault("train:committed"); err != nil {
 		return TrainOutput{}, err
@@ -152,34 +178,4 @@ func (a *Activities) finishedTraining(ctx context.Context, work string) (TrainOu
 		return TrainOutput{}, false
 	}
 	return out, true
-}
-
-// maxCurvePoints bounds the loss curve carried through Temporal payloads.
-const maxCurvePoints = 1000
-
-// downsample keeps at most n points of a curve, averaging buckets of
-// consecutive steps.
-func downsample(v []float64, n int) []float64 {
-	if len(v) <= n {
-		return v
-	}
-	out := make([]float64, n)
-	for i := range out {
-		lo, hi := i*len(v)/n, (i+1)*len(v)/n
-		var sum float64
-		for _, x := range v[lo:hi] {
-			sum += x
-		}
-		out[i] = sum / float64(hi-lo)
-	}
-	return out
-}
-
-// curveStep is the training step of point i of a curve of n points over
-// steps steps (the last step of its bucket when downsampled).
-func curveStep(i, n, steps int) int {
-	if n == 0 || steps <= n {
-		return i + 1
-	}
-	return (i + 1) * steps / n
 }

@@ -1,14 +1,23 @@
 package activities
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/loraflow/loraflow/carbon"
+	"github.com/loraflow/loraflow/internal/metrics"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/spec"
 )
 
-// Usage is one activity's measured energy and emissions. The worker's
-// energy interceptor fills the Usage field of every activity output.
+// Usage is one activity's measured energy and emissions; each activity
+// measures itself (measure) and returns it in its output's Usage field.
 type Usage = carbon.Report
 
 // CarbonSummary totals a run's activities, with the full fine-tuning
@@ -28,30 +37,99 @@ func SumUsage(us ...Usage) CarbonSummary {
 }
 
 // MeterOptions turns a spec's carbon section (falling back to the worker's
-// region and PUE) into carbon meter options. A region is an ISO country
-// code ("FRA") or provider:region ("aws:eu-west-3").
+// region and PUE) into carbon meter options (pipeline.MeterOptions).
 func MeterOptions(c spec.Carbon, workerRegion string, workerPUE float64) carbon.Options {
-	region, pue := c.Region, c.PUE
-	if region == "" {
-		region = workerRegion
-	}
-	if pue == 0 {
-		pue = workerPUE // 0 here too: carbon's default, 1.0
-	}
-	o := carbon.Options{PUE: pue, IntensityOverride: c.IntensityGCO2PerKWh}
-	if provider, r, ok := strings.Cut(region, ":"); ok {
-		o.CloudProvider, o.CloudRegion = provider, r
-	} else {
-		o.CountryISO = region
-	}
-	return o
+	return pipeline.MeterOptions(c, workerRegion, workerPUE)
 }
 
-// RunSpec lets the energy interceptor find the spec in an activity's input.
-func (in PrepareDataInput) RunSpec() spec.Spec  { return in.Spec }
-func (in TrainInput) RunSpec() spec.Spec        { return in.Spec }
-func (in EvaluateInput) RunSpec() spec.Spec     { return in.Spec }
-func (in AttestInput) RunSpec() spec.Spec       { return in.Spec }
-func (in MergeInput) RunSpec() spec.Spec        { return in.Spec }
-func (in PublishInput) RunSpec() spec.Spec      { return in.Spec }
-func (in FindChampionInput) RunSpec() spec.Spec { return in.Spec }
+// measurement is one activity attempt's energy, measured by the activity
+// itself from its start (a.measure) to stop.
+type measurement struct {
+	a     *Activities
+	ctx   context.Context
+	name  string
+	spec  spec.Spec
+	start time.Time
+	meter *carbon.Meter       // nil: no meter could start
+	meas  *carbon.Measurement // nil with meter
+
+	once  sync.Once
+	usage Usage
+}
+
+// measure starts measuring this activity attempt with the spec's carbon
+// context.
+func (a *Activities) measure(ctx context.Context, s spec.Spec) *measurement {
+	m := &measurement{a: a, ctx: ctx, name: activity.GetInfo(ctx).ActivityType.Name, spec: s, start: time.Now()}
+	meter, err := carbon.NewMeter(pipeline.MeterOptions(s.Carbon, a.Region, a.PUE))
+	if err != nil {
+		a.logger().Warn("no energy measurement", "activity", m.name, "err", err)
+		return m
+	}
+	m.meter, m.meas = meter, meter.Start(ctx, m.name)
+	return m
+}
+
+// read is the attempt's usage so far.
+func (m *measurement) read() Usage {
+	if m.meas == nil {
+		return Usage{}
+	}
+	return m.meas.Read()
+}
+
+// stop ends the measurement and records the attempt: its duration and
+// outcome, energy and emissions in the Prometheus metrics, and a
+// CodeCarbon-compatible row in the run's emissions.csv in the artifact
+// store. It returns the attempt's usage; later calls return the same.
+func (m *measurement) stop(err error) Usage {
+	m.once.Do(func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		metrics.ActivitySeconds.WithLabelValues(m.name, outcome).Observe(time.Since(m.start).Seconds())
+		if m.meas == nil {
+			return
+		}
+		m.usage = m.meas.Stop()
+		m.meter.Close()
+		metrics.EnergyKWh.WithLabelValues(m.name, m.usage.CPUMethod).Add(m.usage.EnergyKWh)
+		metrics.EmissionsKg.WithLabelValues(m.name).Add(m.usage.EmissionsKg)
+		info := activity.GetInfo(m.ctx)
+		run := carbon.RunInfo{ProjectName: m.spec.Name, RunID: info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID, Timestamp: time.Now()}
+		csv := filepath.Join(m.a.Store.Root(), "emissions", fileName(info.WorkflowExecution.ID)+".csv")
+		cerr := os.MkdirAll(filepath.Dir(csv), 0o755)
+		if cerr == nil {
+			cerr = carbon.AppendCSV(csv, run, m.usage)
+		}
+		if cerr != nil {
+			m.a.logger().Warn("emissions.csv not written", "path", csv, "err", cerr)
+		}
+	})
+	return m.usage
+}
+
+// sumAttempts is the usage of every attempt of one activity: earlier
+// attempts' (as their heartbeats last reported it) and this one's.
+func sumAttempts(earlier *Usage, this Usage) Usage {
+	if earlier == nil || earlier.Activity == "" {
+		return this
+	}
+	if this.Activity == "" {
+		return *earlier
+	}
+	t := carbon.Totals(*earlier, this)
+	t.Activity = this.Activity
+	return t
+}
+
+// fileName makes a workflow ID (free text) safe as one file name.
+func fileName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 || r == os.PathSeparator {
+			return '_'
+		}
+		return r
+	}, strings.TrimLeft(id, "."))
+}

@@ -285,8 +285,9 @@ type Measurement struct {
 	stopOnce sync.Once
 	report   Report
 
-	mu sync.Mutex // guards the fields below, shared with the sampler
-	st samplerState
+	mu      sync.Mutex // guards the fields below, shared with the sampler
+	st      samplerState
+	stopped bool // report is Stop's
 }
 
 type samplerState struct {
@@ -425,6 +426,26 @@ func appendOnce(list []string, s string) []string {
 	return append(list, s)
 }
 
+// Read returns the report of the measurement so far, without ending it
+// (after Stop: Stop's report). A caller that may be killed before Stop
+// saves it, so that what was spent is not lost with the process.
+func (meas *Measurement) Read() Report {
+	now := meas.m.opts.now()
+	meas.mu.Lock()
+	stopped := meas.stopped
+	meas.mu.Unlock()
+	if stopped {
+		return meas.report
+	}
+	meas.sample(now)
+	meas.mu.Lock()
+	defer meas.mu.Unlock()
+	if meas.stopped {
+		return meas.report
+	}
+	return meas.m.report(meas.activity, meas.start, now, &meas.st)
+}
+
 // Stop ends the measurement and returns its report. It is idempotent: later
 // calls return the same report.
 func (meas *Measurement) Stop() Report {
@@ -435,6 +456,7 @@ func (meas *Measurement) Stop() Report {
 		meas.sample(end)
 		meas.mu.Lock()
 		meas.report = meas.m.report(meas.activity, meas.start, end, &meas.st)
+		meas.stopped = true
 		meas.mu.Unlock()
 	})
 	return meas.report

@@ -232,3 +232,28 @@ func TestNewMeterRejectsBadOptions(t *testing.T) {
 		t.Error("negative intensity accepted")
 	}
 }
+
+// Read reports the energy so far without ending the measurement; after
+// Stop it is Stop's report.
+func TestMeasurementReadSoFar(t *testing.T) {
+	proc := newFakeProc(t, "AMD EPYC", 2, 4<<20)
+	proc.setCPU(0, 0)
+	proc.setRSSkB(0)
+	clk := newFakeClock()
+	m, err := NewMeter(Options{SysfsRoot: t.TempDir(), ProcRoot: proc.root, SampleInterval: time.Hour,
+		GPU: &fakeGPU{readings: []GPUReading{{EnergyJ: 1000}, {EnergyJ: 1900}, {EnergyJ: 3000}}}, now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meas := m.Start(context.Background(), "TrainLoRA")
+	clk.advance(4 * time.Second)
+	mid := meas.Read()
+	assertNear(t, "GPU energy so far", mid.GPUEnergyKWh, 900/3.6e6)
+	assertNear(t, "duration so far", mid.DurationS, 4)
+	clk.advance(6 * time.Second)
+	end := meas.Stop()
+	assertNear(t, "GPU energy at Stop", end.GPUEnergyKWh, 2000/3.6e6)
+	if again := meas.Read(); again.GPUEnergyKWh != end.GPUEnergyKWh || again.DurationS != end.DurationS {
+		t.Fatalf("Read after Stop %+v, want Stop's %+v", again, end)
+	}
+}

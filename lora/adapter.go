@@ -105,7 +105,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	// modules_to_save: a saved head that is tied gets its own copy.
 	if cfg.SavesModule("lm_head") && n.head.w == n.embed {
 		w := newParam[T]("lm_head.weight", n.embed.shape)
-		copy(w.w, n.embed.w)
+		copy(w.w, n.embed.values())
 		n.head.w = w
 		n.params = append(n.params, w)
 	}
@@ -123,7 +123,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		if keep && !seen[p] {
 			seen[p] = true
 			// the clone shares the base model's values: train a copy
-			p.w = append([]T(nil), p.w...)
+			p.ownCopy()
 			key := peft.KeyParam(p.name)
 			if isBias {
 				l := n.findLinear(mod)
@@ -214,7 +214,7 @@ func applyAdapter[T float](n *net[T], a *peft.Adapter) error {
 			if !equalShape(p.shape, shape) {
 				return inputErr(KindAdapterMismatch, "adapter tensor %q has shape %v, the model's is %v", key, shape, p.shape)
 			}
-			p.w = fromFloat32[T](a.Tensors[key])
+			p.w, p.lp = fromFloat32[T](a.Tensors[key]), nil
 		default:
 			return inputErr(KindAdapterMismatch, "adapter tensor %q (%s) is not supported", key, kind)
 		}

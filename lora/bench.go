@@ -2,11 +2,14 @@ package lora
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"time"
 
+	"github.com/loraflow/loraflow/internal/fmapeak"
 	"github.com/loraflow/loraflow/internal/procfs"
+	"github.com/loraflow/loraflow/lora/internal/sgemm"
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
@@ -26,6 +29,65 @@ var (
 		Batch: 4, SeqLen: 256, Rank: 8, Alpha: 16, Targets: []string{"c_attn"}}
 )
 
+// Real-scale workloads: the published shapes of real checkpoints, random
+// weights (never downloaded), LoRA r 16, alpha 32 on q,k,v,o, batch 1 × 256.
+// Each needs several GiB: on a shared machine run one at a time.
+var (
+	// Llama1B: Llama-3.2-1B's config.json (hidden 2048, 16 layers, 32
+	// heads, 8 key-value heads, head_dim 64, intermediate 8192, vocab
+	// 128256, tied embeddings, rope_theta 500000 with llama3 scaling).
+	Llama1B = Workload{Name: "llama1b",
+		Model: ModelConfig{ModelType: "llama", VocabSize: 128256, Hidden: 2048, Layers: 16, Heads: 32, KVHeads: 8,
+			HeadDim: 64, Intermediate: 8192, MaxPositions: 256, NormEps: 1e-5, RopeTheta: 500000,
+			RopeScaling: &RopeScaling{Type: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4,
+				OriginalMaxPositions: 8192},
+			TieWordEmbeddings: true, BosTokenID: -1, EosTokenID: -1},
+		Batch: 1, SeqLen: 256, Rank: 16, Alpha: 32, Targets: attentionTargets}
+	// Qwen05B: Qwen2.5-0.5B's widths (hidden 896, 24 layers, 14 heads, 2
+	// key-value heads, head_dim 64, intermediate 4864, vocab 151936, tied,
+	// rope_theta 1e6) on the llama architecture with attention biases: the
+	// engine has no qwen2 model type yet, and qwen2 biases q, k and v only,
+	// so this shape has one more bias (o_proj's, 896 values) than Qwen's.
+	Qwen05B = Workload{Name: "qwen0.5b",
+		Model: ModelConfig{ModelType: "llama", VocabSize: 151936, Hidden: 896, Layers: 24, Heads: 14, KVHeads: 2,
+			HeadDim: 64, Intermediate: 4864, MaxPositions: 256, NormEps: 1e-6, RopeTheta: 1e6,
+			TieWordEmbeddings: true, AttentionBias: true, BosTokenID: -1, EosTokenID: -1},
+		Batch: 1, SeqLen: 256, Rank: 16, Alpha: 32, Targets: attentionTargets}
+	// Llama8B: Llama-3-8B's shape (hidden 4096, 32 layers, 32 heads, 8
+	// key-value heads, intermediate 14336, vocab 128256, untied), for peak
+	// RSS only (one step). Its float32 weights alone are 30 GiB, so it runs
+	// only where they fit (RunBenchmark checks MemAvailable first); the
+	// 16- and 4-bit frozen weights that make it fit in 24 GiB are the
+	// precision setting's.
+	Llama8B = Workload{Name: "llama8b", MemoryOnly: true,
+		Model: ModelConfig{ModelType: "llama", VocabSize: 128256, Hidden: 4096, Layers: 32, Heads: 32, KVHeads: 8,
+			HeadDim: 128, Intermediate: 14336, MaxPositions: 256, NormEps: 1e-5, RopeTheta: 500000,
+			BosTokenID: -1, EosTokenID: -1},
+		Batch: 1, SeqLen: 256, Rank: 16, Alpha: 32, Targets: attentionTargets}
+)
+
+var attentionTargets = []string{"q_proj", "k_proj", "v_proj", "o_proj"}
+
+// weightBytes is the float32 size of c's weights, counted from the config
+// before anything is allocated (llama layout; gpt2's is within a few per
+// cent).
+func weightBytes(c ModelConfig) int64 {
+	c = c.withDefaults()
+	h, q, kv, in := int64(c.Hidden), int64(c.qDim()), int64(c.kvDim()), int64(c.Intermediate)
+	layer := h*q + 2*h*kv + q*h + 3*h*in + 2*h
+	if c.AttentionBias {
+		layer += q + 2*kv + h
+	}
+	if c.MLPBias {
+		layer += 2*in + h
+	}
+	n := int64(c.VocabSize)*h + int64(c.Layers)*layer + h
+	if !c.TieWordEmbeddings {
+		n += int64(c.VocabSize) * h
+	}
+	return 4 * n
+}
+
 // Workload is a training benchmark: a model shape, a batch and a LoRA setup.
 type Workload struct {
 	Name          string
@@ -34,6 +96,8 @@ type Workload struct {
 	Rank          int
 	Alpha         float64
 	Targets       []string
+	// MemoryOnly marks a workload run for its peak RSS: one step.
+	MemoryOnly bool
 }
 
 // BenchResult is what RunBenchmark measured.
@@ -48,12 +112,22 @@ type BenchResult struct {
 	PeakRSSBytes int64   // the process's peak RSS so far (run each workload in its own process to compare)
 	BaseRSSBytes int64   // the process's RSS before the model was made: the binary, its packages' state, the BLAS library
 	BLAS         string
+	Kernel       string // the sgemm kernel of the pure-Go products (avx512, avx2, gonum)
 }
 
 // RunBenchmark trains w for steps optimizer steps on random tokens with a
 // random-weight model and reports its throughput.
 func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, gradientCheckpointing bool) (BenchResult, error) {
 	base, _ := procfs.RSS()
+	if w.MemoryOnly {
+		steps = 1
+	}
+	if need := weightBytes(w.Model); need > 1<<30 {
+		if kb, err := procfs.KBField("/proc/meminfo", "MemAvailable:"); err == nil && float64(need) > kb*1024 {
+			return BenchResult{}, fmt.Errorf("workload %s: its float32 weights need %.1f GiB and the machine has %.1f GiB available; it needs 16- or 4-bit frozen weights to run here",
+				w.Name, float64(need)/(1<<30), kb/(1<<20))
+		}
+	}
 	m, err := NewModel(w.Model, 1)
 	if err != nil {
 		return BenchResult{}, err
@@ -80,7 +154,43 @@ func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, grad
 	rss, _ := PeakRSS()
 	return BenchResult{Workload: w.Name, FullFineTune: fullFineTune, Steps: steps, Seconds: el,
 		TokensPerSec: res.TokensPerSec, GFLOPs: stepFLOPs * float64(steps) / el / 1e9, StepGFLOP: stepFLOPs / 1e9,
-		PeakRSSBytes: rss, BaseRSSBytes: base, BLAS: BLASBackend()}, nil
+		PeakRSSBytes: rss, BaseRSSBytes: base, BLAS: BLASBackend(), Kernel: sgemm.Kernel()}, nil
+}
+
+// SgemmKernels lists the pure-Go sgemm kernels this CPU runs, fastest first
+// (avx512, avx2, gonum); the go backend uses the first unless
+// LORAFLOW_SGEMM or UseSgemmKernel chose another.
+func SgemmKernels() []string { return sgemm.Kernels() }
+
+// SgemmKernel returns the name of the pure-Go sgemm kernel in use.
+func SgemmKernel() string { return sgemm.Kernel() }
+
+// UseSgemmKernel switches the pure-Go sgemm kernel (benchmarks and tests
+// that compare them; call it before training, not during).
+func UseSgemmKernel(name string) error { return sgemm.UseKernel(name) }
+
+// PeakResult is one register-only FMA loop's measured rate (see
+// MeasurePeaks).
+type PeakResult = fmapeak.Result
+
+// MeasurePeaks measures the CPU's physical arithmetic limit on GOMAXPROCS
+// threads, about d per loop: register-only loops of independent FMA chains
+// for each instruction set the CPU has (fp32 AVX2, fp32 AVX-512, bf16
+// VDPBF16PS), the most any kernel can reach.
+func MeasurePeaks(d time.Duration) []PeakResult {
+	return fmapeak.MeasureAll(runtime.GOMAXPROCS(0), d)
+}
+
+// FP32Peak returns the highest fp32 rate among rs (AVX-512 where the CPU
+// has it, else AVX2), or 0.
+func FP32Peak(rs []PeakResult) float64 {
+	best := 0.0
+	for _, r := range rs {
+		if r.Loop == fmapeak.FP32AVX2 || r.Loop == fmapeak.FP32AVX512 {
+			best = max(best, r.GFLOPs)
+		}
+	}
+	return best
 }
 
 // SgemmGFLOPs measures the float32 GEMM throughput of the BLAS in use on an

@@ -2,9 +2,12 @@ package lora
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/loraflow/loraflow/internal/procfs"
 	"github.com/loraflow/loraflow/lora/peft"
 )
 
@@ -148,5 +151,55 @@ func TestRunBenchmarkTiny(t *testing.T) {
 	}
 	if g := SgemmGFLOPs(64, 64, 64, 2); g <= 0 {
 		t.Fatalf("sgemm %v", g)
+	}
+}
+
+// TestWeightBytesMatchesModel: the memory check's float32 weight size,
+// counted from the config alone, is the size of the model NewModel makes
+// (untied and tied heads, grouped key-value heads, attention biases), and
+// the real-scale shapes give their published parameter counts.
+func TestWeightBytesMatchesModel(t *testing.T) {
+	tied := benchTinyLlama(true)
+	tied.AttentionBias = true
+	for _, c := range []ModelConfig{Llama30M.Model, benchTinyLlama(false), tied} {
+		m, err := NewModel(c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := weightBytes(c), int64(4*m.NumParams()); got != want {
+			t.Fatalf("%+v: weightBytes %d, model %d", c, got, want)
+		}
+	}
+	// Published sizes: Llama-3.2-1B 1.236e9 parameters, Qwen2.5-0.5B
+	// 0.494e9 (this shape has o_proj's bias too), Llama-3-8B 8.03e9.
+	for _, tc := range []struct {
+		w      Workload
+		params float64
+	}{{Llama1B, 1.236e9}, {Qwen05B, 0.494e9}, {Llama8B, 8.03e9}} {
+		if got := float64(weightBytes(tc.w.Model)) / 4; math.Abs(got/tc.params-1) > 0.005 {
+			t.Fatalf("%s: %.4g parameters, want %.4g", tc.w.Name, got, tc.params)
+		}
+	}
+}
+
+func benchTinyLlama(tied bool) ModelConfig {
+	return ModelConfig{ModelType: "llama", VocabSize: 64, Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2,
+		Intermediate: 48, MaxPositions: 16, RopeTheta: 10000, TieWordEmbeddings: tied, BosTokenID: -1, EosTokenID: -1}
+}
+
+// TestLlama8BRefusedWhereItDoesNotFit: with less memory available than its
+// float32 weights, the 8B shape is refused before anything is allocated,
+// with the sizes named.
+func TestLlama8BRefusedWhereItDoesNotFit(t *testing.T) {
+	kb, err := procfs.KBField("/proc/meminfo", "MemAvailable:")
+	if err != nil || kb*1024 >= float64(weightBytes(Llama8B.Model)) {
+		t.Skip("this machine has the memory for the 8B shape's float32 weights (or no /proc/meminfo)")
+	}
+	_, err = RunBenchmark(context.Background(), Llama8B, 1, false, false)
+	if err == nil || !strings.Contains(err.Error(), "llama8b") || !strings.Contains(err.Error(), "GiB") {
+		t.Fatalf("RunBenchmark(llama8b): %v", err)
+	}
+	if rss, _ := procfs.PeakRSS(); rss > 4<<30 {
+		t.Fatalf("peak RSS %d after the refusal", rss)
 	}
 }

@@ -18,6 +18,10 @@ type workspace[T float] struct {
 	chunkLoss, rowLoss []float64
 	chunkOK            []bool
 	hn, sb             []T // normalised block input and MLP activation, shared by the layers
+	gu                 []T // phi3: the gate_up_proj output, then its gradient
+	dpost              []T // gemma: the gradient before a post-norm
+	dqn, dkn           []T // qwen3, gemma3: the gradients of q and k before their norms
+	capT               []T // final soft-capping: tanh of the head's logits chunk
 	// big is one allocation for the step's short-lived products, which are
 	// never live at once (peak RSS): a block's MLP activation sb in the
 	// forward pass, the head's logits chunk in headLoss, and in a block's
@@ -61,7 +65,7 @@ func makeBatch(seqs []Sequence, maxLen int) batch {
 			if i < n {
 				bt.tokens[r] = s.Tokens[i]
 			}
-			if i+1 < n && i+1 >= start {
+			if i+1 < n && i+1 >= start && (s.Loss == nil || s.Loss[i+1]) {
 				bt.targets[r] = s.Tokens[i+1]
 			}
 		}
@@ -114,9 +118,16 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	}
 	// embeddings
 	x0 := ws.xs[0]
+	es := T(cfg.embedScale())
 	parallelFor(N, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			copy(x0[r*H:(r+1)*H], n.embed.w[bt.tokens[r]*H:(bt.tokens[r]+1)*H])
+			xr := x0[r*H : (r+1)*H]
+			n.embed.row(bt.tokens[r], xr)
+			if es != 1 {
+				for j := range xr {
+					xr[j] *= es
+				}
+			}
 			if n.pos != nil {
 				p := n.pos.w[(r%S)*H : (r%S+1)*H]
 				xr := x0[r*H : (r+1)*H]
@@ -151,7 +162,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 		ws.muF = grow(ws.muF, N)
 		layerNormForward(xl, n.normF.w.w, n.normF.b.w, N, H, cfg.NormEps, ws.hf, ws.muF, ws.rsF)
 	} else {
-		rmsNormForward(xl, n.normF.w.w, N, H, cfg.NormEps, ws.hf, ws.rsF)
+		rmsNormForward(xl, n.normW(n.normF.w), N, H, cfg.NormEps, ws.hf, ws.rsF)
 	}
 	res := n.headLoss(bt, train, gscale, drop.rng(cfg.Layers))
 	if !train {
@@ -162,7 +173,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	if n.normF.b != nil {
 		layerNormBackward(ws.dhf, xl, n.normF.w.w, ws.muF, ws.rsF, N, H, ws.dres, n.normF.w.g, n.normF.b.g)
 	} else {
-		rmsNormBackward(ws.dhf, xl, n.normF.w.w, ws.rsF, N, H, ws.dres, n.normF.w.g)
+		rmsNormBackward(ws.dhf, xl, n.normW(n.normF.w), ws.rsF, N, H, ws.dres, n.normF.w.g)
 	}
 	for i := len(n.blocks) - 1; i >= 0 && i >= lowest; i-- {
 		if ckpt && i < len(n.blocks)-1 {
@@ -176,7 +187,7 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 			for r := 0; r < N; r++ {
 				gr, dr := g[bt.tokens[r]*H:(bt.tokens[r]+1)*H], ws.dres[r*H:(r+1)*H]
 				for j := range gr {
-					gr[j] += dr[j]
+					gr[j] += dr[j] * es
 				}
 			}
 		}
@@ -245,6 +256,7 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 		c := min(C, M-c0)
 		lg := ws.logits[:c*V]
 		n.head.forward(ws.hc[c0*H:(c0+c)*H], c, lg, rng)
+		capT := n.capLogits(lg)
 		crossEntropyRows(lg, c, V, ws.tg[c0:c0+c], gscale, train, ws.chunkLoss[:c], ws.chunkOK[:c])
 		for i := 0; i < c; i++ {
 			res.lossSum += ws.chunkLoss[i]
@@ -255,6 +267,9 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 			}
 		}
 		if train {
+			if capT != nil {
+				softcapBackward(lg, capT)
+			}
 			n.head.backward(lg, ws.dhc[:c*H], false)
 			for i := 0; i < c; i++ {
 				r := ws.rows[c0+i]
@@ -265,12 +280,34 @@ func (n *net[T]) headLoss(bt batch, train bool, gscale float64, rng *rand.Rand) 
 	return res
 }
 
-func (n *net[T]) attnShape(bt batch) attnShape {
+// capLogits applies the final soft-capping to a chunk of logits and
+// returns tanh of them (nil without capping).
+func (n *net[T]) capLogits(lg []T) []T {
+	c := n.cfg.FinalSoftcap
+	if c <= 0 {
+		return nil
+	}
+	n.ws.capT = grow(n.ws.capT, len(lg))
+	t := n.ws.capT[:len(lg)]
+	softcapLogits(lg, t, c)
+	return t
+}
+
+// attnShape is the attention of layer of a batch.
+func (n *net[T]) attnShape(bt batch, layer int) attnShape {
 	cfg := n.cfg
-	sh := attnShape{B: bt.B, S: bt.S, heads: cfg.Heads, kvHeads: cfg.KVHeads, hd: cfg.HeadDim, ldo: cfg.qDim()}
-	if cfg.isGPT2() {
+	sh := attnShape{B: bt.B, S: bt.S, heads: cfg.Heads, kvHeads: cfg.KVHeads, hd: cfg.HeadDim, ldo: cfg.qDim(),
+		scale: cfg.attnScale(), softcap: cfg.AttnSoftcap}
+	if cfg.sliding(layer) {
+		sh.window = cfg.SlidingWindow
+	}
+	switch {
+	case cfg.isGPT2():
 		sh.ldq, sh.ldk, sh.ldv = 3*cfg.Hidden, 3*cfg.Hidden, 3*cfg.Hidden
-	} else {
+	case cfg.Fused:
+		w := cfg.qDim() + 2*cfg.kvDim()
+		sh.ldq, sh.ldk, sh.ldv = w, w, w
+	default:
 		sh.ldq, sh.ldk, sh.ldv = cfg.qDim(), cfg.kvDim(), cfg.kvDim()
 	}
 	return sh
@@ -291,7 +328,11 @@ func (n *net[T]) blockForward(b *block[T], bt batch, x, out []T, rng *rand.Rand)
 	a.rs2 = grow(a.rs2, N)
 	a.att = grow(a.att, N*qd)
 	a.g = grow(a.g, N*n.mlpSlot()) // dh takes its place in the backward pass
-	sh := n.attnShape(bt)
+	if !cfg.isGPT2() {
+		n.decoderForward(b, bt, x, out, h, ws.sb, rng)
+		return
+	}
+	sh := n.attnShape(bt, b.idx)
 	if cfg.isGPT2() {
 		a.mu1 = grow(a.mu1, N)
 		a.mu2 = grow(a.mu2, N)
@@ -373,7 +414,7 @@ func (ws *workspace[T]) arena(size int) []T {
 func (n *net[T]) arenaSize(N int) int {
 	cfg := n.cfg
 	H, qd, kd := cfg.Hidden, cfg.qDim(), cfg.kvDim()
-	return N * max(2*n.mlpSlot(), max(qd, H)+qd+2*kd, max(qd, H)+3*H)
+	return N * max(2*n.mlpSlot(), max(qd, H)+max(qd+2*kd, H), max(qd, H)+3*H)
 }
 
 // mlpSlot is the per-row size of one MLP slot of the arena.
@@ -399,6 +440,10 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T, needDX bool) {
 	ws := &n.ws
 	H, I, N := cfg.Hidden, cfg.Intermediate, bt.B*bt.S
 	qd, kd := cfg.qDim(), cfg.kvDim()
+	if !cfg.isGPT2() {
+		n.decoderBackward(b, bt, x, needDX)
+		return
+	}
 	big := ws.arena(n.arenaSize(N))
 	sl := N * n.mlpSlot()
 	// Two slots of the arena: slot 0 takes the gradient ds at the MLP
@@ -477,7 +522,7 @@ func (n *net[T]) blockBackward(b *block[T], bt batch, x []T, needDX bool) {
 	inputGrad := needDX || b.ln1.w.g != nil || (b.ln1.b != nil && b.ln1.b.g != nil)
 	ws.datt = big[: N*qd : N*qd]
 	b.o.backward(ws.dres, ws.datt, false)
-	sh := n.attnShape(bt)
+	sh := n.attnShape(bt, b.idx)
 	ws.dh = big[: N*H : N*H]
 	o := N * wa
 	if cfg.isGPT2() {

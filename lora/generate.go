@@ -45,11 +45,17 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 	p0 := cache.n
 	L := p0 + S
 	x := make([]T, S*H)
+	es := T(cfg.embedScale())
 	for r, t := range tokens {
-		copy(x[r*H:(r+1)*H], n.embed.w[t*H:(t+1)*H])
+		n.embed.row(t, x[r*H:(r+1)*H])
 		if n.pos != nil {
 			for j := 0; j < H; j++ {
 				x[r*H+j] += n.pos.w[(p0+r)*H+j]
+			}
+		}
+		if es != 1 {
+			for j := 0; j < H; j++ {
+				x[r*H+j] *= es
 			}
 		}
 	}
@@ -60,18 +66,26 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 	g := make([]T, S*I)
 	u := make([]T, S*I)
 	sbuf := make([]T, S*I)
-	var qkv []T
-	if cfg.isGPT2() {
+	var qkv, gu, post []T
+	switch {
+	case cfg.isGPT2():
 		qkv = make([]T, S*3*H)
+	case cfg.Fused:
+		qkv = make([]T, S*(qd+2*kd))
+		gu = make([]T, S*2*I)
+	}
+	if cfg.Gemma {
+		post = make([]T, S*H)
 	}
 	kt := make([]T, S*kd)
 	vt := make([]T, S*kd)
 	pos := func(r int) int { return p0 + r }
 	rep := cfg.Heads / cfg.KVHeads
-	scale := T(1 / math.Sqrt(float64(hd)))
+	nw := n.normW
+	eps := cfg.NormEps
 	for li, b := range n.blocks {
 		if cfg.isGPT2() {
-			layerNormForward(x, b.ln1.w.w, b.ln1.b.w, S, H, cfg.NormEps, h, nil, nil)
+			layerNormForward(x, b.ln1.w.w, b.ln1.b.w, S, H, eps, h, nil, nil)
 			b.qkv.forward(h, S, qkv, nil)
 			for r := 0; r < S; r++ {
 				copy(q[r*qd:(r+1)*qd], qkv[r*3*H:r*3*H+H])
@@ -79,40 +93,87 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 				copy(vt[r*kd:(r+1)*kd], qkv[r*3*H+2*H:(r+1)*3*H])
 			}
 		} else {
-			rmsNormForward(x, b.ln1.w.w, S, H, cfg.NormEps, h, nil)
-			b.q.forward(h, S, q, nil)
-			b.k.forward(h, S, kt, nil)
-			b.v.forward(h, S, vt, nil)
-			n.rope.apply(q, S, qd, cfg.Heads, pos, false)
-			n.rope.apply(kt, S, kd, cfg.KVHeads, pos, false)
+			rmsNormForward(x, nw(b.ln1.w), S, H, eps, h, nil)
+			switch {
+			case cfg.Fused:
+				w := qd + 2*kd
+				b.qkv.forward(h, S, qkv, nil)
+				for r := 0; r < S; r++ {
+					copy(q[r*qd:(r+1)*qd], qkv[r*w:r*w+qd])
+					copy(kt[r*kd:(r+1)*kd], qkv[r*w+qd:r*w+qd+kd])
+					copy(vt[r*kd:(r+1)*kd], qkv[r*w+qd+kd:(r+1)*w])
+				}
+			default:
+				b.q.forward(h, S, q, nil)
+				b.k.forward(h, S, kt, nil)
+				b.v.forward(h, S, vt, nil)
+			}
+			if cfg.QKNorm {
+				qr, kr := append([]T(nil), q...), append([]T(nil), kt...)
+				rmsNormForward(qr, nw(b.qn), S*cfg.Heads, hd, eps, q, nil)
+				rmsNormForward(kr, nw(b.kn), S*cfg.KVHeads, hd, eps, kt, nil)
+			}
+			rp := n.ropeFor(li, L)
+			rp.apply(q, S, qd, cfg.Heads, pos, false)
+			rp.apply(kt, S, kd, cfg.KVHeads, pos, false)
 		}
 		K, Vc := cache.k[li], cache.v[li]
 		copy(K[p0*kd:L*kd], kt)
 		copy(Vc[p0*kd:L*kd], vt)
+		sh := attnShape{hd: hd, scale: cfg.attnScale(), softcap: cfg.AttnSoftcap}
+		if cfg.sliding(li) {
+			sh.window = cfg.SlidingWindow
+		}
+		scale := T(sh.qkScale())
 		parallelFor(cfg.Heads, 1, func(lo, hi int) {
 			sc := make([]T, S*L)
+			var tc []T
+			if sh.softcap > 0 {
+				tc = make([]T, L)
+			}
 			for hh := lo; hh < hi; hh++ {
 				kv := hh / rep
 				gemm(false, true, S, L, hd, scale, q[hh*hd:], qd, K[kv*hd:], kd, 0, sc, L)
 				for i := 0; i < S; i++ {
-					softmaxCausalRow(sc[i*L:(i+1)*L], p0+i)
+					row := sc[i*L : (i+1)*L]
+					if tc != nil {
+						softcapRow(row[:p0+i+1], tc[:p0+i+1], sh.softcap)
+					}
+					maskedSoftmaxRow(row, sh.firstKey(p0+i), p0+i)
 				}
 				gemm(false, false, S, hd, L, 1, sc, L, Vc[kv*hd:], kd, 0, att[hh*hd:], qd)
 			}
 		})
-		b.o.forward(att, S, x2, nil)
+		if cfg.Gemma {
+			b.o.forward(att, S, post, nil)
+			rmsNormForward(post, nw(b.postAttn.w), S, H, eps, x2, nil)
+		} else {
+			b.o.forward(att, S, x2, nil)
+		}
 		addInto(x2, x)
-		if cfg.isGPT2() {
-			layerNormForward(x2, b.ln2.w.w, b.ln2.b.w, S, H, cfg.NormEps, h, nil, nil)
+		switch {
+		case cfg.isGPT2():
+			layerNormForward(x2, b.ln2.w.w, b.ln2.b.w, S, H, eps, h, nil, nil)
 			b.fc.forward(h, S, g, nil)
 			geluForward(g, sbuf)
 			b.mlpProj.forward(sbuf, S, x, nil)
-		} else {
-			rmsNormForward(x2, b.ln2.w.w, S, H, cfg.NormEps, h, nil)
-			b.gate.forward(h, S, g, nil)
-			b.up.forward(h, S, u, nil)
-			swigluForward(g, u, sbuf)
-			b.down.forward(sbuf, S, x, nil)
+		default:
+			rmsNormForward(x2, nw(b.ln2.w), S, H, eps, h, nil)
+			if cfg.Fused {
+				b.gateUp.forward(h, S, gu, nil)
+				splitGateUp(gu, S, I, g, u)
+			} else {
+				b.gate.forward(h, S, g, nil)
+				b.up.forward(h, S, u, nil)
+			}
+			if cfg.Gemma {
+				gegluForward(g, u, sbuf)
+				b.down.forward(sbuf, S, post, nil)
+				rmsNormForward(post, nw(b.postFF.w), S, H, eps, x, nil)
+			} else {
+				swigluForward(g, u, sbuf)
+				b.down.forward(sbuf, S, x, nil)
+			}
 		}
 		addInto(x, x2)
 	}
@@ -123,12 +184,15 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 	}
 	hf := make([]T, rows*H)
 	if n.normF.b != nil {
-		layerNormForward(x[from*H:], n.normF.w.w, n.normF.b.w, rows, H, cfg.NormEps, hf, nil, nil)
+		layerNormForward(x[from*H:], n.normF.w.w, n.normF.b.w, rows, H, eps, hf, nil, nil)
 	} else {
-		rmsNormForward(x[from*H:], n.normF.w.w, rows, H, cfg.NormEps, hf, nil)
+		rmsNormForward(x[from*H:], nw(n.normF.w), rows, H, eps, hf, nil)
 	}
 	logits := make([]T, rows*V)
 	n.head.forward(hf, rows, logits, nil)
+	if c := cfg.FinalSoftcap; c > 0 {
+		softcapLogits(logits, make([]T, len(logits)), c)
+	}
 	return logits
 }
 

@@ -3,6 +3,7 @@ package lora
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/loraflow/loraflow/lora/peft"
@@ -97,4 +98,8 @@ func llamaLoRAConfig(targets ...string) peft.Config {
 	c := peft.DefaultConfig(targets...)
 	c.R, c.LoraAlpha = 4, 8
 	return c
+}
+
+func equalConfig(a, b ModelConfig) bool {
+	return reflect.DeepEqual(a, b)
 }

@@ -16,10 +16,13 @@ import (
 )
 
 // Sequence is one training or evaluation example as token IDs. The loss is
-// taken only on predicting the tokens at positions ≥ PromptLen (0: all).
+// taken only on predicting the tokens at positions ≥ PromptLen (0: all) and,
+// when Loss is set (one flag per token), only where Loss is true: a chat's
+// assistant turns, as TRL's SFTTrainer with assistant_only_loss.
 type Sequence struct {
 	Tokens    []int
 	PromptLen int
+	Loss      []bool
 }
 
 // ModuleInfo describes a linear layer that LoRA can adapt.
@@ -73,7 +76,7 @@ func (m *Model) Tensor(name string) ([]float32, []int, bool) {
 	if p == nil {
 		return nil, nil, false
 	}
-	return append([]float32(nil), p.w...), append([]int(nil), p.shape...), true
+	return append([]float32(nil), p.values()...), append([]int(nil), p.shape...), true
 }
 
 // tensorReader is what LoadModel needs from a checkpoint folder.
@@ -86,7 +89,14 @@ type tensorReader interface {
 
 // LoadModel reads a Hugging Face checkpoint folder: config.json and
 // model.safetensors (or a sharded checkpoint with its index).
-func LoadModel(dir string) (*Model, error) {
+func LoadModel(dir string) (*Model, error) { return LoadModelWith(dir, LoadOptions{}) }
+
+// LoadModelWith is LoadModel with the frozen weights kept as o says (see
+// frozen.go): 16-bit checkpoint weights always stay 16 bits.
+func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	raw, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -106,23 +116,28 @@ func LoadModel(dir string) (*Model, error) {
 		return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("open weights in %s", dir), Err: err}
 	}
 	defer ck.Close()
-	return loadFrom(cfg, ck, dir)
+	return loadFrom(cfg, ck, dir, o)
 }
 
-func loadFrom(cfg ModelConfig, r tensorReader, dir string) (*Model, error) {
+func loadFrom(cfg ModelConfig, r tensorReader, dir string, o LoadOptions) (*Model, error) {
 	names := map[string]bool{}
 	for _, n := range r.Names() {
 		names[n] = true
 	}
+	resolve := func(name string) (string, bool) {
+		if names[name] {
+			return name, true
+		}
+		// GPT-2 checkpoints saved from GPT2Model have no "transformer." prefix.
+		if s, ok := strings.CutPrefix(name, "transformer."); ok && names[s] {
+			return s, true
+		}
+		return "", false
+	}
 	src := func(name string, shape []int) ([]float32, error) {
-		actual := name
-		if !names[actual] {
-			// GPT-2 checkpoints saved from GPT2Model have no "transformer." prefix.
-			if s, ok := strings.CutPrefix(name, "transformer."); ok && names[s] {
-				actual = s
-			} else {
-				return nil, inputErr(KindMissingTensor, "%s: tensor %q is missing (%s with %d layers)", dir, name, cfg.ModelType, cfg.Layers)
-			}
+		actual, ok := resolve(name)
+		if !ok {
+			return nil, inputErr(KindMissingTensor, "%s: tensor %q is missing (%s with %d layers)", dir, name, cfg.ModelType, cfg.Layers)
 		}
 		info, _ := r.Info(actual)
 		if !equalShape(info.Shape, shape) {
@@ -134,7 +149,7 @@ func loadFrom(cfg ModelConfig, r tensorReader, dir string) (*Model, error) {
 		}
 		return v, nil
 	}
-	n, err := buildNet[float32](cfg, src)
+	n, err := buildNet[float32](cfg, src, checkpointLow(r, o, resolve, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +189,10 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 		switch {
 		case strings.HasSuffix(name, ".bias"):
 		case strings.Contains(name, "norm") || strings.Contains(name, "ln_"):
-			for i := range v {
-				v[i] = 1
+			if !cfg.Gemma { // Gemma's norms multiply by 1+w
+				for i := range v {
+					v[i] = 1
+				}
 			}
 		default:
 			std := 0.02
@@ -209,7 +226,7 @@ func (c ModelConfig) withDefaults() ModelConfig {
 			c.NormEps = 1e-6
 		}
 	}
-	if c.RopeTheta == 0 && c.ModelType == "llama" {
+	if c.RopeTheta == 0 && c.ModelType != "gpt2" {
 		c.RopeTheta = 10000
 	}
 	if c.ModelType == "gpt2" {
@@ -231,7 +248,7 @@ func (m *Model) Save(dir string) error {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
 	var ts []safetensors.Tensor
 	for _, p := range ps {
-		b, err := safetensors.EncodeFloat32(safetensors.DType("F32"), p.w)
+		b, err := safetensors.EncodeFloat32(safetensors.DType("F32"), p.values())
 		if err != nil {
 			return fmt.Errorf("lora: encode %q: %w", p.name, err)
 		}

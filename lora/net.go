@@ -12,8 +12,11 @@ type norm[T float] struct {
 type block[T float] struct {
 	idx                         int
 	ln1, ln2                    norm[T]
-	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn)
+	q, k, v, qkv, o             *linear[T] // llama: q,k,v; gpt2: qkv (fused c_attn); phi3: qkv (qkv_proj)
 	gate, up, down, fc, mlpProj *linear[T] // llama: gate,up,down; gpt2: fc, mlpProj
+	gateUp                      *linear[T] // phi3: gate_up_proj (gate rows first)
+	qn, kn                      *param[T]  // qwen3, gemma3: q_norm, k_norm over a head
+	postAttn, postFF            norm[T]    // gemma: norms after attention and after the MLP (w nil otherwise)
 
 	a *acts[T] // activations kept for the backward pass
 }
@@ -23,6 +26,8 @@ type block[T float] struct {
 // pass is replayed just before its backward pass.
 type acts[T float] struct {
 	rs1, mu1, qb, kb, vb, qkvb, att, x2, rs2, mu2, g, u []T
+	qr, kr, rsq, rsk                                    []T // q, k before their norms and the norms' rstd
+	ao, rsPA, mo, rsPF                                  []T // attention and MLP outputs before their post-norms, and rstd
 }
 
 // net is the network, generic over the element type.
@@ -32,9 +37,11 @@ type net[T float] struct {
 	pos    *param[T] // gpt2: [positions, hidden]
 	blocks []*block[T]
 	normF  norm[T]
-	head   *linear[T] // its weight is embed when tied
-	rope   *ropeTable[T]
-	params []*param[T] // every base tensor, in checkpoint naming order
+	head   *linear[T]      // its weight is embed when tied
+	rope   *ropeTable[T]   // the global layers' table
+	ropes  []*ropeTable[T] // per layer (local layers may differ: gemma3)
+	long   []*ropeTable[T] // per layer, longrope's long-factor tables (nil otherwise)
+	params []*param[T]     // every base tensor, in checkpoint naming order
 
 	checkpointing bool // gradient checkpointing: keep only block inputs, replay blocks in backward
 
@@ -57,7 +64,7 @@ func (n *net[T]) linears() []*linear[T] {
 // linears lists the block's linear layers in a fixed order.
 func (b *block[T]) linears() []*linear[T] {
 	var out []*linear[T]
-	for _, l := range []*linear[T]{b.q, b.k, b.v, b.qkv, b.o, b.gate, b.up, b.down, b.fc, b.mlpProj} {
+	for _, l := range []*linear[T]{b.q, b.k, b.v, b.qkv, b.o, b.gate, b.up, b.gateUp, b.down, b.fc, b.mlpProj} {
 		if l != nil {
 			out = append(out, l)
 		}
@@ -66,7 +73,7 @@ func (b *block[T]) linears() []*linear[T] {
 }
 
 // buildNet makes a network of cfg with weights from src.
-func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
+func buildNet[T float](cfg ModelConfig, src weightSource, low ...lowSource) (*net[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,6 +86,13 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 			size *= d
 		}
 		var v []float32
+		if firstErr == nil && len(low) > 0 { // kept in fewer bits (frozen.go)
+			var ok bool
+			if p.lp, ok, firstErr = low[0](name, shape); ok {
+				n.params = append(n.params, p)
+				return p
+			}
+		}
 		if firstErr == nil {
 			v, firstErr = src(name, shape)
 			if firstErr == nil && len(v) != size {
@@ -112,7 +126,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 	if cfg.isGPT2() {
 		n.embed = get("transformer.wte.weight", V, H)
 		n.pos = get("transformer.wpe.weight", cfg.MaxPositions, H)
-		for i := 0; i < cfg.Layers && firstErr == nil; i++ {
+		for i := 0; i < cfg.Layers; i++ {
 			p := fmt.Sprintf("transformer.h.%d.", i)
 			b := &block[T]{idx: i}
 			b.ln1 = norm[T]{get(p+"ln_1.weight", H), get(p+"ln_1.bias", H)}
@@ -126,30 +140,7 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 		n.normF = norm[T]{get("transformer.ln_f.weight", H), get("transformer.ln_f.bias", H)}
 		n.head = &linear[T]{module: "lm_head", in: H, out: V, w: n.embed, isHead: true}
 	} else {
-		n.embed = get("model.embed_tokens.weight", V, H)
-		qd, kd := cfg.qDim(), cfg.kvDim()
-		for i := 0; i < cfg.Layers && firstErr == nil; i++ {
-			p := fmt.Sprintf("model.layers.%d.", i)
-			b := &block[T]{idx: i}
-			b.ln1 = norm[T]{w: get(p+"input_layernorm.weight", H)}
-			b.q = mk(p+"self_attn.q_proj", H, qd, cfg.AttentionBias, false)
-			b.k = mk(p+"self_attn.k_proj", H, kd, cfg.AttentionBias, false)
-			b.v = mk(p+"self_attn.v_proj", H, kd, cfg.AttentionBias, false)
-			b.o = mk(p+"self_attn.o_proj", qd, H, cfg.AttentionBias, false)
-			b.ln2 = norm[T]{w: get(p+"post_attention_layernorm.weight", H)}
-			b.gate = mk(p+"mlp.gate_proj", H, I, cfg.MLPBias, false)
-			b.up = mk(p+"mlp.up_proj", H, I, cfg.MLPBias, false)
-			b.down = mk(p+"mlp.down_proj", I, H, cfg.MLPBias, false)
-			n.blocks = append(n.blocks, b)
-		}
-		n.normF = norm[T]{w: get("model.norm.weight", H)}
-		if cfg.TieWordEmbeddings {
-			n.head = &linear[T]{module: "lm_head", in: H, out: V, w: n.embed, isHead: true}
-		} else {
-			n.head = mk("lm_head", H, V, false, false)
-			n.head.isHead = true
-		}
-		n.rope = newRopeTable[T](cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta, cfg.RopeScaling)
+		n.buildDecoder(get, mk)
 	}
 	if firstErr != nil {
 		return nil, firstErr
@@ -168,7 +159,7 @@ func (n *net[T]) clone() *net[T] {
 		if q, ok := pm[p]; ok {
 			return q
 		}
-		q := &param[T]{name: p.name, shape: p.shape, w: p.w}
+		q := &param[T]{name: p.name, shape: p.shape, w: p.w, lp: p.lp}
 		pm[p] = q
 		return q
 	}
@@ -178,12 +169,14 @@ func (n *net[T]) clone() *net[T] {
 		}
 		return &linear[T]{module: l.module, in: l.in, out: l.out, w: cp(l.w), conv1d: l.conv1d, b: cp(l.b), isHead: l.isHead}
 	}
-	c := &net[T]{cfg: n.cfg, embed: cp(n.embed), pos: cp(n.pos), rope: n.rope}
+	c := &net[T]{cfg: n.cfg, embed: cp(n.embed), pos: cp(n.pos), rope: n.rope, ropes: n.ropes, long: n.long}
 	for _, b := range n.blocks {
 		c.blocks = append(c.blocks, &block[T]{idx: b.idx,
 			ln1: norm[T]{cp(b.ln1.w), cp(b.ln1.b)}, ln2: norm[T]{cp(b.ln2.w), cp(b.ln2.b)},
 			q: cl(b.q), k: cl(b.k), v: cl(b.v), qkv: cl(b.qkv), o: cl(b.o),
-			gate: cl(b.gate), up: cl(b.up), down: cl(b.down), fc: cl(b.fc), mlpProj: cl(b.mlpProj)})
+			gate: cl(b.gate), up: cl(b.up), down: cl(b.down), fc: cl(b.fc), mlpProj: cl(b.mlpProj),
+			gateUp: cl(b.gateUp), qn: cp(b.qn), kn: cp(b.kn),
+			postAttn: norm[T]{w: cp(b.postAttn.w)}, postFF: norm[T]{w: cp(b.postFF.w)}})
 	}
 	c.normF = norm[T]{cp(n.normF.w), cp(n.normF.b)}
 	c.head = cl(n.head)

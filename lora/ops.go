@@ -170,30 +170,43 @@ func layerNormBackwardInput[T float](dy, x, g, mean, rstd []T, n, d int, dx []T)
 	})
 }
 
-// ropeTable holds cos and sin of position·θ^(-2i/hd) for i < hd/2.
+// ropeTable holds cos and sin of position·inv_freq(i) for i < rot/2,
+// times the rope type's attention factor (yarn, longrope).
 type ropeTable[T float] struct {
-	half     int
+	half, hd int // rot/2 and the head width
 	cos, sin []T // [positions × half]
 }
 
-func newRopeTable[T float](positions, headDim int, theta float64, scaling *RopeScaling) *ropeTable[T] {
-	half := headDim / 2
-	t := &ropeTable[T]{half: half, cos: make([]T, positions*half), sin: make([]T, positions*half)}
+// newRopeTable builds the table of the first rot dimensions of heads of
+// width hd, for base theta with scaling sc; positions is also the
+// pretrained context length yarn's ramp reads; long picks longrope's long
+// factors.
+func newRopeTable[T float](positions, hd, rot int, theta float64, sc *RopeScaling, long bool) *ropeTable[T] {
+	half := rot / 2
+	t := &ropeTable[T]{half: half, hd: hd, cos: make([]T, positions*half), sin: make([]T, positions*half)}
+	af := sc.attentionFactor()
 	for i := 0; i < half; i++ {
-		inv := float64(float32(scaling.scale(1 / math.Pow(theta, float64(2*i)/float64(headDim)))))
+		var inv float64
+		if sc != nil && sc.Type == "yarn" {
+			inv = sc.yarnInv(i, rot, theta, positions)
+		} else {
+			inv = sc.scaleAt(1/math.Pow(theta, float64(2*i)/float64(rot)), i, rot, long)
+		}
+		inv = float64(float32(inv)) // transformers keeps inv_freq in float32
 		for p := 0; p < positions; p++ {
 			a := float64(p) * inv
-			t.cos[p*half+i] = T(math.Cos(a))
-			t.sin[p*half+i] = T(math.Sin(a))
+			t.cos[p*half+i] = T(math.Cos(a) * af)
+			t.sin[p*half+i] = T(math.Sin(a) * af)
 		}
 	}
 	return t
 }
 
 // apply rotates the heads of rows of x in place (Hugging Face rotate_half
-// convention: dimension i pairs with i+hd/2). Row r has position pos(r) and
-// heads at offsets h·hd for h < heads within a row of stride ld. inverse
-// applies the transposed rotation (for the backward pass).
+// convention on the first rot dimensions of a head: dimension i pairs with
+// i+rot/2; the rest pass). Row r has position pos(r) and heads at offsets
+// h·hd for h < heads within a row of stride ld. inverse applies the
+// transposed rotation (for the backward pass).
 func (t *ropeTable[T]) apply(x []T, rows, ld, heads int, pos func(r int) int, inverse bool) {
 	half := t.half
 	parallelFor(rows, rowGrain, func(lo, hi int) {
@@ -201,7 +214,7 @@ func (t *ropeTable[T]) apply(x []T, rows, ld, heads int, pos func(r int) int, in
 			p := pos(r)
 			c, s := t.cos[p*half:(p+1)*half], t.sin[p*half:(p+1)*half]
 			for h := 0; h < heads; h++ {
-				v := x[r*ld+h*2*half : r*ld+(h+1)*2*half]
+				v := x[r*ld+h*t.hd : r*ld+h*t.hd+2*half]
 				a, b := v[:half], v[half:]
 				for i := 0; i < half; i++ {
 					si := s[i]
@@ -361,6 +374,27 @@ func geluBackward[T float](dy, x, dx []T) {
 type attnShape struct {
 	B, S, heads, kvHeads, hd int
 	ldq, ldk, ldv, ldo       int
+	// scale multiplies q·k (0: hd^-½); softcap, when > 0, caps the scaled
+	// scores as softcap·tanh(s/softcap); window, when > 0, lets query i see
+	// only keys j with i−j < window.
+	scale   float64
+	softcap float64
+	window  int
+}
+
+func (sh attnShape) qkScale() float64 {
+	if sh.scale > 0 {
+		return sh.scale
+	}
+	return 1 / math.Sqrt(float64(sh.hd))
+}
+
+// firstKey is the first key query i sees.
+func (sh attnShape) firstKey(i int) int {
+	if sh.window > 0 {
+		return max(0, i-sh.window+1)
+	}
+	return 0
 }
 
 // attnTile is the number of query rows attention handles at once: a tile
@@ -370,15 +404,41 @@ type attnShape struct {
 const attnTile = 64
 
 // attentionTileScores fills p (m rows of stride S, L = i0+m columns) with
-// softmax(Q_h[i0:i0+m]·K_kv[0:L]ᵀ/√hd) under the causal mask.
-func attentionTileScores[T float](sh attnShape, q, k []T, b, h, i0, m int, p []T) {
+// softmax(cap(Q_h[i0:i0+m]·K_kv[0:L]ᵀ·scale)) under the causal (and
+// window) mask. With soft-capping, tc (same layout) receives
+// tanh(s/softcap), which the backward pass needs.
+func attentionTileScores[T float](sh attnShape, q, k []T, b, h, i0, m int, p, tc []T) {
 	S, hd := sh.S, sh.hd
 	kv := h / (sh.heads / sh.kvHeads)
 	L := i0 + m
-	scale := T(1 / math.Sqrt(float64(hd)))
+	scale := T(sh.qkScale())
 	gemm(false, true, m, L, hd, scale, q[(b*S+i0)*sh.ldq+h*hd:], sh.ldq, k[b*S*sh.ldk+kv*hd:], sh.ldk, 0, p, S)
 	for i := 0; i < m; i++ {
-		softmaxCausalRow(p[i*S:i*S+L], i0+i)
+		row := p[i*S : i*S+L]
+		if sh.softcap > 0 {
+			softcapRow(row[:i0+i+1], tc[i*S:i*S+i0+i+1], sh.softcap)
+		}
+		maskedSoftmaxRow(row, sh.firstKey(i0+i), i0+i)
+	}
+}
+
+// maskedSoftmaxRow turns row[first:last+1] into probabilities and zeroes
+// the rest.
+func maskedSoftmaxRow[T float](row []T, first, last int) {
+	if first == 0 {
+		softmaxCausalRow(row, last)
+		return
+	}
+	softmaxCausalRow(row[first:], last-first)
+	clear(row[:first])
+}
+
+// softcapRow caps row in place as c·tanh(x/c), keeping tanh(x/c) in t.
+func softcapRow[T float](row, t []T, c float64) {
+	for j, v := range row {
+		th := math.Tanh(float64(v) / c)
+		t[j] = T(th)
+		row[j] = T(c * th)
 	}
 }
 
@@ -397,12 +457,17 @@ func attentionForwardHeads[T float](sh attnShape, q, k, v, o []T, scratch *bufPo
 	parallelFor(sh.B*sh.heads, 1, func(lo, hi int) {
 		p := scratch.get(tile * S)
 		defer scratch.put(p)
+		var tc []T
+		if sh.softcap > 0 {
+			tc = scratch.get(tile * S)
+			defer scratch.put(tc)
+		}
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/sh.heads, bh%sh.heads
 			vo := b*S*sh.ldv + (h/rep)*hd
 			for i0 := 0; i0 < S; i0 += tile {
 				m := min(tile, S-i0)
-				attentionTileScores(sh, q, k, b, h, i0, m, p)
+				attentionTileScores(sh, q, k, b, h, i0, m, p, tc)
 				gemm(false, false, m, hd, i0+m, 1, p, S, v[vo:], sh.ldv, 0, o[(b*S+i0)*sh.ldo+h*hd:], sh.ldo)
 			}
 		}
@@ -416,7 +481,7 @@ func attentionBackward[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, scrat
 	rep := sh.heads / sh.kvHeads
 	S, hd := sh.S, sh.hd
 	tile := min(attnTile, S)
-	scale := T(1 / math.Sqrt(float64(hd)))
+	scale := T(sh.qkScale())
 	concurrentGEMMs(func() { attentionBackwardHeads(sh, q, k, v, dO, dq, dk, dv, scratch, rep, S, hd, tile, scale) })
 }
 
@@ -426,6 +491,11 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 		p := scratch.get(tile * S)
 		defer scratch.put(dp)
 		defer scratch.put(p)
+		var tc []T
+		if sh.softcap > 0 {
+			tc = scratch.get(tile * S)
+			defer scratch.put(tc)
+		}
 		for bk := lo; bk < hi; bk++ {
 			b, kv := bk/sh.kvHeads, bk%sh.kvHeads
 			ko := b*S*sh.ldk + kv*hd
@@ -439,7 +509,7 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 				for i0 := 0; i0 < S; i0 += tile {
 					m := min(tile, S-i0)
 					L := i0 + m
-					attentionTileScores(sh, q, k, b, h, i0, m, p)
+					attentionTileScores(sh, q, k, b, h, i0, m, p, tc)
 					qo := (b*S+i0)*sh.ldq + h*hd
 					oo := (b*S+i0)*sh.ldo + h*hd
 					// dP = dO·Vᵀ; dV += Pᵀ·dO
@@ -449,18 +519,13 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 					for li := 0; li < m; li++ {
 						i := i0 + li
 						pr, dr := p[li*S:li*S+L], dp[li*S:li*S+L]
-						if p32, ok := any(pr).([]float32); ok {
-							softmaxBackRow32(p32, any(dr).([]float32), i, float32(scale))
-							continue
+						softmaxBackRow(pr, dr, i, scale)
+						if tc != nil { // through the cap: d/ds c·tanh(s/c) = 1 − tanh²
+							tr := tc[li*S : li*S+L]
+							for j := sh.firstKey(i); j <= i; j++ {
+								dr[j] *= 1 - tr[j]*tr[j]
+							}
 						}
-						var dot float64
-						for j := 0; j <= i; j++ {
-							dot += float64(pr[j]) * float64(dr[j])
-						}
-						for j := 0; j <= i; j++ {
-							dr[j] = pr[j] * (dr[j] - T(dot)) * scale
-						}
-						clear(dr[i+1:])
 					}
 					// dQ = dS·K; dK += dSᵀ·Q
 					gemm(false, false, m, hd, L, 1, dp, S, k[ko:], sh.ldk, 0, dq[qo:], sh.ldq)
@@ -469,6 +534,24 @@ func attentionBackwardHeads[T float](sh attnShape, q, k, v, dO, dq, dk, dv []T, 
 			}
 		}
 	})
+}
+
+// softmaxBackRow turns dr (gradient at the probabilities pr of a row
+// whose last unmasked key is i) into the gradient at the scores times
+// scale; masked entries have pr = 0 and come out 0.
+func softmaxBackRow[T float](pr, dr []T, i int, scale T) {
+	if p32, ok := any(pr).([]float32); ok {
+		softmaxBackRow32(p32, any(dr).([]float32), i, float32(scale))
+		return
+	}
+	var dot float64
+	for j := 0; j <= i; j++ {
+		dot += float64(pr[j]) * float64(dr[j])
+	}
+	for j := 0; j <= i; j++ {
+		dr[j] = pr[j] * (dr[j] - T(dot)) * scale
+	}
+	clear(dr[i+1:])
 }
 
 // crossEntropyRows turns logits rows (V wide) into softmax − onehot(target),

@@ -76,7 +76,7 @@ func TestGradAttentionRoPE(t *testing.T) {
 	B, S, heads, kvHeads, hd := 2, 5, 4, 2, 4
 	qd, kd := heads*hd, kvHeads*hd
 	sh := attnShape{B: B, S: S, heads: heads, kvHeads: kvHeads, hd: hd, ldq: qd, ldk: kd, ldv: kd, ldo: qd}
-	rope := newRopeTable[float64](S, hd, 500, nil)
+	rope := newRopeTable[float64](S, hd, hd, 500, nil, false)
 	pos := func(r int) int { return r % S }
 	q, k, v := randVec(rng, B*S*qd), randVec(rng, B*S*kd), randVec(rng, B*S*kd)
 	dO := randVec(rng, B*S*qd)

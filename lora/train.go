@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,7 +116,10 @@ func checkData(m ModelConfig, data []Sequence) error {
 		if s.PromptLen < 0 || s.PromptLen > len(s.Tokens) {
 			return inputErr(KindBadData, "sequence %d: PromptLen %d outside [0,%d]", i, s.PromptLen, len(s.Tokens))
 		}
-		if len(s.Tokens) >= 2 && s.PromptLen < len(s.Tokens) {
+		if s.Loss != nil && len(s.Loss) != len(s.Tokens) {
+			return inputErr(KindBadData, "sequence %d: %d loss flags for %d tokens", i, len(s.Loss), len(s.Tokens))
+		}
+		if len(s.Tokens) >= 2 && s.PromptLen < len(s.Tokens) && (s.Loss == nil || slices.Contains(s.Loss[max(s.PromptLen, 1):], true)) {
 			targets++
 		}
 	}
@@ -158,6 +162,9 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	case "constant", "linear", "cosine":
 	default:
 		return nil, TrainResult{}, inputErr(KindBadTrainConfig, "schedule %q is not constant, linear or cosine", tc.Schedule)
+	}
+	if tc.FullFineTune {
+		m.net.widenAll() // trained in place, in float32 (frozen.go)
 	}
 	n := m.net.clone()
 	var tr []trainable[float32]
@@ -379,6 +386,19 @@ func runFingerprint(mc ModelConfig, pc peft.Config, tc TrainConfig, data []Seque
 			binary.LittleEndian.PutUint32(buf[:4], uint32(tok))
 			h.Write(buf[:4])
 		}
+		if s.Loss != nil { // absent before loss masks: old fingerprints unchanged
+			h.Write([]byte("loss"))
+			for _, l := range s.Loss {
+				h.Write([]byte{btoiByte(l)})
+			}
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+func btoiByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -19,6 +19,9 @@ type TrainResult struct {
 	// FLOPs are the run's FLOP counts (TrainingFLOPs), for the
 	// full-fine-tuning counterfactual.
 	FLOPs carbon.FLOPCounts
+	// Usage is the energy a remote trainer measured for its training
+	// (Measure); unset when training ran in the worker, which measures it.
+	Usage *carbon.Report `json:",omitempty"`
 }
 
 // TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir

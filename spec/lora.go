@@ -80,11 +80,6 @@ func (v *InitLoraWeights) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// defaultTargets are PEFT's default target modules by model type
-// (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING in
-// peft/utils/constants.py).
-var defaultTargets = map[string][]string{"llama": {"q_proj", "v_proj"}, "gpt2": {"c_attn"}}
-
 // PEFT returns the adapter config the spec's LoRA section describes for a
 // base model of modelType: PEFT's own fields, with PEFT's default targets
 // for the model type when target_modules is unset. A spec that passed
@@ -101,7 +96,11 @@ func (s *Spec) PEFT(modelType string) (peft.Config, error) {
 		ModulesToSave: l.ModulesToSave,
 	}
 	if c.TargetModules.IsEmpty() {
-		c.TargetModules = peft.TargetModules{List: defaultTargets[modelType]}
+		def, ok := peft.DefaultTargetModules(modelType)
+		if !ok {
+			return peft.Config{}, &lora.InputError{Kind: lora.KindBadConfig, Msg: fmt.Sprintf("spec lora section: PEFT has no default target_modules for model_type %q; set lora.target_modules", modelType)}
+		}
+		c.TargetModules = peft.TargetModules{List: def}
 	}
 	c.Normalize()
 	if err := c.Validate(); err != nil {

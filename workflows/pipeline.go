@@ -169,6 +169,8 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		return nil, err
 	}
 	res.Train = &train
+	// The full fine-tuning counterfactual, computed where training ended.
+	counterfactual = train.Counterfactual
 
 	// 3 Evaluate
 	enter(StageEvaluate)
@@ -196,14 +198,18 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		err := workflow.ExecuteActivity(withOptions(ctx, heartbeating(shortActivity, heartbeat)), a.Attest, ref).Get(ctx, &out)
 		return out, err
 	}
-	carbonSoFar := activities.SumUsage(res.usages()...)
+	carbonSoFar := withCounterfactual(activities.SumUsage(res.usages()...), counterfactual)
 	adapterAtt, err := attest("adapter", activities.AttestInput{Artifact: train.Adapter, Train: &train, Eval: &eval, Carbon: &carbonSoFar})
 	if err != nil {
 		return nil, err
 	}
 	// The attested adapter carries its model card; it is what goes on.
 	adapter := adapterAtt.Artifact
-	counterfactual = adapterAtt.Counterfactual
+	if counterfactual == nil {
+		// A run whose training finished before TrainOutput carried the
+		// counterfactual: its Attest computed it (a recorded result).
+		counterfactual = adapterAtt.Counterfactual
+	}
 	evalAtt, err := attest("eval-report", activities.AttestInput{Artifact: eval.Report, Eval: &eval, Parents: []activities.Attestation{adapterAtt}})
 	if err != nil {
 		return nil, err
@@ -220,8 +226,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 		}
 		res.Merge = &merged
 		enter(StageAttest)
-		carbonSoFar = activities.SumUsage(res.usages()...)
-		carbonSoFar.Counterfactual = counterfactual
+		carbonSoFar = withCounterfactual(activities.SumUsage(res.usages()...), counterfactual)
 		mergedAtt, err := attest("merged-model", activities.AttestInput{Artifact: merged.Merged, Carbon: &carbonSoFar, Parents: []activities.Attestation{adapterAtt}})
 		if err != nil {
 			return nil, err

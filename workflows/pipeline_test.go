@@ -16,6 +16,7 @@ import (
 
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/spec"
 )
 
@@ -266,4 +267,36 @@ func (s *pipelineSuite) TestLongStepsHeartbeat() {
 	for _, name := range []string{"TrainLoRA", "Evaluate", "Attest", "Merge", "Publish"} {
 		s.Equal(want, got[name], "%s heartbeat timeout", name)
 	}
+}
+
+// The full fine-tuning counterfactual comes from TrainLoRA, where training
+// ends, and goes explicitly into the adapter's and merged model's carbon
+// statements, Publish and the result; Attest's output does not carry it.
+func (s *pipelineSuite) TestCounterfactualComesFromTraining() {
+	var acts *activities.Activities
+	cf := &carbon.Counterfactual{LoRAEnergyKWh: 0.01, FullEnergyKWh: 0.2}
+	withCF := trained
+	withCF.Counterfactual = cf
+	s.env.OnActivity(acts.PrepareData, mock.Anything, mock.Anything).Return(prepared, nil).Once()
+	s.env.OnActivity(acts.TrainLoRA, mock.Anything, mock.Anything).Return(withCF, nil).Once()
+	s.env.OnActivity(acts.Evaluate, mock.Anything, mock.Anything).Return(goodEval, nil).Once()
+	attested := map[string]*carbon.Counterfactual{}
+	s.env.OnActivity(acts.Attest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AttestInput) (activities.Attestation, error) {
+			if in.Carbon != nil {
+				attested[in.Kind] = in.Carbon.Counterfactual
+			}
+			return activities.Attestation{Kind: in.Kind, Artifact: in.Artifact, Digest: "att-" + in.Kind}, nil
+		})
+	s.env.OnActivity(acts.Merge, mock.Anything, mock.Anything).Return(activities.MergeOutput{Merged: ref("e")}, nil).Once()
+	s.env.OnActivity(acts.Publish, mock.Anything, mock.MatchedBy(func(in activities.PublishInput) bool {
+		return in.Carbon.Counterfactual != nil && in.Carbon.Counterfactual.FullEnergyKWh == cf.FullEnergyKWh
+	})).Return(activities.PublishOutput{Model: "demo", Version: "1", Alias: "champion"}, nil).Once()
+	s.env.ExecuteWorkflow(LoRAPipeline, testSpec(true))
+	s.NoError(s.env.GetWorkflowError())
+	var res Result
+	s.NoError(s.env.GetWorkflowResult(&res))
+	s.Equal(cf, attested["adapter"])
+	s.Equal(cf, attested["merged-model"])
+	s.Equal(cf, res.Carbon.Counterfactual)
 }

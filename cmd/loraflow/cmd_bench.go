@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,10 +26,20 @@ func init() { register(newBenchCmd) }
 var benchWorkloads = map[string]lora.Workload{
 	lora.Llama30M.Name:  lora.Llama30M,
 	lora.GPT2Small.Name: lora.GPT2Small,
+	lora.Llama1B.Name:   lora.Llama1B,
+	lora.Qwen05B.Name:   lora.Qwen05B,
+	lora.Llama8B.Name:   lora.Llama8B,
 }
 
-// benchWorkloadOrder is the order of --workload all.
-var benchWorkloadOrder = []string{lora.Llama30M.Name, lora.GPT2Small.Name}
+// benchWorkloadOrder is the order of --workload all (the small reference
+// workloads), benchRealScale that of --workload real.
+var (
+	benchWorkloadOrder = []string{lora.Llama30M.Name, lora.GPT2Small.Name}
+	benchRealScale     = []string{lora.Llama1B.Name, lora.Qwen05B.Name, lora.Llama8B.Name}
+)
+
+// benchPeakTime is how long each child measures each FMA peak loop.
+var benchPeakTime = 150 * time.Millisecond
 
 // benchChildSpec is what the parent asks one child process to run.
 type benchChildSpec struct {
@@ -36,15 +47,18 @@ type benchChildSpec struct {
 	Steps    int    `json:"steps"`
 	Full     bool   `json:"full"`
 	BLAS     string `json:"blas"`
+	Kernel   string `json:"kernel,omitempty"` // sgemm kernel; empty: the default
 	Ckpt     bool   `json:"ckpt,omitempty"`
 }
 
 // benchChildResult is what a child prints: the training run, then the sgemm
 // measured in the same process right after it (so at the same machine load;
 // after the peak RSS was read, so its buffers do not count).
+// The child then measures the CPU's FMA peaks, also at the same load.
 type benchChildResult struct {
 	lora.BenchResult
-	SgemmGFLOPs float64 `json:"sgemm_gflops"`
+	SgemmGFLOPs float64           `json:"sgemm_gflops"`
+	Peaks       []lora.PeakResult `json:"peaks"`
 }
 
 // benchChildCommand makes the command of one child run; tests replace it.
@@ -59,10 +73,16 @@ var benchChildCommand = func(ctx context.Context, spec string) (*exec.Cmd, error
 // benchRow is one line of the bench table.
 type benchRow struct {
 	lora.BenchResult
-	Mode          string  `json:"mode"` // "LoRA" or "full"
-	SgemmGFLOPs   float64 `json:"sgemm_gflops"`
-	StepVsSgemm   float64 `json:"step_vs_sgemm"`              // achieved GFLOP/s ÷ sgemm GFLOP/s
-	RSSLoRAVsFull float64 `json:"rss_lora_vs_full,omitempty"` // on the LoRA row, with --full
+	Mode        string  `json:"mode"` // "LoRA" or "full"
+	SgemmGFLOPs float64 `json:"sgemm_gflops"`
+	StepVsSgemm float64 `json:"step_vs_sgemm"` // achieved GFLOP/s ÷ sgemm GFLOP/s
+	// FP32PeakGFLOPs is the fp32 FMA peak (AVX-512 where the CPU has it,
+	// else AVX2) measured in the same child; StepVsPeak the step's
+	// achieved GFLOP/s ÷ it. Peaks has every loop the CPU runs.
+	FP32PeakGFLOPs float64           `json:"fp32_peak_gflops"`
+	StepVsPeak     float64           `json:"step_vs_fp32_peak"`
+	Peaks          []lora.PeakResult `json:"peaks,omitempty"`
+	RSSLoRAVsFull  float64           `json:"rss_lora_vs_full,omitempty"` // on the LoRA row, with --full
 	// TrainRSSLoRAVsFull is the same ratio of the RSS above each process's
 	// base (peak − RSS before the model was made).
 	TrainRSSLoRAVsFull float64 `json:"train_rss_lora_vs_full,omitempty"`
@@ -92,11 +112,12 @@ func newBenchCmd() *cobra.Command {
 		full     bool
 		asJSON   bool
 		backend  string
+		kernel   string
 		child    string
 		ckpt     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [--workload llama30m|gpt2s|all] [--steps N] [--full] [--json]",
+		Use:   "bench [--workload llama30m|gpt2s|llama1b|qwen0.5b|llama8b|all|real] [--steps N] [--full] [--blas B] [--kernel K] [--json]",
 		Short: "Measure the training engine's throughput and memory on the reference workloads",
 		Long: `Bench trains the reference workloads (docs/architecture.md, random weights and tokens)
 for a few steps and prints tokens/s, the achieved GFLOP/s (from the model's
@@ -105,7 +126,17 @@ process right after the run (the same machine load), their ratio, and the peak R
 process, so peak RSS is per workload. With --full the same workloads also run
 as full fine-tuning, and the LoRA/full peak-RSS ratio is printed. --blas all
 runs every BLAS backend of the binary: openblas (built with -tags openblas), go (pure Go
-with an AVX2 sgemm kernel) and gonum (pure Go, gonum's own sgemm).
+with the AVX-512 or AVX2 sgemm kernel) and gonum (pure Go, gonum's own sgemm);
+--kernel all runs each pure-Go sgemm kernel the CPU has (avx512, avx2) side by side.
+Each child also measures the CPU's physical limit, register-only FMA loops
+on every core (fp32 AVX2, fp32 AVX-512 and bf16 VDPBF16PS, where the CPU has
+them), and the table gives the step's share of the fp32 peak.
+
+--workload all runs the small reference workloads (llama30m, gpt2s); real runs
+the real-scale shapes with random weights: llama1b (Llama-3.2-1B), qwen0.5b
+(Qwen2.5-0.5B's widths on the llama architecture) and llama8b (Llama-3-8B,
+one step for peak RSS; refused where its float32 weights do not fit). Real-scale
+runs need several GiB each: on a shared machine run them one at a time.
 The machine's load average is printed beside the figures: on a shared CPU
 they are only comparable at similar load.`,
 		Args: cobra.NoArgs,
@@ -114,12 +145,16 @@ they are only comparable at similar load.`,
 				return runBenchChild(cmd.Context(), child, cmd.OutOrStdout())
 			}
 			var names []string
-			if workload == "all" {
+			switch workload {
+			case "all":
 				names = benchWorkloadOrder
-			} else {
+			case "real":
+				names = benchRealScale
+			default:
 				for _, n := range strings.Split(workload, ",") {
 					if _, ok := benchWorkloads[n]; !ok {
-						return fmt.Errorf("bench: unknown workload %q (want %s or all)", n, strings.Join(benchWorkloadOrder, ", "))
+						return fmt.Errorf("bench: unknown workload %q (want %s, all or real)", n,
+							strings.Join(append(slices.Clone(benchWorkloadOrder), benchRealScale...), ", "))
 					}
 					names = append(names, n)
 				}
@@ -138,7 +173,18 @@ they are only comparable at similar load.`,
 				}
 				backends = []string{backend}
 			}
-			rep, err := runBench(cmd.Context(), names, backends, steps, full, ckpt, cmd.ErrOrStderr())
+			kernels := []string{""}
+			switch kernel {
+			case "", "default":
+			case "all":
+				kernels = slices.DeleteFunc(lora.SgemmKernels(), func(k string) bool { return k == "gonum" })
+			default:
+				if !slices.Contains(lora.SgemmKernels(), kernel) {
+					return fmt.Errorf("bench: --kernel %q: this CPU runs %s", kernel, strings.Join(lora.SgemmKernels(), ", "))
+				}
+				kernels = []string{kernel}
+			}
+			rep, err := runBench(cmd.Context(), names, backends, kernels, steps, full, ckpt, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -152,19 +198,21 @@ they are only comparable at similar load.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&workload, "workload", "all", "llama30m, gpt2s (comma-separated) or all")
+	f.StringVar(&workload, "workload", "all", "llama30m, gpt2s, llama1b, qwen0.5b, llama8b (comma-separated), all (llama30m,gpt2s) or real (the last three)")
 	f.IntVar(&steps, "steps", 3, "optimizer steps per run")
 	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
-	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, go (pure Go, AVX2 sgemm), gonum or all")
+	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, go (pure Go, AVX-512/AVX2 sgemm), gonum or all")
+	f.StringVar(&kernel, "kernel", "default", "pure-Go sgemm kernel: default, avx512, avx2 or all (each the CPU runs)")
 	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
 	_ = f.MarkHidden("child")
 	return cmd
 }
 
-// runBench runs every (backend, workload, mode) in its own child process.
-func runBench(ctx context.Context, names, backends []string, steps int, full, ckpt bool, progress io.Writer) (*benchReport, error) {
+// runBench runs every (backend, kernel, workload, mode) in its own child
+// process; kernel "" is the default sgemm kernel.
+func runBench(ctx context.Context, names, backends, kernels []string, steps int, full, ckpt bool, progress io.Writer) (*benchReport, error) {
 	rep := &benchReport{Checkpointing: ckpt, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg(),
 		FallbackSlowdown: map[string]float64{}}
 	orig := lora.BLASBackend()
@@ -177,33 +225,12 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 		if err := lora.UseBLAS(be); err != nil {
 			return nil, err
 		}
-		for _, name := range names {
-			w := benchWorkloads[name]
-			mnk := benchSgemmShape(w)
-			var loraRow = -1
-			for _, fm := range modes {
-				la := loadAvg()
-				fmt.Fprintf(progress, "bench: %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, steps, la)
-				res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Ckpt: ckpt})
-				if err != nil {
-					return nil, err
-				}
-				sg := res.SgemmGFLOPs
-				row := benchRow{BenchResult: res.BenchResult, Mode: modeName(fm), SgemmGFLOPs: sg, SgemmShape: mnk,
-					PeakRSSMiB: float64(res.PeakRSSBytes) / (1 << 20), LoadAvgAtStart: la}
-				if sg > 0 {
-					row.StepVsSgemm = res.GFLOPs / sg
-				}
-				if !fm {
-					loraRow = len(rep.Rows)
-				} else if loraRow >= 0 && res.PeakRSSBytes > 0 {
-					lr := &rep.Rows[loraRow]
-					lr.RSSLoRAVsFull = float64(lr.PeakRSSBytes) / float64(res.PeakRSSBytes)
-					if d := res.PeakRSSBytes - res.BaseRSSBytes; d > 0 {
-						lr.TrainRSSLoRAVsFull = float64(lr.PeakRSSBytes-lr.BaseRSSBytes) / float64(d)
-					}
-				}
-				rep.Rows = append(rep.Rows, row)
+		for _, kernel := range kernels {
+			if kernel != "" && be == "gonum" {
+				continue // gonum's backend runs no sgemm kernel
+			}
+			if err := runBenchKernel(ctx, rep, names, be, kernel, modes, steps, ckpt, progress); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -213,7 +240,7 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 		}
 		for _, g := range rep.Rows {
 			if g.BLAS != "openblas" && g.Workload == r.Workload && g.Mode == r.Mode && g.TokensPerSec > 0 {
-				rep.FallbackSlowdown[r.Workload+" "+r.Mode+" openblas/"+g.BLAS] = r.TokensPerSec / g.TokensPerSec
+				rep.FallbackSlowdown[r.Workload+" "+r.Mode+" openblas/"+g.BLAS+"("+g.Kernel+")"] = r.TokensPerSec / g.TokensPerSec
 			}
 		}
 	}
@@ -222,6 +249,52 @@ func runBench(ctx context.Context, names, backends []string, steps int, full, ck
 	}
 	rep.LoadAvgEnd = loadAvg()
 	return rep, nil
+}
+
+// runBenchKernel runs every workload and mode on one backend and kernel,
+// appending rows to rep.
+func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, kernel string, modes []bool, steps int, ckpt bool, progress io.Writer) error {
+	for _, name := range names {
+		w := benchWorkloads[name]
+		mnk := benchSgemmShape(w)
+		var loraRow = -1
+		for _, fm := range modes {
+			la := loadAvg()
+			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), steps, la)
+			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt})
+			if err != nil {
+				return err
+			}
+			sg := res.SgemmGFLOPs
+			row := benchRow{BenchResult: res.BenchResult, Mode: modeName(fm), SgemmGFLOPs: sg, SgemmShape: mnk,
+				PeakRSSMiB: float64(res.PeakRSSBytes) / (1 << 20), LoadAvgAtStart: la,
+				Peaks: res.Peaks, FP32PeakGFLOPs: lora.FP32Peak(res.Peaks)}
+			if sg > 0 {
+				row.StepVsSgemm = res.GFLOPs / sg
+			}
+			if row.FP32PeakGFLOPs > 0 {
+				row.StepVsPeak = res.GFLOPs / row.FP32PeakGFLOPs
+			}
+			if !fm {
+				loraRow = len(rep.Rows)
+			} else if loraRow >= 0 && res.PeakRSSBytes > 0 {
+				lr := &rep.Rows[loraRow]
+				lr.RSSLoRAVsFull = float64(lr.PeakRSSBytes) / float64(res.PeakRSSBytes)
+				if d := res.PeakRSSBytes - res.BaseRSSBytes; d > 0 {
+					lr.TrainRSSLoRAVsFull = float64(lr.PeakRSSBytes-lr.BaseRSSBytes) / float64(d)
+				}
+			}
+			rep.Rows = append(rep.Rows, row)
+		}
+	}
+	return nil
+}
+
+func kernelName(k string) string {
+	if k == "" {
+		return "default kernel"
+	}
+	return k + " kernel"
 }
 
 func modeName(full bool) string {
@@ -279,12 +352,18 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 			return err
 		}
 	}
+	if spec.Kernel != "" {
+		if err := lora.UseSgemmKernel(spec.Kernel); err != nil {
+			return err
+		}
+	}
 	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, spec.Ckpt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
 	}
 	mnk := benchSgemmShape(wl)
-	b, err := json.Marshal(benchChildResult{BenchResult: res, SgemmGFLOPs: lora.SgemmGFLOPs(mnk[0], mnk[1], mnk[2], 5)})
+	sg := lora.SgemmGFLOPs(mnk[0], mnk[1], mnk[2], 5)
+	b, err := json.Marshal(benchChildResult{BenchResult: res, SgemmGFLOPs: sg, Peaks: lora.MeasurePeaks(benchPeakTime)})
 	if err != nil {
 		return err
 	}
@@ -294,7 +373,7 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 
 func printBenchTable(w io.Writer, rep *benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tmode\tbackend\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tpeak RSS MiB\tbase MiB\tLoRA/full RSS\t(above base)\tload avg\t")
+	fmt.Fprintln(tw, "workload\tmode\tbackend\tkernel\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tfp32 peak\tstep/peak\tpeak RSS MiB\tbase MiB\tLoRA/full RSS\t(above base)\tload avg\t")
 	for _, r := range rep.Rows {
 		ratio, tratio := "-", "-"
 		if r.RSSLoRAVsFull > 0 {
@@ -303,11 +382,12 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		if r.TrainRSSLoRAVsFull > 0 {
 			tratio = fmt.Sprintf("%.2f", r.TrainRSSLoRAVsFull)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
-			r.Workload, r.Mode, r.BLAS, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm, r.PeakRSSMiB,
-			float64(r.BaseRSSBytes)/(1<<20), ratio, tratio, r.LoadAvgAtStart)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
+			r.Workload, r.Mode, r.BLAS, r.Kernel, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm,
+			r.FP32PeakGFLOPs, r.StepVsPeak, r.PeakRSSMiB, float64(r.BaseRSSBytes)/(1<<20), ratio, tratio, r.LoadAvgAtStart)
 	}
 	_ = tw.Flush()
+	printPeaks(w, rep.Rows)
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
 		i := strings.LastIndexByte(k, ' ')
 		fmt.Fprintf(w, "%s tokens/s, %s: %.2f×\n", k[i+1:], k[:i], rep.FallbackSlowdown[k])
@@ -316,6 +396,26 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		fmt.Fprintln(w, "gradient checkpointing on (GFLOP/s leave out the replayed forward pass of the blocks)")
 	}
 	fmt.Fprintf(w, "GOMAXPROCS %d, %d CPUs; load average %s at start, %s at end\n", rep.GOMAXPROCS, rep.NumCPU, rep.LoadAvgStart, rep.LoadAvgEnd)
+}
+
+// printPeaks prints, per FMA peak loop, the range of its rate over the
+// rows' children (each measured right after its own run).
+func printPeaks(w io.Writer, rows []benchRow) {
+	lo, hi := map[string]float64{}, map[string]float64{}
+	var order []string
+	for _, r := range rows {
+		for _, p := range r.Peaks {
+			if _, ok := lo[p.Loop]; !ok {
+				order = append(order, p.Loop)
+				lo[p.Loop] = p.GFLOPs
+			}
+			lo[p.Loop], hi[p.Loop] = min(lo[p.Loop], p.GFLOPs), max(hi[p.Loop], p.GFLOPs)
+		}
+	}
+	for _, l := range order {
+		threads := rows[0].Peaks[0].Threads
+		fmt.Fprintf(w, "FMA peak %s on %d threads: %.0f–%.0f GFLOP/s\n", l, threads, lo[l], hi[l])
+	}
 }
 
 // loadAvg returns the 1-, 5- and 15-minute load averages (Linux), or "?".

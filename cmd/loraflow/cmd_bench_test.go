@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loraflow/loraflow/lora"
 )
@@ -24,6 +26,7 @@ func TestBenchChildHelper(t *testing.T) {
 		t.Skip("helper process of TestBenchCommand")
 	}
 	benchWorkloads[benchTiny.Name] = benchTiny
+	benchPeakTime = 5 * time.Millisecond
 	args := os.Args
 	for i, a := range args {
 		if a == "--" {
@@ -42,6 +45,8 @@ func TestBenchChildHelper(t *testing.T) {
 
 func TestBenchCommand(t *testing.T) {
 	benchWorkloads[benchTiny.Name] = benchTiny
+	defer func(d time.Duration) { benchPeakTime = d }(benchPeakTime)
+	benchPeakTime = 5 * time.Millisecond
 	defer delete(benchWorkloads, benchTiny.Name)
 	orig := benchChildCommand
 	defer func() { benchChildCommand = orig }()
@@ -75,6 +80,14 @@ func TestBenchCommand(t *testing.T) {
 		if got, want := r.StepVsSgemm, r.GFLOPs/r.SgemmGFLOPs; got != want {
 			t.Fatalf("ratio %v, want %v", got, want)
 		}
+		if r.Kernel != lora.SgemmKernel() {
+			t.Fatalf("kernel %q, want %q", r.Kernel, lora.SgemmKernel())
+		}
+		// The FMA peak loops ran in the child (amd64 with AVX2 at least).
+		if r.FP32PeakGFLOPs != lora.FP32Peak(r.Peaks) || (len(lora.MeasurePeaks(0)) > 0 &&
+			(r.FP32PeakGFLOPs <= 0 || r.StepVsPeak != r.GFLOPs/r.FP32PeakGFLOPs)) {
+			t.Fatalf("peak %v, step/peak %v, peaks %+v", r.FP32PeakGFLOPs, r.StepVsPeak, r.Peaks)
+		}
 	}
 	if rep.Rows[0].RSSLoRAVsFull <= 0 || rep.Rows[1].RSSLoRAVsFull != 0 || rep.Rows[0].TrainRSSLoRAVsFull < 0 || rep.Rows[0].BaseRSSBytes <= 0 {
 		t.Fatalf("RSS ratio on the wrong rows: %+v", rep.Rows)
@@ -85,7 +98,7 @@ func TestBenchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"tokens/s", "sgemm GFLOP/s", "peak RSS MiB", "tiny", "LoRA", lora.BLASBackend(), "load average"} {
+	for _, want := range []string{"tokens/s", "sgemm GFLOP/s", "peak RSS MiB", "tiny", "LoRA", lora.BLASBackend(), "load average", "fp32 peak", "step/peak"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("table lacks %q:\n%s", want, out)
 		}
@@ -99,5 +112,33 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if _, err := runCLI(t, "bench", "--blas", "mkl"); err == nil {
 		t.Fatal("unknown backend accepted")
+	}
+	if _, err := runCLI(t, "bench", "--kernel", "avx1024"); err == nil || !strings.Contains(err.Error(), "avx1024") {
+		t.Fatalf("unknown kernel: %v", err)
+	}
+
+	// --kernel all: one child per assembly kernel the CPU has, each row
+	// naming its kernel.
+	children = nil
+	out, err = runCLI(t, "bench", "--workload", "tiny", "--steps", "1", "--blas", "go", "--kernel", "all", "--json")
+	if !slices.Contains(lora.BLASBackends(), "go") {
+		if err == nil {
+			t.Fatal("--blas go accepted without the go backend")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("bench --kernel all: %v\n%s", err, out)
+	}
+	rep = benchReport{}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var kernels []string
+	for _, r := range rep.Rows {
+		kernels = append(kernels, r.Kernel)
+	}
+	if want := slices.DeleteFunc(lora.SgemmKernels(), func(k string) bool { return k == "gonum" }); !slices.Equal(kernels, want) || len(children) != len(want) {
+		t.Fatalf("--kernel all ran %v in %d children, want %v", kernels, len(children), want)
 	}
 }

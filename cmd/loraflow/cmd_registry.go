@@ -37,13 +37,18 @@ LORAFLOW_MLFLOW_TOKEN_FILE or MLFLOW_TRACKING_USERNAME/PASSWORD).
 The alias "champion" names the serving version; promote moves it and
 remembers the replaced one as "previous-champion", which rollback restores.`,
 	}
-	cmd.PersistentFlags().StringVar(&f.uri, "registry", registry.DefaultURI(), "registry URI (file://PATH or http(s)://MLFLOW; env "+registry.EnvRegistryURI+")")
+	addSettings(cmd.PersistentFlags(), "registry")
 	cmd.PersistentFlags().BoolVar(&f.asJSON, "json", false, "print JSON")
 	cmd.AddCommand(newRegistryLsCmd(f), newRegistryShowCmd(f), newRegistryPromoteCmd(f), newRegistryRollbackCmd(f))
 	return cmd
 }
 
 func (f *registryFlags) open(cmd *cobra.Command) (registry.Registry, error) {
+	cfg, err := resolveSettings(cmd)
+	if err != nil {
+		return nil, err
+	}
+	f.uri = cfg.get("registry") // empty: registry.DefaultURI
 	return registry.Open(cmd.Context(), f.uri)
 }
 

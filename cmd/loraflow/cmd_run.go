@@ -31,45 +31,6 @@ func init() {
 	register(newCancelCmd)
 }
 
-// connFlags are the flags every command that talks to Temporal shares.
-type connFlags struct {
-	conn      temporalx.ConnOptions
-	taskQueue string
-}
-
-func (f *connFlags) add(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.conn.Address, "address", "", "Temporal frontend host:port (env LORAFLOW_TEMPORAL_ADDRESS; empty: the local dev server)")
-	fl.StringVar(&f.conn.Namespace, "namespace", "", "Temporal namespace (env LORAFLOW_NAMESPACE, default \"default\")")
-	fl.StringVar(&f.conn.TLSCert, "tls-cert", "", "client certificate PEM (env LORAFLOW_TLS_CERT)")
-	fl.StringVar(&f.conn.TLSKey, "tls-key", "", "client key PEM (env LORAFLOW_TLS_KEY)")
-	fl.StringVar(&f.conn.TLSCA, "tls-ca", "", "server CA PEM (env LORAFLOW_TLS_CA)")
-	fl.StringVar(&f.taskQueue, "task-queue", envOr("LORAFLOW_TASK_QUEUE", "loraflow"), "task queue of the loraflow workers")
-}
-
-// dial connects to the configured server, or to the local dev server's
-// default address when none is configured.
-func (f *connFlags) dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
-	f.conn.FromEnv()
-	if f.conn.Address == "" {
-		f.conn.Address = defaultDevAddress
-	}
-	opts, err := f.conn.ClientOptions(logger)
-	if err != nil {
-		return nil, err
-	}
-	return client.DialContext(ctx, opts)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-const defaultDevAddress = "127.0.0.1:7233"
-
 // quietLogger keeps the SDK's and activities' logs out of the progress bar:
 // they go to a log file.
 func quietLogger(path string) (*slog.Logger, io.Closer, error) {
@@ -88,7 +49,6 @@ type runFlags struct {
 	id           string
 	detach       bool
 	ui           bool
-	devPort      int
 }
 
 func newRunCmd() *cobra.Command {
@@ -100,23 +60,22 @@ func newRunCmd() *cobra.Command {
 until it ends, then prints a summary.
 
 With no Temporal server configured (--address / LORAFLOW_TEMPORAL_ADDRESS), or
-none reachable, it starts the Temporal CLI's dev server (SQLite file under
-~/.local/share/loraflow, Web UI on http://127.0.0.1:8233) and an in-process
-worker: the embedded default.`,
+none reachable, it uses the embedded default: the Temporal CLI's dev server
+(SQLite file under ~/.local/share/loraflow, Web UI on http://127.0.0.1:8233),
+started when it is not running and left running afterwards (loraflow dev stop
+ends it), and a worker in this process.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSpec(cmd.Context(), cmd.OutOrStdout(), args[0], f)
 		},
 	}
 	f.add(cmd)
+	// The in-process worker's settings (used when the spec names none).
+	addSettings(cmd.Flags(), "artifact-root", "registry", "signing-key")
 	fl := cmd.Flags()
-	fl.StringVar(&f.artifactRoot, "artifact-root", os.Getenv("LORAFLOW_ARTIFACT_ROOT"), "artifact store of the in-process worker (default ~/.local/share/loraflow/artifacts)")
-	fl.StringVar(&f.registryURI, "registry", os.Getenv("LORAFLOW_REGISTRY_URI"), "registry of the in-process worker when the spec names none (default file://~/.local/share/loraflow/registry)")
-	fl.StringVar(&f.signingKey, "signing-key", os.Getenv("LORAFLOW_SIGNING_KEY"), "signing key of the in-process worker when the spec names none (default: a key generated under ~/.local/share/loraflow/keys)")
 	fl.StringVar(&f.id, "id", "", "workflow ID (default loraflow-NAME-TIMESTAMP)")
 	fl.BoolVar(&f.detach, "detach", false, "start the run and return its ID without following it")
-	fl.BoolVar(&f.ui, "ui", true, "serve the dev server's Web UI on the port + 1000 (embedded default only)")
-	fl.IntVar(&f.devPort, "dev-port", 7233, "port of the embedded default's dev server")
+	fl.BoolVar(&f.ui, "ui", true, "serve the dev server's Web UI on the port + 1000 (when this command starts it)")
 	return cmd
 }
 
@@ -137,27 +96,34 @@ func runSpec(ctx context.Context, out io.Writer, specPath string, f runFlags) er
 	}
 	defer closer.Close()
 
-	f.conn.FromEnv()
-	embedded := f.conn.Address == "" || !temporalx.Reachable(f.conn.Address, 2*time.Second)
+	if err := f.resolve(); err != nil {
+		return err
+	}
+	// Only the in-process worker uses these; a server's workers have their own.
+	f.artifactRoot, f.signingKey = f.cfg.get("artifact-root"), f.cfg.get("signing-key")
+	if f.cfg.sources["registry"] != fromDefault {
+		f.registryURI = f.cfg.get("registry") // else the spec's, else the default
+	}
+	embedded := f.cfg.embedded() || !temporalx.Reachable(f.conn.Address, 2*time.Second)
 	if embedded {
 		if f.detach {
-			return errors.New("--detach needs a Temporal server and workers that outlive this command (set --address); the embedded default's dev server and worker stop with it")
+			return errors.New("--detach needs workers that outlive this command (set --address to a server with loraflow workers); the embedded default's worker runs in this process")
 		}
-		if f.conn.Address != "" {
+		if !f.cfg.embedded() {
 			fmt.Fprintf(out, "Temporal at %s is not reachable; using the embedded default.\n", f.conn.Address)
 		}
+		port, _ := f.cfg.devPort()
 		// The dev server is plaintext and has the default namespace only.
-		f.conn = temporalx.ConnOptions{Address: fmt.Sprintf("127.0.0.1:%d", f.devPort), Namespace: "default"}
-		if !temporalx.Reachable(f.conn.Address, 500*time.Millisecond) {
-			fmt.Fprintf(out, "Starting the Temporal dev server (SQLite: %s) ...\n", filepath.Join(dataDir, "temporal.db"))
-			dev, err := temporalx.StartDevServer(ctx, filepath.Join(dataDir, "temporal.db"), f.devPort, f.ui, filepath.Join(dataDir, "temporal.log"))
-			if err != nil {
-				return err
-			}
-			defer dev.Stop()
-			if dev.UIPort != 0 {
-				fmt.Fprintf(out, "Temporal Web UI: http://127.0.0.1:%d\n", dev.UIPort)
-			}
+		f.conn = temporalx.ConnOptions{Address: devAddress(port), Namespace: "default"}
+		st, started, err := ensureDevServer(ctx, out, dataDir, port, f.ui)
+		if err != nil {
+			return err
+		}
+		if started {
+			fmt.Fprintln(out, "It keeps running after this command, for status, runs ls and the Web UI (loraflow dev stop ends it).")
+		}
+		if st.UIPort != 0 {
+			fmt.Fprintf(out, "Temporal Web UI: http://127.0.0.1:%d\n", st.UIPort)
 		}
 	}
 	opts, err := f.conn.ClientOptions(logger)

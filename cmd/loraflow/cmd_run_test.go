@@ -41,17 +41,20 @@ merge: true
 `)
 
 	port := freePort(t)
+	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(port)) // what every command below reads
+	// The dev server outlives `run`; the test stops it.
+	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
 	var out bytes.Buffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"run", specPath, "--dev-port", fmt.Sprint(port), "--ui=false"})
+	root.SetArgs([]string{"run", specPath, "--ui=false"})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if err := root.ExecuteContext(ctx); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"Starting the Temporal dev server", "Pipeline published", "adapter ", "evaluation  held-out loss",
+	for _, want := range []string{"Starting the Temporal dev server", "keeps running after this command", "Pipeline published", "adapter ", "evaluation  held-out loss",
 		"merged ", "attested    adapter", "registry    cli version 1 alias champion", "carbon "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
@@ -74,5 +77,51 @@ merge: true
 	adapter, _, _ := strings.Cut(strings.TrimSpace(line), " ")
 	if got, err := runCLI(t, "verify", adapter); err != nil || !strings.Contains(got, "VERIFIED") {
 		t.Fatalf("loraflow verify %s: %v\n%s", adapter, err, got)
+	}
+}
+
+// TestCommandsAfterRun: the embedded default's dev server outlives `run`,
+// so `runs ls` and `status` work afterwards with no flags; once it is
+// stopped, `status` says so and how to start it, not "connection refused".
+func TestCommandsAfterRun(t *testing.T) {
+	testmodel.RequireTemporalCLI(t)
+	ws := testmodel.NewWorkspace(t, 100)
+	t.Setenv("XDG_DATA_HOME", filepath.Join(ws.Dir, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(ws.Dir, "config"))
+	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
+	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
+	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+	specPath := ws.WriteSpec(t, `name: after
+base_model: base
+dataset: {files: [data.jsonl], format: text}
+lora: {r: 2, target_modules: [q_proj]}
+training: {steps: 4, batch_size: 4, seq_len: 32, learning_rate: 0.01, seed: 1}
+`)
+	if got, err := runCLI(t, "run", specPath, "--ui=false", "--id", "after-1"); err != nil {
+		t.Fatalf("run: %v\n%s", err, got)
+	}
+	got, err := runCLI(t, "runs", "ls")
+	if err != nil || !strings.Contains(got, "after-1") || !strings.Contains(got, "completed") {
+		t.Fatalf("runs ls after run: %v\n%s", err, got)
+	}
+	if got, err := runCLI(t, "status", "after-1"); err != nil || !strings.Contains(got, "workflow after-1: completed") {
+		t.Fatalf("status after run: %v\n%s", err, got)
+	}
+	if got, err := runCLI(t, "dev", "status"); err != nil || !strings.Contains(got, "Temporal dev server: 127.0.0.1:") {
+		t.Fatalf("dev status: %v\n%s", err, got)
+	}
+	if got, err := runCLI(t, "dev", "stop"); err != nil || !strings.Contains(got, "Stopped the dev server") {
+		t.Fatalf("dev stop: %v\n%s", err, got)
+	}
+	_, err = runCLI(t, "status", "after-1")
+	if err == nil || strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "loraflow dev start") {
+		t.Fatalf("status with the dev server gone: %v", err)
+	}
+	// `dev start` brings it back with the run kept.
+	if got, err := runCLI(t, "dev", "start", "--ui=false"); err != nil {
+		t.Fatalf("dev start: %v\n%s", err, got)
+	}
+	if got, err := runCLI(t, "status", "after-1"); err != nil || !strings.Contains(got, "completed") {
+		t.Fatalf("status after dev start: %v\n%s", err, got)
 	}
 }

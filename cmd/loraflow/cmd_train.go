@@ -94,10 +94,17 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 			_ = artifact.WriteFileAtomic(progressFile, b)
 		}
 	}
-	res, err := pipeline.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
+	// The trainer measures its own energy and reports it in its result:
+	// the worker attests that, not its own waiting.
+	var res pipeline.TrainResult
+	usage, err := pipeline.Measure(cmd.Context(), pipeline.MeterOptions(s.Carbon, "", 0), "TrainLoRA", func() (err error) {
+		res, err = pipeline.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
+		return err
+	})
 	if err != nil {
 		return err
 	}
+	res.Usage = &usage
 	if result != "" { // before the rename: a complete --out implies its result
 		b, _ := json.Marshal(res)
 		if err := artifact.WriteFileAtomic(result, b); err != nil {

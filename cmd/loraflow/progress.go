@@ -37,7 +37,7 @@ func snapshot(ctx context.Context, c client.Client, id, runID string) (runSnapsh
 		return s, err
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	s.status = strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WorkflowExecutionStatus"))
+	s.status = statusName(info.GetStatus().String())
 	s.running = info.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
 	for _, pa := range desc.GetPendingActivities() {
 		s.attempt = pa.GetAttempt()
@@ -57,6 +57,12 @@ func snapshot(ctx context.Context, c client.Client, id, runID string) (runSnapsh
 		return s, fmt.Errorf("querying progress: %w", err)
 	}
 	return s, nil
+}
+
+// statusName is a workflow execution status as the CLI prints it: running,
+// completed, failed, canceled, terminated, timedout.
+func statusName(s string) string {
+	return strings.ToLower(strings.TrimPrefix(s, "WorkflowExecutionStatus"))
 }
 
 // progressView shows a run's progress: a progress bar on a terminal, a line

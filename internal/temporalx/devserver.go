@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,6 +63,17 @@ func DataDir() (string, error) {
 // a SQLite database file, and waits until it accepts connections. With
 // ui false the Web UI is off.
 func StartDevServer(ctx context.Context, dbFile string, port int, ui bool, logFile string) (*DevServer, error) {
+	return startDevServer(ctx, dbFile, port, ui, logFile, false)
+}
+
+// StartDetachedDevServer is StartDevServer for a server that outlives this
+// process: it runs in its own session (no terminal's hangup or Ctrl-C
+// reaches it) until Stop, or StopPID from another process.
+func StartDetachedDevServer(ctx context.Context, dbFile string, port int, ui bool, logFile string) (*DevServer, error) {
+	return startDevServer(ctx, dbFile, port, ui, logFile, true)
+}
+
+func startDevServer(ctx context.Context, dbFile string, port int, ui bool, logFile string, detach bool) (*DevServer, error) {
 	bin, err := FindTemporalCLI()
 	if err != nil {
 		return nil, err
@@ -76,6 +89,9 @@ func StartDevServer(ctx context.Context, dbFile string, port int, ui bool, logFi
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // its own session and process group
+	}
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -107,6 +123,9 @@ func StartDevServer(ctx context.Context, dbFile string, port int, ui bool, logFi
 	return s, nil
 }
 
+// PID is the dev server's process ID (also its process group's).
+func (s *DevServer) PID() int { return s.cmd.Process.Pid }
+
 // Stop ends the dev server.
 func (s *DevServer) Stop() {
 	if s == nil || s.cmd.Process == nil {
@@ -119,4 +138,53 @@ func (s *DevServer) Stop() {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
 	}
+}
+
+// StopPID ends a dev server started detached by another process: SIGTERM
+// to its process group, SIGKILL after timeout. It returns once the process
+// is gone.
+func StopPID(pid int, timeout time.Duration) error {
+	if pid <= 1 {
+		return fmt.Errorf("dev server pid %d: not a process loraflow started", pid)
+	}
+	if err := syscall.Kill(-pid, syscall.SIGTERM); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("stopping the dev server (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			deadline = time.Now().Add(timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// alive reports whether pid is a live process (not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	// Field 3, after the parenthesised command name, is the state.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// IsDevServer reports whether pid runs the Temporal CLI's dev server (so a
+// stale pid file never makes loraflow signal another program).
+func IsDevServer(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 2 && slices.Contains(args, "server") && slices.Contains(args, "start-dev")
 }

@@ -5,11 +5,15 @@ import (
 	"unicode/utf8"
 )
 
-// The pre-tokenizer patterns this package implements, exactly as they appear
-// in tokenizer.json files.
+// The Split patterns with hand-written matchers, exactly as they appear in
+// tokenizer.json files (GPT-2's is also ByteLevel's use_regex pattern,
+// tokenizers/src/pre_tokenizers/byte_level.rs). Qwen2's is Llama 3's with
+// single digits (\p{N} for \p{N}{1,3}); llama.cpp's src/llama-vocab.cpp
+// quotes both "from tokenizer.json". Any other pattern runs on regexp2.
 const (
 	GPT2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 	Llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	Qwen2Pattern  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
 // splitter cuts text into pre-tokens; every byte of the text lands in exactly
@@ -50,7 +54,8 @@ func runSplitter(match func(rs []rune, i int) int) splitter {
 
 var (
 	splitGPT2   = runSplitter(matchGPT2)
-	splitLlama3 = runSplitter(matchLlama3)
+	splitLlama3 = runSplitter(func(rs []rune, i int) int { return matchLlama3(rs, i, 3) })
+	splitQwen2  = runSplitter(func(rs []rune, i int) int { return matchLlama3(rs, i, 1) })
 )
 
 func runWhile(rs []rune, i int, pred func(rune) bool) int {
@@ -124,7 +129,8 @@ func matchGPT2(rs []rune, i int) int {
 	return whitespace(rs, i)
 }
 
-func matchLlama3(rs []rune, i int) int {
+// matchLlama3 matches Llama 3's pattern at i, or Qwen2's when maxDigits is 1.
+func matchLlama3(rs []rune, i, maxDigits int) int {
 	n := len(rs)
 	if j := contraction(rs, i, true); j > 0 {
 		return j
@@ -138,7 +144,7 @@ func matchLlama3(rs []rune, i int) int {
 	}
 	if isNumber(r) {
 		j := i + 1
-		for j < n && j < i+3 && isNumber(rs[j]) {
+		for j < n && j < i+maxDigits && isNumber(rs[j]) {
 			j++
 		}
 		return j

@@ -41,10 +41,28 @@ func FromGPT2Files(encoderJSON, vocabBPE []byte) (*Tokenizer, error) {
 	if id, ok := vocab["<|endoftext|>"]; ok {
 		added = append(added, AddedToken{ID: id, Content: "<|endoftext|>", Normalized: true, Special: true})
 	}
-	t, err := build(vocab, merges, false, added, PreTokenizerGPT2, false)
+	t, err := buildGPT2(vocab, merges, added)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: GPT-2 files: %w", err)
 	}
+	return t, nil
+}
+
+// gpt2PreTokenizer is the pre_tokenizer of GPT-2's tokenizer.json.
+const gpt2PreTokenizer = `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`
+
+// buildGPT2 builds a byte-level tokenizer with GPT-2's pre-tokenizer and
+// decoder, no normalizer.
+func buildGPT2(vocab map[string]int, merges [][2]string, added []AddedToken) (*Tokenizer, error) {
+	pre, err := parsePreTokenizer(json.RawMessage(gpt2PreTokenizer))
+	if err != nil {
+		return nil, err
+	}
+	t, err := build(vocab, merges, added, pre, modelOptions{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	t.decode = byteLevelDecode
 	return t, nil
 }
 
@@ -113,25 +131,8 @@ const (
 	byteLevelPost    = `{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true}`
 )
 
-func (t *Tokenizer) preTokenizerJSON() (json.RawMessage, error) {
-	switch t.pre {
-	case PreTokenizerGPT2:
-		return marshalNoEscape(map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpace, "trim_offsets": true, "use_regex": true})
-	case PreTokenizerLlama3:
-		return marshalNoEscape(map[string]any{"type": "Sequence", "pretokenizers": []any{
-			map[string]any{"type": "Split", "pattern": map[string]string{"Regex": Llama3Pattern}, "behavior": "Isolated", "invert": false},
-			map[string]any{"type": "ByteLevel", "add_prefix_space": t.addPrefixSpace, "trim_offsets": true, "use_regex": false},
-		}})
-	}
-	return nil, fmt.Errorf("pre-tokenizer %q: %w", t.pre, ErrUnsupported)
-}
-
 // MarshalJSON returns the tokenizer.json content that Save writes.
 func (t *Tokenizer) MarshalJSON() ([]byte, error) {
-	pre, err := t.preTokenizerJSON()
-	if err != nil {
-		return nil, err
-	}
 	null := json.RawMessage("null")
 	orNull := func(r json.RawMessage, def string) json.RawMessage {
 		if len(bytes.TrimSpace(r)) == 0 {
@@ -148,11 +149,16 @@ func (t *Tokenizer) MarshalJSON() ([]byte, error) {
 		added = []AddedToken{}
 	}
 	out := fileOut{
-		Version: "1.0", Truncation: null, Padding: null, AddedTokens: added, Normalizer: null,
-		PreTokenizer:  pre,
-		PostProcessor: orNull(t.postProcessor, byteLevelPost),
-		Decoder:       orNull(t.decoder, byteLevelDecoder),
-		Model:         modelOut{Type: "BPE", IgnoreMerges: t.model.ignoreMerges, Vocab: orderedVocab(t.idToToken), Merges: merges},
+		Version: "1.0", Truncation: null, Padding: null, AddedTokens: added,
+		Normalizer:    orNull(t.raw.Normalizer, "null"),
+		PreTokenizer:  orNull(t.raw.PreTokenizer, gpt2PreTokenizer),
+		PostProcessor: orNull(t.raw.PostProcessor, byteLevelPost),
+		Decoder:       orNull(t.raw.Decoder, byteLevelDecoder),
+		Model: modelOut{Type: "BPE", IgnoreMerges: t.model.ignoreMerges, ByteFallback: t.model.byteFallback, FuseUnk: t.model.fuseUnk,
+			Vocab: orderedVocab(t.idToToken), Merges: merges},
+	}
+	if t.model.unkID >= 0 {
+		out.Model.UnkToken = &t.model.unkToken
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

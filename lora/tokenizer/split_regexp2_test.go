@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -12,8 +13,9 @@ import (
 // The hand-written splitters are checked against a backtracking regex
 // engine that supports the lookahead of the original patterns.
 var (
-	gpt2Regexp   = regexp2.MustCompile(GPT2Pattern)
-	llama3Regexp = regexp2.MustCompile(Llama3Pattern)
+	gpt2Regexp   = regexp2.MustCompile(GPT2Pattern, regexp2.None)
+	llama3Regexp = regexp2.MustCompile(Llama3Pattern, regexp2.None)
+	qwen2Regexp  = regexp2.MustCompile(Qwen2Pattern, regexp2.None)
 )
 
 func regexpPieces(t testing.TB, re *regexp2.Regexp, s string) []string {
@@ -36,7 +38,7 @@ func checkAgainstRegexp(t testing.TB, s string) {
 		name  string
 		split splitter
 		re    *regexp2.Regexp
-	}{{"GPT-2", splitGPT2, gpt2Regexp}, {"Llama 3", splitLlama3, llama3Regexp}} {
+	}{{"GPT-2", splitGPT2, gpt2Regexp}, {"Llama 3", splitLlama3, llama3Regexp}, {"Qwen2", splitQwen2, qwen2Regexp}} {
 		want := regexpPieces(t, c.re, s)
 		if got := pieces(c.split, s); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s split of %q:\n got %q\nwant %q", c.name, s, got, want)
@@ -81,5 +83,32 @@ func TestSplittersMatchRegexpRandom(t *testing.T) {
 			rs[j] = alphabet[rng.IntN(len(alphabet))]
 		}
 		checkAgainstRegexp(t, string(rs))
+	}
+}
+
+// The hand-written matchers against the regexp2 path the package uses for
+// other patterns (regexpMatcher), on the same text: go test -bench Split.
+func BenchmarkSplit(b *testing.B) {
+	text := strings.Repeat(strings.Join(trainCorpus, "\n")+" I'm 12345 naïve café 日本語 🙂\n\n  x\t", 20)
+	for _, c := range []struct {
+		name    string
+		pattern string
+	}{{"gpt2", GPT2Pattern}, {"llama3", Llama3Pattern}, {"qwen2", Qwen2Pattern}} {
+		hand := splitterMatcher(handWritten[c.pattern])
+		re, err := newRegexpMatcher(c.pattern)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range []struct {
+			kind string
+			m    matcher
+		}{{"hand", hand}, {"regexp2", re}} {
+			b.Run(c.name+"/"+m.kind, func(b *testing.B) {
+				b.SetBytes(int64(len(text)))
+				for b.Loop() {
+					m.m.matches(text, func(int, int) {})
+				}
+			})
+		}
 	}
 }

@@ -24,32 +24,36 @@ type AddedToken struct {
 	Special    bool   `json:"special"`
 }
 
-// PreTokenizer names a supported pre-tokenizer pattern.
+// PreTokenizer names the layout of a tokenizer's pre_tokenizer.
 type PreTokenizer string
 
 const (
-	PreTokenizerGPT2   PreTokenizer = "gpt2"
-	PreTokenizerLlama3 PreTokenizer = "llama3"
+	PreTokenizerGPT2   PreTokenizer = "gpt2"   // ByteLevel with GPT-2's pattern
+	PreTokenizerLlama3 PreTokenizer = "llama3" // Split(Llama 3's pattern), ByteLevel
+	PreTokenizerQwen2  PreTokenizer = "qwen2"  // Split(Qwen2's pattern), ByteLevel
+	PreTokenizerNone   PreTokenizer = "none"   // no pre_tokenizer (Llama 2's and Gemma's files)
+	PreTokenizerOther  PreTokenizer = "other"  // any other supported layout
 )
 
-// Tokenizer is a byte-level BPE tokenizer. It is safe for concurrent use.
+// Tokenizer is a BPE tokenizer. It is safe for concurrent use.
 type Tokenizer struct {
 	model          *bpe
-	pre            PreTokenizer
-	split          splitter
-	addPrefixSpace bool
+	pre            preTokenizer
+	normalize      normalizer // nil: none
+	decode         decoder    // nil: tokens joined as they are
 	added          []AddedToken
 	addedByContent map[string]int // content -> index in added
 	addedByID      map[int]int    // id -> index in added
-	addedByFirst   map[byte][]int // first byte -> indexes in added, longest first
-	idToToken      map[int]string // byte-level token of each vocab id
+	addedByFirst   map[byte][]int // first byte -> indexes in added, longest first (raw matching)
+	normByFirst    map[byte][]int // the same for normalized added tokens, by normalized content
+	normContent    []string       // normalized content of each added token ("" when not normalized)
+	idToToken      map[int]string // token of each vocab id (byte-level spelling when byte-level)
 	vocabSize      int
-	postProcessor  json.RawMessage // kept for Save
-	decoder        json.RawMessage
+	raw            fileJSON // components kept verbatim for Save
 }
 
 // ErrUnsupported is matched (errors.Is) when a tokenizer.json uses a model,
-// normalizer or pre-tokenizer this package does not implement.
+// normalizer, pre-tokenizer or decoder this package does not implement.
 var ErrUnsupported = errors.New("unsupported tokenizer")
 
 type modelJSON struct {
@@ -61,6 +65,8 @@ type modelJSON struct {
 	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
 	ByteFallback            bool            `json:"byte_fallback"`
 	Dropout                 *float64        `json:"dropout"`
+	UnkToken                *string         `json:"unk_token"`
+	FuseUnk                 bool            `json:"fuse_unk"`
 }
 
 type fileJSON struct {
@@ -72,20 +78,9 @@ type fileJSON struct {
 	Model         *modelJSON      `json:"model"`
 }
 
-type preTokJSON struct {
-	Type           string       `json:"type"`
-	AddPrefixSpace bool         `json:"add_prefix_space"`
-	UseRegex       *bool        `json:"use_regex"`
-	Pretokenizers  []preTokJSON `json:"pretokenizers"`
-	Pattern        *struct {
-		Regex *string `json:"Regex"`
-	} `json:"pattern"`
-	Behavior string `json:"behavior"`
-	Invert   bool   `json:"invert"`
-}
-
-// Load reads a Hugging Face tokenizer.json holding a byte-level BPE model
-// with the GPT-2 or Llama 3 pre-tokenizer.
+// Load reads a Hugging Face tokenizer.json holding a BPE model: byte-level
+// (GPT-2, Llama 3, Qwen2) or SentencePiece-style with byte fallback (Llama 2,
+// Mistral, Gemma, Phi-3).
 func Load(path string) (*Tokenizer, error) {
 	raw, err := safeio.ReadFile(path, MaxFileBytes) // limits.go: a FIFO, a device or a huge file is refused unread
 	if err != nil {
@@ -119,32 +114,39 @@ func Parse(data []byte) (*Tokenizer, error) {
 	if s := f.Model.EndOfWordSuffix; s != nil && *s != "" {
 		return nil, fmt.Errorf("end_of_word_suffix %q: %w", *s, ErrUnsupported)
 	}
-	if f.Model.ByteFallback {
-		return nil, fmt.Errorf("byte_fallback: %w", ErrUnsupported)
-	}
 	if d := f.Model.Dropout; d != nil && *d != 0 {
 		return nil, fmt.Errorf("BPE dropout %v: %w", *d, ErrUnsupported)
-	}
-	if n := bytes.TrimSpace(f.Normalizer); len(n) > 0 && string(n) != "null" {
-		return nil, fmt.Errorf("normalizer %s: %w", truncate(n), ErrUnsupported)
 	}
 	if err := checkLimits(&f); err != nil {
 		return nil, err
 	}
-	pre, prefix, err := parsePreTokenizer(f.PreTokenizer)
+	norm, err := parseNormalizer(f.Normalizer)
 	if err != nil {
 		return nil, err
+	}
+	pre, err := parsePreTokenizer(f.PreTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if pre.byteLevel && f.Model.ByteFallback {
+		return nil, fmt.Errorf("byte_fallback with a ByteLevel pre-tokenizer: %w", ErrUnsupported)
 	}
 	merges, err := parseMerges(f.Model.Merges)
 	if err != nil {
 		return nil, err
 	}
-	t, err := build(f.Model.Vocab, merges, f.Model.IgnoreMerges, f.AddedTokens, pre, prefix)
+	t, err := build(f.Model.Vocab, merges, f.AddedTokens, pre, modelOptions{
+		ignoreMerges: f.Model.IgnoreMerges, byteFallback: f.Model.ByteFallback, unkToken: f.Model.UnkToken, fuseUnk: f.Model.FuseUnk,
+	}, norm)
 	if err != nil {
 		return nil, err
 	}
-	t.postProcessor = f.PostProcessor
-	t.decoder = f.Decoder
+	if t.decode, err = parseDecoder(f.Decoder, pre.byteLevel); err != nil {
+		return nil, err
+	}
+	f.Model = nil
+	f.AddedTokens = nil
+	t.raw = f
 	return t, nil
 }
 
@@ -153,34 +155,6 @@ func truncate(b []byte) string {
 		return string(b[:80]) + "..."
 	}
 	return string(b)
-}
-
-func parsePreTokenizer(raw json.RawMessage) (PreTokenizer, bool, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		return "", false, fmt.Errorf("no pre_tokenizer: %w (want ByteLevel)", ErrUnsupported)
-	}
-	var p preTokJSON
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return "", false, fmt.Errorf("pre_tokenizer: %w", err)
-	}
-	switch {
-	case p.Type == "ByteLevel" && (p.UseRegex == nil || *p.UseRegex):
-		return PreTokenizerGPT2, p.AddPrefixSpace, nil
-	case p.Type == "Sequence" && len(p.Pretokenizers) == 2:
-		s, b := p.Pretokenizers[0], p.Pretokenizers[1]
-		if s.Type != "Split" || s.Pattern == nil || s.Pattern.Regex == nil || s.Invert || s.Behavior != "Isolated" ||
-			b.Type != "ByteLevel" || (b.UseRegex != nil && *b.UseRegex) {
-			break
-		}
-		switch *s.Pattern.Regex {
-		case GPT2Pattern:
-			return PreTokenizerGPT2, b.AddPrefixSpace, nil
-		case Llama3Pattern:
-			return PreTokenizerLlama3, b.AddPrefixSpace, nil
-		}
-		return "", false, fmt.Errorf("pre_tokenizer split pattern %q: %w (want the GPT-2 or Llama 3 pattern)", *s.Pattern.Regex, ErrUnsupported)
-	}
-	return "", false, fmt.Errorf("pre_tokenizer %s: %w (want ByteLevel, or Split(GPT-2 or Llama 3 pattern) then ByteLevel)", truncate(raw), ErrUnsupported)
 }
 
 // parseMerges accepts both forms: ["a b", ...] and [["a","b"], ...].
@@ -235,21 +209,28 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	return out, nil
 }
 
-func build(vocab map[string]int, merges [][2]string, ignoreMerges bool, added []AddedToken, pre PreTokenizer, prefix bool) (*Tokenizer, error) {
+type modelOptions struct {
+	ignoreMerges bool
+	byteFallback bool
+	unkToken     *string
+	fuseUnk      bool
+}
+
+func build(vocab map[string]int, merges [][2]string, added []AddedToken, pre preTokenizer, opt modelOptions, norm normalizer) (*Tokenizer, error) {
 	if len(vocab) == 0 {
 		return nil, errors.New("model.vocab is empty")
 	}
-	m := &bpe{vocab: vocab, merges: make(map[uint64]merge, len(merges)), ignoreMerges: ignoreMerges}
-	t := &Tokenizer{model: m, pre: pre, addPrefixSpace: prefix, idToToken: make(map[int]string, len(vocab)),
-		addedByContent: map[string]int{}, addedByID: map[int]int{}, addedByFirst: map[byte][]int{}}
-	switch pre {
-	case PreTokenizerGPT2:
-		t.split = splitGPT2
-	case PreTokenizerLlama3:
-		t.split = splitLlama3
-	default:
-		return nil, fmt.Errorf("pre-tokenizer %q: %w", pre, ErrUnsupported)
+	m := &bpe{vocab: vocab, merges: make(map[uint64]merge, len(merges)), ignoreMerges: opt.ignoreMerges,
+		byteLevel: pre.byteLevel, byteFallback: opt.byteFallback, fuseUnk: opt.fuseUnk, unkID: -1}
+	if opt.unkToken != nil {
+		id, ok := vocab[*opt.unkToken]
+		if !ok {
+			return nil, fmt.Errorf("model.unk_token %q not in vocab", *opt.unkToken)
+		}
+		m.unkID, m.unkToken = id, *opt.unkToken
 	}
+	t := &Tokenizer{model: m, pre: pre, normalize: norm, idToToken: make(map[int]string, len(vocab)),
+		addedByContent: map[string]int{}, addedByID: map[int]int{}, addedByFirst: map[byte][]int{}, normByFirst: map[byte][]int{}}
 	for tok, id := range vocab {
 		if id < 0 {
 			return nil, fmt.Errorf("model.vocab[%q] = %d: negative id", tok, id)
@@ -289,17 +270,36 @@ func build(vocab map[string]int, merges [][2]string, ignoreMerges bool, added []
 		t.added = append(t.added, at)
 		t.vocabSize = max(t.vocabSize, at.ID+1)
 	}
+	// As AddedVocabulary in tokenizers/src/tokenizer/added_vocabulary.rs:
+	// tokens with normalized=false (or all, without a normalizer) are found
+	// in the raw text; the others in each normalized stretch between those,
+	// by their own normalized content.
+	t.normContent = make([]string, len(t.added))
 	for i, at := range t.added {
+		if at.Normalized && norm != nil {
+			c := norm(at.Content)
+			if c == "" {
+				return nil, fmt.Errorf("added_tokens %q: empty after normalization", at.Content)
+			}
+			t.normContent[i] = c
+			t.normByFirst[c[0]] = append(t.normByFirst[c[0]], i)
+			continue
+		}
 		t.addedByFirst[at.Content[0]] = append(t.addedByFirst[at.Content[0]], i)
 	}
-	for _, idx := range t.addedByFirst {
-		sort.Slice(idx, func(a, b int) bool {
-			ca, cb := t.added[idx[a]].Content, t.added[idx[b]].Content
-			if len(ca) != len(cb) {
-				return len(ca) > len(cb)
-			}
-			return ca < cb
-		})
+	for _, tbl := range []struct {
+		idx     map[byte][]int
+		content func(int) string
+	}{{t.addedByFirst, func(i int) string { return t.added[i].Content }}, {t.normByFirst, func(i int) string { return t.normContent[i] }}} {
+		for _, idx := range tbl.idx {
+			sort.Slice(idx, func(a, b int) bool {
+				ca, cb := tbl.content(idx[a]), tbl.content(idx[b])
+				if len(ca) != len(cb) {
+					return len(ca) > len(cb)
+				}
+				return ca < cb
+			})
+		}
 	}
 	return t, nil
 }
@@ -308,11 +308,16 @@ func build(vocab map[string]int, merges [][2]string, ignoreMerges bool, added []
 // Hugging Face's get_vocab_size(with_added_tokens=True)).
 func (t *Tokenizer) VocabSize() int { return t.vocabSize }
 
-// PreTokenizer returns which pre-tokenizer pattern the tokenizer uses.
-func (t *Tokenizer) PreTokenizer() PreTokenizer { return t.pre }
+// PreTokenizer returns the layout of the tokenizer's pre_tokenizer.
+func (t *Tokenizer) PreTokenizer() PreTokenizer { return t.pre.name }
+
+// ByteLevel reports whether the model's tokens spell bytes with GPT-2's
+// byte-to-unicode table.
+func (t *Tokenizer) ByteLevel() bool { return t.model.byteLevel }
 
 // TokenID returns the id of a token: an added token's content, or a model
-// token in its byte-level spelling (e.g. "Ġthe").
+// token as the vocabulary spells it (e.g. "Ġthe" byte-level, "▁the"
+// SentencePiece-style).
 func (t *Tokenizer) TokenID(token string) (int, bool) {
 	if i, ok := t.addedByContent[token]; ok {
 		return t.added[i].ID, true
@@ -348,49 +353,85 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 }
 
 // Encode returns the token ids of text. Added tokens are matched first
-// (leftmost, longest), then each stretch of other text is pre-tokenized and
-// BPE-encoded. No BOS or EOS is added.
+// (leftmost, longest), then each stretch of other text is normalized,
+// pre-tokenized and BPE-encoded. No BOS or EOS is added (the
+// post-processor's template is not applied).
 func (t *Tokenizer) Encode(text string) []int {
 	ids := make([]int, 0, len(text)/3+1)
-	start := 0
-	for start < len(text) {
-		s, e, idx := t.nextAdded(text, start)
-		if idx < 0 {
-			ids = t.encodePlain(ids, text[start:])
-			break
+	t.eachAdded(text, t.addedByFirst, func(i int) string { return t.added[i].Content }, func(seg string, at int, idx int) {
+		if idx >= 0 {
+			ids = append(ids, t.added[idx].ID)
+			return
 		}
-		ids = t.encodePlain(ids, text[start:s])
-		ids = append(ids, t.added[idx].ID)
-		start = e
-	}
+		ids = t.encodeSegment(ids, seg, at == 0)
+	})
 	return ids
 }
 
-func (t *Tokenizer) encodePlain(ids []int, text string) []int {
+// eachAdded cuts text at the added tokens of table, calling f with each
+// stretch of other text (idx -1) or each token (its index), in order; at is
+// the byte offset of the stretch.
+func (t *Tokenizer) eachAdded(text string, table map[byte][]int, content func(int) string, f func(seg string, at, idx int)) {
+	start := 0
+	for start < len(text) {
+		s, e, idx := nextAdded(text, start, table, content, t.added)
+		if idx < 0 {
+			f(text[start:], start, -1)
+			return
+		}
+		if s > start {
+			f(text[start:s], start, -1)
+		}
+		f("", s, idx)
+		start = e
+	}
+}
+
+func (t *Tokenizer) encodeSegment(ids []int, seg string, first bool) []int {
+	if seg == "" {
+		return ids
+	}
+	if t.normalize == nil {
+		return t.encodeNormalized(ids, seg, first)
+	}
+	seg = t.normalize(seg)
+	if len(t.normByFirst) == 0 {
+		return t.encodeNormalized(ids, seg, first)
+	}
+	t.eachAdded(seg, t.normByFirst, func(i int) string { return t.normContent[i] }, func(s string, at, idx int) {
+		if idx >= 0 {
+			ids = append(ids, t.added[idx].ID)
+			return
+		}
+		ids = t.encodeNormalized(ids, s, first && at == 0)
+	})
+	return ids
+}
+
+func (t *Tokenizer) encodeNormalized(ids []int, text string, first bool) []int {
 	if text == "" {
 		return ids
 	}
-	if t.addPrefixSpace && text[0] != ' ' {
-		text = " " + text
-	}
-	t.split(text, func(piece string) { ids = t.model.encodeWord(ids, piece) })
+	t.pre.run(text, first, func(piece string) { ids = t.model.encodeWord(ids, piece) })
 	return ids
 }
 
-// nextAdded finds the leftmost added token at or after from, returning the
-// span it consumes (widened by lstrip/rstrip) and its index, or idx -1.
-func (t *Tokenizer) nextAdded(text string, from int) (s, e, idx int) {
-	if len(t.added) == 0 {
+// nextAdded finds the leftmost added token of table at or after from,
+// returning the span it consumes (widened by lstrip/rstrip) and its index,
+// or idx -1.
+func nextAdded(text string, from int, table map[byte][]int, content func(int) string, added []AddedToken) (s, e, idx int) {
+	if len(table) == 0 {
 		return 0, 0, -1
 	}
 	for i := from; i < len(text); i++ {
-		cands := t.addedByFirst[text[i]]
+		cands := table[text[i]]
 		for _, c := range cands {
-			at := t.added[c]
-			if !strings.HasPrefix(text[i:], at.Content) {
+			at := added[c]
+			tok := content(c)
+			if !strings.HasPrefix(text[i:], tok) {
 				continue
 			}
-			end := i + len(at.Content)
+			end := i + len(tok)
 			if at.SingleWord && !wordBoundary(text, i, end) {
 				continue
 			}
@@ -436,27 +477,35 @@ func wordBoundary(text string, s, e int) bool {
 }
 
 // Decode turns ids back into text, including added and special tokens'
-// content. Byte-level tokens are mapped back to their raw bytes, so
-// Decode(Encode(s)) == s for every s; a sequence cut inside a multi-byte
-// character yields the raw (invalid UTF-8) bytes. Unknown ids are skipped.
-func (t *Tokenizer) Decode(ids []int) string { return t.decode(ids, false) }
+// content, through the tokenizer's decoder (ByteLevel: raw bytes back, so
+// Decode(Encode(s)) == s for every s, a sequence cut inside a multi-byte
+// character yielding the raw, invalid UTF-8 bytes; SentencePiece-style:
+// Replace, ByteFallback, Fuse, Strip). Unknown ids are skipped.
+func (t *Tokenizer) Decode(ids []int) string { return t.decodeIDs(ids, false) }
 
 // DecodeSkipSpecial is Decode without special tokens.
-func (t *Tokenizer) DecodeSkipSpecial(ids []int) string { return t.decode(ids, true) }
+func (t *Tokenizer) DecodeSkipSpecial(ids []int) string { return t.decodeIDs(ids, true) }
 
-func (t *Tokenizer) decode(ids []int, skipSpecial bool) string {
-	var buf []byte
+func (t *Tokenizer) decodeIDs(ids []int, skipSpecial bool) string {
+	toks := make([]decTok, 0, len(ids))
 	for _, id := range ids {
 		if i, ok := t.addedByID[id]; ok {
 			if skipSpecial && t.added[i].Special {
 				continue
 			}
-			buf = append(buf, t.added[i].Content...)
+			toks = append(toks, decTok{s: t.added[i].Content, added: true})
 			continue
 		}
 		if s, ok := t.idToToken[id]; ok {
-			buf = fromByteLevel(buf, s)
+			toks = append(toks, decTok{s: s})
 		}
 	}
-	return string(buf)
+	if t.decode != nil {
+		toks = t.decode(toks)
+	}
+	var b strings.Builder
+	for _, tk := range toks {
+		b.WriteString(tk.s)
+	}
+	return b.String()
 }

@@ -207,10 +207,13 @@ func TestRejectsUnsupported(t *testing.T) {
 	base := strings.Replace(tinyJSON, "MERGES", `["a b"]`, 1)
 	for name, edit := range map[string][2]string{
 		"wordpiece":  {`"type": "BPE"`, `"type": "WordPiece"`},
-		"normalizer": {`"normalizer": null`, `"normalizer": {"type": "NFC"}`},
-		"pattern": {`{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}`,
-			`{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","use_regex":false}]}`},
-		"no pre-tokenizer": {`{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}`, `null`},
+		"normalizer": {`"normalizer": null`, `"normalizer": {"type": "BertNormalizer"}`},
+		"pre-tokenizer": {`{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}`,
+			`{"type":"Sequence","pretokenizers":[{"type":"Whitespace"},{"type":"ByteLevel","use_regex":false}]}`},
+		"split behavior": {`{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}`,
+			`{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\w+"},"behavior":"Sideways","invert":false},{"type":"ByteLevel","use_regex":false}]}`},
+		"byte_fallback with ByteLevel": {`"ignore_merges": false`, `"ignore_merges": false, "byte_fallback": true`},
+		"decoder":                      {`"decoder": {"type": "ByteLevel"}`, `"decoder": {"type": "CTC"}`},
 	} {
 		_, err := Parse([]byte(strings.Replace(base, edit[0], edit[1], 1)))
 		if !errors.Is(err, ErrUnsupported) {

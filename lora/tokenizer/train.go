@@ -52,7 +52,7 @@ func Train(corpus []string, vocabSize int, specialTokens []string) (*Tokenizer, 
 	counts := make(map[string]int)
 	for _, doc := range corpus {
 		for start := 0; start < len(doc); {
-			s, e, idx := specials.nextAdded(doc, start)
+			s, e, idx := nextAdded(doc, start, specials.addedByFirst, func(i int) string { return specials.added[i].Content }, specials.added)
 			if idx < 0 {
 				s, e = len(doc), len(doc)
 			}
@@ -153,7 +153,7 @@ func Train(corpus []string, vocabSize int, specialTokens []string) (*Tokenizer, 
 			}
 		}
 	}
-	t, err := build(vocab, merges, false, added, PreTokenizerGPT2, false)
+	t, err := buildGPT2(vocab, merges, added)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: train: %w", err)
 	}

@@ -44,18 +44,30 @@ func trans(t blas.Transpose) string {
 	return "T"
 }
 
-// BenchmarkSgemm reports GFLOP/s of this package's Sgemm and of gonum's on
-// the engine's shapes; run with -cpu 1 for single-thread figures (gonum's
-// Sgemm uses GOMAXPROCS goroutines). "inplace" is this package with A and
-// B never packed, to check the packing thresholds.
+// BenchmarkSgemm reports GFLOP/s of this package's Sgemm on each kernel
+// the CPU has (avx512, avx2) and of gonum's on the engine's shapes; run
+// with -cpu 1 for single-thread figures (gonum's Sgemm uses GOMAXPROCS
+// goroutines). "inplace" is the default kernel with A and B never packed,
+// to check the packing thresholds.
 func BenchmarkSgemm(b *testing.B) {
+	defer func(saved kernelPath) { path = saved }(path)
+	type impl struct {
+		name string
+		f    blas.Float32
+		path kernelPath
+	}
+	var impls []impl
+	for _, p := range availablePaths() {
+		if p != pathGonum {
+			impls = append(impls, impl{pathNames[p], Implementation{}, p})
+		}
+	}
+	impls = append(impls, impl{"gonum", gonum.Implementation{}, path}, impl{"inplace", inPlace{}, path})
 	for _, sh := range benchShapes {
-		for _, impl := range []struct {
-			name string
-			f    blas.Float32
-		}{{"sgemm", Implementation{}}, {"gonum", gonum.Implementation{}}, {"inplace", inPlace{}}} {
+		for _, impl := range impls {
 			name := fmt.Sprintf("%dx%dx%d/%s%s/%s", sh.m, sh.n, sh.k, trans(sh.tA), trans(sh.tB), impl.name)
 			b.Run(name, func(b *testing.B) {
+				path = impl.path
 				rng := rand.New(rand.NewPCG(1, 1))
 				tc := gemmCase{tA: sh.tA, tB: sh.tB, m: sh.m, n: sh.n, k: sh.k, alpha: 1, beta: 1}
 				a, lda, bm, ldb, c, ldc := tc.operands(rng)
@@ -84,8 +96,19 @@ func (d inPlace) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []fl
 
 // BenchmarkSgemmParallel runs independent 1024×1408×512 NT products on
 // GOMAXPROCS goroutines at once (as the engine does when it splits a product
-// over cores) and reports the aggregate GFLOP/s; run with -cpu 2.
+// over cores) and reports the aggregate GFLOP/s of each kernel; run with
+// -cpu 2.
 func BenchmarkSgemmParallel(b *testing.B) {
+	defer func(saved kernelPath) { path = saved }(path)
+	for _, p := range availablePaths() {
+		if p != pathGonum {
+			path = p
+			b.Run(pathNames[p], benchmarkSgemmParallel)
+		}
+	}
+}
+
+func benchmarkSgemmParallel(b *testing.B) {
 	const m, n, k = 1024, 1408, 512
 	var flops atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {

@@ -9,8 +9,10 @@
 // because it is written as Go loops over axpy and dot kernels that stream
 // C and B through memory again for every element of A. No Go library offers
 // a fast float32 GEMM with transposes, so this package hand-writes one:
-// on this machine class (AMD EPYC, AVX2+FMA) it runs at 75–90 GFLOP/s on
-// one core, about OpenBLAS's single-thread speed.
+// on this machine class (AMD EPYC, AVX2+FMA) the AVX2 kernel runs at 75–90
+// GFLOP/s on one core, about OpenBLAS's single-thread speed (OpenBLAS runs
+// its Haswell kernels here), and an AVX-512 kernel is chosen where the CPU
+// has it.
 //
 // # Structure
 //
@@ -48,7 +50,31 @@
 // sync.Pool, so Sgemm may be called from many goroutines at once; callers
 // split large products over goroutines themselves.
 //
-// The kernels need AVX2 and FMA (detected with golang.org/x/sys/cpu). On
-// other CPUs and architectures Implementation.Sgemm is gonum's Sgemm;
-// Accelerated reports which one is in use.
+// # Kernels and their choice
+//
+// Two micro-kernels share the packed layouts above:
+//
+//   - avx2 (kernel_amd64.s): the 6×16 tile in twelve ymm registers, AVX2 and
+//     FMA;
+//   - avx512 (kernel512_amd64.s): a 12×32 tile in 24 zmm registers, each
+//     step two 64-byte loads of B (two adjacent 16-column strips), twelve
+//     broadcasts of A (two adjacent 6-row strips) and 24 FMAs, so twice the
+//     FMAs per load of the avx2 kernel and all 32 zmm registers in use.
+//     Its depth blocks are blockK512 deep so that the pair of B strips
+//     stays in a 32 KiB L1. Rows and columns past the last full 12×32 tile
+//     go through the avx2 kernel's 6×16 tiles.
+//
+// The choice is made once at start-up from golang.org/x/sys/cpu: AVX-512F
+// (HasAVX512F includes the OS's saving of the zmm state) → avx2 (AVX2 and
+// FMA) → gonum's Sgemm (other CPUs and architectures). The environment
+// variable LORAFLOW_SGEMM (EnvKernel) forces one of them, and UseKernel
+// switches at run time for benchmarks; the tests run on every kernel the
+// machine has. Kernels lists them, Kernel names the one in use and
+// Accelerated reports whether it is an assembly one.
+//
+// Where the CPU lacks AVX-512, the tests still run the avx512 path's
+// blocking and edge code with a Go model of kernel12x32 in its place, and
+// testdata/emulate_kernel512.py runs the assembled kernel itself in an
+// instruction-level emulator of its disassembly (GNU objdump) against
+// numpy.
 package sgemm

@@ -9,28 +9,26 @@ import (
 )
 
 // Implementation is gonum's pure-Go blas.Float32 implementation with Sgemm
-// replaced by this package's blocked AVX2/FMA kernel.
+// replaced by this package's blocked AVX-512 or AVX2/FMA kernel.
 type Implementation struct{ gonum.Implementation }
 
 var _ blas.Float32 = Implementation{}
 
-// useKernel selects the assembly kernel; tests switch it off to exercise the
-// fallback. It is set once at start-up from the CPU features.
-var useKernel = hasKernel
-
-// Accelerated reports whether Sgemm uses the assembly kernel (amd64 with
-// AVX2 and FMA); otherwise Sgemm is gonum's.
-func Accelerated() bool { return useKernel }
-
-// Micro-tile and cache-block sizes. blockM is a multiple of tileM and blockN
-// of tileN. A blockM×blockK block of packed A (168 KiB) stays in L2, a
-// blockK×tileN strip of packed B (16 KiB) in L1.
+// Micro-tile and cache-block sizes. blockM is a multiple of tileM512 (and
+// so of tileM) and blockN of tileN512. A blockM×blockK block of packed A
+// (168 KiB) stays in L2, a blockK×tileN strip of packed B (16 KiB) in L1;
+// on the AVX-512 path the kernel reads two strips of B at once, so its
+// depth blocks are shallower (blockK512: 2×16×192 floats, 24 KiB, in a
+// 32 KiB L1).
 const (
-	tileM  = 6
-	tileN  = 16
-	blockM = 168
-	blockK = 256
-	blockN = 4080
+	tileM     = 6
+	tileN     = 16
+	tileM512  = 2 * tileM
+	tileN512  = 2 * tileN
+	blockM    = 168
+	blockK    = 256
+	blockK512 = 192
+	blockN    = 4064
 )
 
 // Panic strings, the same as gonum's.
@@ -59,7 +57,7 @@ const (
 // specify whether A or B are transposed (Trans and ConjTrans are the same).
 // It panics on bad arguments exactly as gonum's Sgemm does.
 func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if !useKernel {
+	if path == pathGonum {
 		impl.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
@@ -240,8 +238,13 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 	// Blocks of equal size (rounded up to the tile) rather than full blocks
 	// and a thin remainder: a thin last block reuses its B strips too few
 	// times.
+	wide := path == pathAVX512
 	mcBlock := evenBlock(m, blockM, tileM)
 	kcBlock := evenBlock(k, blockK, 8)
+	if wide {
+		mcBlock = evenBlock(m, blockM, tileM512)
+		kcBlock = evenBlock(k, blockK512, 8)
+	}
 	kcMax := min(k, kcBlock)
 	packA := n > packAMinN
 	packB := bTrans || m > packBMinM
@@ -305,7 +308,11 @@ func gemm(aTrans, bTrans bool, m, n, k int, alpha float32, a []float32, lda int,
 					}
 					opA.edge = ws.edgeA
 				}
-				macroKernel(&ws.tile, &opA, &opB, mc, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
+				if wide {
+					macroKernel512(&ws.tile, &opA, &opB, mc, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
+				} else {
+					macroKernel(&ws.tile, &opA, &opB, 0, mc, 0, nc, kc, alpha, beta, mode, c[ic*ldc+jc:], ldc)
+				}
 			}
 		}
 	}
@@ -321,15 +328,46 @@ func evenBlock(size, maxBlock, unit int) int {
 	return roundUp((size+blocks-1)/blocks, unit)
 }
 
-// macroKernel computes the mc×nc block of C that starts at c[0] from the
-// kc-deep blocks of op(A) and op(B) that opA and opB describe. Edge tiles
-// go through tile.
-func macroKernel(tile *[tileM * tileN]float32, opA, opB *operand, mc, nc, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
-	for j := 0; j < nc; j += tileN {
-		nr := min(tileN, nc-j)
+// macroKernel512 computes the mc×nc block of C that starts at c[0] from the
+// kc-deep blocks of op(A) and op(B) that opA and opB describe, in 12×32
+// tiles with the AVX-512 kernel (each a pair of 6-row strips of A times a
+// pair of 16-column strips of B, the layouts macroKernel reads). The rows
+// below the last full 12 and the columns right of the last full 32 go
+// through macroKernel's 6×16 tiles.
+func macroKernel512(tile *[tileM * tileN]float32, opA, opB *operand, mc, nc, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
+	m12, n32 := mc-mc%tileM512, nc-nc%tileN512
+	for j := 0; j < n32; j += tileN512 {
+		b0, _, bStep := opB.strip(j/tileN, false, 4*tileN)
+		b1, _, _ := opB.strip(j/tileN+1, false, 4*tileN)
+		for i := 0; i < m12; i += tileM512 {
+			a0, aRow, aStep := opA.strip(i/tileM, false, 4*tileM)
+			a1, _, _ := opA.strip(i/tileM+1, false, 4*tileM)
+			kernel512(kc, a0, a1, aRow, aStep, b0, b1, bStep, &c[i*ldc+j], ldc, alpha, beta, mode)
+		}
+	}
+	if m12 < mc && n32 > 0 {
+		macroKernel(tile, opA, opB, m12, mc, 0, n32, kc, alpha, beta, mode, c, ldc)
+	}
+	if n32 < nc {
+		macroKernel(tile, opA, opB, 0, mc, n32, nc, kc, alpha, beta, mode, c, ldc)
+	}
+}
+
+// kernel512 is the AVX-512 micro-kernel; tests on CPUs without AVX-512
+// replace it with a Go model of it to exercise macroKernel512.
+var kernel512 = kernel12x32
+
+// macroKernel computes the rows i0..i1 and columns j0..j1 (i0 a multiple
+// of tileM, j0 of tileN) of the block of C that starts at c[0] from the
+// kc-deep blocks of op(A) and op(B) that opA and opB describe, whose last
+// strips end at rows i1 and columns j1 (or are full). Edge tiles go
+// through tile.
+func macroKernel(tile *[tileM * tileN]float32, opA, opB *operand, i0, i1, j0, j1, kc int, alpha, beta float32, mode int, c []float32, ldc int) {
+	for j := j0; j < j1; j += tileN {
+		nr := min(tileN, j1-j)
 		bStrip, _, bStep := opB.strip(j/tileN, nr < tileN, 4*tileN)
-		for i := 0; i < mc; i += tileM {
-			mr := min(tileM, mc-i)
+		for i := i0; i < i1; i += tileM {
+			mr := min(tileM, i1-i)
 			aStrip, aRow, aStep := opA.strip(i/tileM, mr < tileM, 4*tileM)
 			if mr == tileM && nr == tileN {
 				kernel6x16(kc, aStrip, aRow, aStep, bStrip, bStep, &c[i*ldc+j], ldc, alpha, beta, mode)

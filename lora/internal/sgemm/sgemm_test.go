@@ -128,7 +128,10 @@ var scalars = [][2]float32{{1, 0}, {1, 1}, {-0.7, 2.5}, {0, 0}, {0, 1}, {0, -1.5
 // tile sizes, all transposes and padded leading dimensions, with A and B
 // each packed and read in place.
 func TestSgemmEdgeShapes(t *testing.T) {
-	requireKernel(t)
+	forEachKernel(t, testSgemmEdgeShapes)
+}
+
+func testSgemmEdgeShapes(t *testing.T) {
 	for _, minN := range []int{1 << 30, 0} {
 		for _, minM := range []int{1 << 30, 0} {
 			t.Run(fmt.Sprintf("packAMinN=%d/packBMinM=%d", minN, minM), func(t *testing.T) {
@@ -168,13 +171,17 @@ func testEdgeShapes(t *testing.T) {
 // above blockM, n above blockN) with sizes that are not multiples of
 // anything, narrow products (A read in place), short ones (B read in
 // place) and large ones (both packed).
-func TestSgemmLargeShapes(t *testing.T) {
-	requireKernel(t)
+func TestSgemmLargeShapes(t *testing.T) { forEachKernel(t, testSgemmLargeShapes) }
+
+func testSgemmLargeShapes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	shapes := [][3]int{
 		{300, 300, 300}, {300, 17, 600}, {17, 300, 257}, {170, 63, 513},
 		{337, 70, 256}, {6, 16, 1000}, {7, 4100, 5}, {63, 4097, 3}, {1, 300, 300},
 		{300, 1, 300}, {2, 5, 700}, {512, 48, 16}, {341, 64, 300}, {175, 65, 260},
+		// 12×32 tiles with and without row and column remainders, and
+		// depths across blockK512.
+		{24, 64, 385}, {180, 96, 200}, {181, 97, 193}, {12, 32, 1}, {13, 33, 7}, {36, 4100, 9},
 	}
 	idx := 0
 	for _, sh := range shapes {
@@ -190,13 +197,15 @@ func TestSgemmLargeShapes(t *testing.T) {
 }
 
 // TestSgemmScalars runs every alpha/beta pair on a shape with edge tiles.
-func TestSgemmScalars(t *testing.T) {
-	requireKernel(t)
+func TestSgemmScalars(t *testing.T) { forEachKernel(t, testSgemmScalars) }
+
+func testSgemmScalars(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, s := range scalars {
 		for _, tA := range []blas.Transpose{blas.NoTrans, blas.Trans} {
 			for _, tB := range []blas.Transpose{blas.NoTrans, blas.Trans} {
 				check(t, gemmCase{tA: tA, tB: tB, m: 29, n: 37, k: 270, alpha: s[0], beta: s[1], padC: 3}, rng)
+				check(t, gemmCase{tA: tA, tB: tB, m: 96, n: 128, k: 70, alpha: s[0], beta: s[1], padC: 1}, rng)
 			}
 		}
 	}
@@ -204,8 +213,9 @@ func TestSgemmScalars(t *testing.T) {
 
 // TestSgemmZeroSizes checks that m, n or k zero are handled like gonum
 // (k == 0 scales C by beta).
-func TestSgemmZeroSizes(t *testing.T) {
-	requireKernel(t)
+func TestSgemmZeroSizes(t *testing.T) { forEachKernel(t, testSgemmZeroSizes) }
+
+func testSgemmZeroSizes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, sh := range [][3]int{{0, 5, 5}, {5, 0, 5}, {5, 5, 0}, {0, 0, 0}, {7, 17, 0}} {
 		for _, beta := range []float32{0, 1, 3} {
@@ -216,9 +226,9 @@ func TestSgemmZeroSizes(t *testing.T) {
 
 // TestSgemmFallback forces gonum's path, as on CPUs without AVX2/FMA.
 func TestSgemmFallback(t *testing.T) {
-	saved := useKernel
-	useKernel = false
-	defer func() { useKernel = saved }()
+	saved := path
+	path = pathGonum
+	defer func() { path = saved }()
 	if Accelerated() {
 		t.Fatal("Accelerated() with the kernel switched off")
 	}
@@ -278,8 +288,9 @@ func TestSgemmPanics(t *testing.T) {
 
 // TestSgemmConcurrent runs many products at once from several goroutines
 // (run with -race); each must match its own serial result.
-func TestSgemmConcurrent(t *testing.T) {
-	requireKernel(t)
+func TestSgemmConcurrent(t *testing.T) { forEachKernel(t, testSgemmConcurrent) }
+
+func testSgemmConcurrent(t *testing.T) {
 	const workers = 8
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -311,9 +322,31 @@ func TestSgemmConcurrent(t *testing.T) {
 	}
 }
 
-func requireKernel(t *testing.T) {
+// forEachKernel runs test once on each assembly kernel this machine has
+// (AVX-512, AVX2), forced in turn; where the CPU lacks AVX-512 but has
+// AVX2, the AVX-512 path's blocking and edge handling run with the Go
+// model of kernel12x32 (kernel_model_test.go) in its place. Without any
+// assembly kernel it runs test once on gonum's fallback.
+func forEachKernel(t *testing.T, test func(*testing.T)) {
 	t.Helper()
-	if !Accelerated() {
-		t.Log("no AVX2/FMA kernel on this machine: testing gonum's fallback")
+	saved, savedKernel := path, kernel512
+	defer func() { path, kernel512 = saved, savedKernel }()
+	ran := false
+	for _, p := range availablePaths() {
+		if p == pathGonum {
+			continue
+		}
+		path, kernel512 = p, savedKernel
+		t.Run(pathNames[p], test)
+		ran = true
+	}
+	if !hasAVX512 && hasKernel {
+		path, kernel512 = pathAVX512, modelKernel12x32
+		t.Run(KernelAVX512+"-model", test)
+	}
+	if !ran {
+		t.Log("no assembly kernel on this machine: testing gonum's fallback")
+		path = pathGonum
+		test(t)
 	}
 }

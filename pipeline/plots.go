@@ -1,4 +1,4 @@
-package activities
+package pipeline
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func plotLossCurve(path string, losses []float64, steps int, baseEval, adapterEv
 	p.Y.Label.Text = "loss (nats/token)"
 	pts := make(plotter.XYs, len(losses))
 	for i, l := range losses {
-		pts[i] = plotter.XY{X: float64(curveStep(i, len(losses), steps)), Y: l}
+		pts[i] = plotter.XY{X: float64(CurveStep(i, len(losses), steps)), Y: l}
 	}
 	line, err := plotter.NewLine(pts)
 	if err != nil {

@@ -1,0 +1,184 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func preTokenize(t *testing.T, cfg, text string) []string {
+	t.Helper()
+	p, err := parsePreTokenizer(json.RawMessage(cfg))
+	if err != nil {
+		t.Fatalf("%s: %v", cfg, err)
+	}
+	var out []string
+	p.run(text, true, func(s string) { out = append(out, s) })
+	return out
+}
+
+// Expected pieces follow the delimiter behaviors' definitions in
+// tokenizers/src/tokenizer/normalizer.rs (split) and its tests.
+func TestSplitBehaviors(t *testing.T) {
+	split := func(b string, invert bool) string {
+		inv := "false"
+		if invert {
+			inv = "true"
+		}
+		return `{"type":"Split","pattern":{"String":"-"},"behavior":"` + b + `","invert":` + inv + `}`
+	}
+	for _, c := range []struct {
+		cfg  string
+		want []string
+	}{
+		{split("Isolated", false), []string{"the", "-", "final", "-", "-", "countdown"}},
+		{split("Removed", false), []string{"the", "final", "countdown"}},
+		{split("MergedWithPrevious", false), []string{"the-", "final-", "-", "countdown"}},
+		{split("MergedWithNext", false), []string{"the", "-final", "-", "-countdown"}},
+		{split("Contiguous", false), []string{"the", "-", "final", "--", "countdown"}},
+		{split("Removed", true), []string{"-", "-", "-"}},
+	} {
+		if got := preTokenize(t, c.cfg, "the-final--countdown"); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.cfg, got, c.want)
+		}
+	}
+	digits := `{"type":"Digits","individual_digits":true}`
+	if got := preTokenize(t, digits, "a123b"); !reflect.DeepEqual(got, []string{"a", "1", "2", "3", "b"}) {
+		t.Errorf("Digits: %q", got)
+	}
+	if got := preTokenize(t, `{"type":"Digits","individual_digits":false}`, "a123b"); !reflect.DeepEqual(got, []string{"a", "123", "b"}) {
+		t.Errorf("Digits contiguous: %q", got)
+	}
+	if got := preTokenize(t, `{"type":"Punctuation"}`, "Hey, you!?"); !reflect.DeepEqual(got, []string{"Hey", ",", " you", "!", "?"}) {
+		t.Errorf("Punctuation: %q", got)
+	}
+}
+
+// Metaspace, after tokenizers/src/pre_tokenizers/metaspace.rs and its tests.
+func TestMetaspace(t *testing.T) {
+	ms := func(scheme string, split bool) string {
+		b, _ := json.Marshal(map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": scheme, "split": split})
+		return string(b)
+	}
+	for _, c := range []struct {
+		cfg   string
+		first bool
+		in    string
+		want  []string
+	}{
+		{ms("always", true), true, "Hey friend!", []string{"▁Hey", "▁friend!"}},
+		{ms("always", true), true, "Hey   friend!", []string{"▁Hey", "▁", "▁", "▁friend!"}},
+		{ms("always", false), true, "Hey friend!", []string{"▁Hey▁friend!"}},
+		{ms("always", false), false, "Hey", []string{"▁Hey"}},
+		{ms("first", false), true, "Hey", []string{"▁Hey"}},
+		{ms("first", false), false, "Hey", []string{"Hey"}},
+		{ms("first", false), true, " Hey", []string{"▁Hey"}}, // no second ▁
+		{ms("never", true), true, "Hey friend", []string{"Hey", "▁friend"}},
+	} {
+		p, err := parsePreTokenizer(json.RawMessage(c.cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		p.run(c.in, c.first, func(s string) { got = append(got, s) })
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s first=%v %q: %q, want %q", c.cfg, c.first, c.in, got, c.want)
+		}
+	}
+	if _, err := parsePreTokenizer(json.RawMessage(ms("sometimes", true))); err == nil {
+		t.Error("unknown prepend_scheme accepted")
+	}
+}
+
+// spmJSON is a small SentencePiece-style tokenizer.json: byte fallback, an
+// unk token, and the given normalizer, pre-tokenizer and decoder.
+const spmJSON = `{
+ "added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 1, "content": "<s>", "special": true},
+  {"id": 9, "content": "<|user|>", "rstrip": true, "special": true}],
+ "normalizer": NORM, "pre_tokenizer": PRE, "decoder": DEC,
+ "model": {"type": "BPE", "byte_fallback": BF, "fuse_unk": true, "unk_token": "<unk>",
+  "vocab": {"<unk>": 0, "<s>": 1, "<0xC3>": 2, "<0xA9>": 3, "▁": 4, "h": 5, "i": 6, "hi": 7, "▁hi": 8, "<|user|>": 9, "<0x20>": 10},
+  "merges": [["h", "i"], ["▁", "hi"]]}
+}`
+
+func spm(t *testing.T, norm, pre, dec string, byteFallback bool) *Tokenizer {
+	t.Helper()
+	bf := "false"
+	if byteFallback {
+		bf = "true"
+	}
+	r := strings.NewReplacer("NORM", norm, "PRE", pre, "DEC", dec, "BF", bf)
+	tok, err := Parse([]byte(r.Replace(spmJSON)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestSentencePieceStyle(t *testing.T) {
+	legacy := spm(t, spmLegacyNorm, "null", spmLegacyDec, true)
+	for _, c := range []struct {
+		in   string
+		want []int
+	}{
+		{"hi hi", []int{8, 8}},
+		{"hié", []int{8, 2, 3}},         // é has no token: its bytes
+		{" hi", []int{4, 8}},            // Prepend adds a second ▁
+		{"<s>hi", []int{1, 8}},          // each stretch gets its own ▁
+		{"<|user|>  \nhi", []int{9, 8}}, // rstrip eats the whitespace
+		{"hxxi", []int{4, 5, 0, 6}},     // unknown characters fused into one <unk>
+	} {
+		if got := legacy.Encode(c.in); !sameIDs(got, c.want) {
+			t.Errorf("legacy Encode(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		ids  []int
+		want string
+	}{
+		{[]int{8, 8}, "hi hi"},
+		{[]int{4, 8}, " hi"},
+		{[]int{8, 2, 3}, "hié"},
+		{[]int{8, 2}, "hi\uFFFD"}, // a cut character: U+FFFD per byte
+		{[]int{1, 8}, "<s> hi"},   // Strip only cuts the first character of the fused text
+	} {
+		if got := legacy.Decode(c.ids); got != c.want {
+			t.Errorf("legacy Decode(%v) = %q, want %q", c.ids, got, c.want)
+		}
+	}
+	if got := legacy.DecodeSkipSpecial([]int{1, 8}); got != "hi" {
+		t.Errorf("DecodeSkipSpecial = %q", got)
+	}
+	noFallback := spm(t, spmLegacyNorm, "null", spmLegacyDec, false)
+	if got := noFallback.Encode("hié"); !sameIDs(got, []int{8, 0}) {
+		t.Errorf("without byte_fallback: %v", got)
+	}
+	// Newer files: Metaspace(prepend_scheme first, split false), no normalizer.
+	meta := spm(t, "null", `{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`,
+		`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}`, true)
+	if got := meta.Encode("hi hi"); !sameIDs(got, []int{8, 8}) {
+		t.Errorf("Metaspace Encode = %v", got)
+	}
+	if got := meta.Encode("<s>hi"); !sameIDs(got, []int{1, 7}) {
+		t.Errorf("Metaspace after a token = %v (want no ▁: not at offset 0)", got)
+	}
+	if got := meta.Decode([]int{8, 8}); got != "hi hi" {
+		t.Errorf("Metaspace Decode = %q", got)
+	}
+}
+
+func TestRejectsBadComponents(t *testing.T) {
+	for name, c := range map[string][3]string{
+		"Prepend without prepend": {`{"type":"Prepend"}`, "null", spmLegacyDec},
+		"Replace without pattern": {`{"type":"Replace","content":"x"}`, "null", spmLegacyDec},
+		"bad regex":               {"null", `{"type":"Split","pattern":{"Regex":"(("},"behavior":"Isolated"}`, spmLegacyDec},
+		"Strip of two chars":      {"null", "null", `{"type":"Strip","content":"ab","start":1,"stop":0}`},
+		"deep nesting":            {strings.Repeat(`{"type":"Sequence","normalizers":[`, 12) + `{"type":"NFC"}` + strings.Repeat(`]}`, 12), "null", "null"},
+	} {
+		r := strings.NewReplacer("NORM", c[0], "PRE", c[1], "DEC", c[2], "BF", "true")
+		if _, err := Parse([]byte(r.Replace(spmJSON))); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
