@@ -108,7 +108,7 @@ func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
-	if err := checkModelFits(cfg); err != nil {
+	if err := checkModelFits(cfg, bytesNarrowest); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	ck, err := safetensors.OpenDir(dir)
@@ -176,7 +176,7 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkModelFits(cfg); err != nil {
+	if err := checkModelFits(cfg, bytesFloat32); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))
