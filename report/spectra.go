@@ -125,8 +125,12 @@ func SpectraPlot(r *diagnose.Report) (*plot.Plot, error) {
 	}
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	// Above 1 is the legend's band.
-	p.Y.Min, p.Y.Max = lo/2, math.Pow(10, 0.25*float64(drawn+1))*1.2
+	// Above 1 is the legend's band, as tall as its entries: each takes
+	// about 3% of the data area's height at 1200x700.
+	p.Y.Min = lo / 2
+	frac := math.Min(0.6, 0.035*float64(drawn+2))
+	decades := math.Log10(1 / p.Y.Min)
+	p.Y.Max = math.Pow(10, decades*frac/(1-frac)) * 1.1
 	p.X.Min, p.X.Max = 0.5, float64(max(longest, r.SuggestedRank))+0.5
 	if r.SuggestedRank > 0 {
 		mark, err := plotter.NewLine(plotter.XYs{{X: float64(r.SuggestedRank), Y: p.Y.Min}, {X: float64(r.SuggestedRank), Y: 1}})
