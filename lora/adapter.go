@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,9 +28,36 @@ func moduleOf(paramName string) string {
 
 // moduleList renders the linear layers for error messages.
 func moduleList[T float](n *net[T]) string {
-	var names []string
+	// Grouped by the module name that target_modules matches (its last
+	// component), with how many layers have it: a 28-layer model lists 8
+	// names, not 197.
+	type group struct {
+		name   string
+		count  int
+		shapes []string
+	}
+	var groups []*group
+	byName := map[string]*group{}
 	for _, l := range n.linears() {
-		names = append(names, fmt.Sprintf("%s [%d→%d]", l.module, l.in, l.out))
+		name := l.module[strings.LastIndexByte(l.module, '.')+1:]
+		g := byName[name]
+		if g == nil {
+			g = &group{name: name}
+			byName[name] = g
+			groups = append(groups, g)
+		}
+		g.count++
+		if shape := fmt.Sprintf("[%d→%d]", l.in, l.out); !slices.Contains(g.shapes, shape) {
+			g.shapes = append(g.shapes, shape)
+		}
+	}
+	var names []string
+	for _, g := range groups {
+		s := g.name + " " + strings.Join(g.shapes, " ")
+		if g.count > 1 {
+			s += fmt.Sprintf(" ×%d", g.count)
+		}
+		names = append(names, s)
 	}
 	return strings.Join(names, ", ")
 }
@@ -105,7 +133,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	// modules_to_save: a saved head that is tied gets its own copy.
 	if cfg.SavesModule("lm_head") && n.head.w == n.embed {
 		w := newParam[T]("lm_head.weight", n.embed.shape)
-		copy(w.w, n.embed.w)
+		copy(w.w, n.embed.values())
 		n.head.w = w
 		n.params = append(n.params, w)
 	}
@@ -123,7 +151,7 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 		if keep && !seen[p] {
 			seen[p] = true
 			// the clone shares the base model's values: train a copy
-			p.w = append([]T(nil), p.w...)
+			p.ownCopy()
 			key := peft.KeyParam(p.name)
 			if isBias {
 				l := n.findLinear(mod)
@@ -214,7 +242,7 @@ func applyAdapter[T float](n *net[T], a *peft.Adapter) error {
 			if !equalShape(p.shape, shape) {
 				return inputErr(KindAdapterMismatch, "adapter tensor %q has shape %v, the model's is %v", key, shape, p.shape)
 			}
-			p.w = fromFloat32[T](a.Tensors[key])
+			p.w, p.lp = fromFloat32[T](a.Tensors[key]), nil
 		default:
 			return inputErr(KindAdapterMismatch, "adapter tensor %q (%s) is not supported", key, kind)
 		}

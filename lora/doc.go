@@ -69,9 +69,10 @@
 // interfaces, on one of three backends (BLASBackends, UseBLAS): OpenBLAS
 // through cgo in a binary built with -tags openblas (libopenblas-dev), its
 // narrow products (LoRA's rank-r ones, attention's per-head ones) on the Go
-// kernel; "go", pure Go, with internal/sgemm's AVX2/FMA assembly kernel in
-// place of gonum's sgemm (the default without cgo on amd64); and gonum's BLAS
-// alone. Large products are split across the cores by the engine, each block
+// kernel; "go", pure Go, with internal/sgemm's AVX-512 or AVX2/FMA assembly
+// kernel in place of gonum's sgemm; and gonum's BLAS alone. The engine
+// starts on the one that measured fastest for the CPU's family
+// (blas_default.go: "go" on AMD EPYC), or the one LORAFLOW_BLAS names. Large products are split across the cores by the engine, each block
 // one single-threaded BLAS call. Softmax, cross-entropy, SiLU and GELU run
 // on vectorised kernels (github.com/viterin/vek, and internal/vmath's AVX2
 // exp). The LoRA path is computed as (x·Aᵀ)·Bᵀ, never as a dense ΔW.

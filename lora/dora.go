@@ -50,6 +50,7 @@ func newDoRA[T float](l *linear[T], key string) *doraState[T] {
 // weightRowNorms writes ‖W0 + s·B·A‖₂ of every output row to dst, a block
 // of rows at a time (the dense ΔW is never held whole).
 func (l *linear[T]) weightRowNorms(dst []T) {
+	l.w.widen() // DoRA reads W0 row by row (frozen.go)
 	lb := l.lora
 	const block = 128
 	rowsMax := min(block, l.out)

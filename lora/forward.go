@@ -121,9 +121,9 @@ func (n *net[T]) run(bt batch, train bool, gscale float64, drop *dropoutSeed, lo
 	es := T(cfg.embedScale())
 	parallelFor(N, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			copy(x0[r*H:(r+1)*H], n.embed.w[bt.tokens[r]*H:(bt.tokens[r]+1)*H])
+			xr := x0[r*H : (r+1)*H]
+			n.embed.row(bt.tokens[r], xr)
 			if es != 1 {
-				xr := x0[r*H : (r+1)*H]
 				for j := range xr {
 					xr[j] *= es
 				}

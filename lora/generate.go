@@ -47,7 +47,7 @@ func (n *net[T]) infer(tokens []int, cache *kvCache[T], all bool) []T {
 	x := make([]T, S*H)
 	es := T(cfg.embedScale())
 	for r, t := range tokens {
-		copy(x[r*H:(r+1)*H], n.embed.w[t*H:(t+1)*H])
+		n.embed.row(t, x[r*H:(r+1)*H])
 		if n.pos != nil {
 			for j := 0; j < H; j++ {
 				x[r*H+j] += n.pos.w[(p0+r)*H+j]

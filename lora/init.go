@@ -43,6 +43,7 @@ func initFromWeights[T float](n *net[T], l *linear[T], scale float64, method str
 	if l.w == n.embed {
 		return inputErr(KindBadConfig, "init_lora_weights %q cannot target %s: its weight is tied to the embeddings", method, l.module)
 	}
+	l.w.widen() // the residual replaces the weight
 	lb := l.lora
 	var in combine.Init
 	var err error

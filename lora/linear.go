@@ -89,6 +89,10 @@ func (l *linear[T]) needsInput() bool { return l.w.g != nil || l.lora != nil }
 
 // mulW writes y[:n·out] = x·W (as the layer applies it; no bias).
 func (l *linear[T]) mulW(x []T, n int, y []T) {
+	if l.w.lp != nil {
+		lowMul(l.w, !l.conv1d, n, x, l.in, 0, y, l.out)
+		return
+	}
 	if l.conv1d {
 		gemm(false, false, n, l.out, l.in, 1, x, l.in, l.w.w, l.out, 0, y, l.out)
 	} else {
@@ -99,6 +103,10 @@ func (l *linear[T]) mulW(x []T, n int, y []T) {
 // inputGrad writes (beta 0) or adds (beta 1) g·W to dx: the input gradient
 // of the base product for an output gradient g [n, out].
 func (l *linear[T]) inputGrad(g []T, n int, beta T, dx []T) {
+	if l.w.lp != nil {
+		lowMul(l.w, l.conv1d, n, g, l.out, beta, dx, l.in)
+		return
+	}
 	if l.conv1d {
 		gemm(false, true, n, l.in, l.out, 1, g, l.out, l.w.w, l.out, beta, dx, l.in)
 	} else {

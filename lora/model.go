@@ -78,7 +78,7 @@ func (m *Model) Tensor(name string) ([]float32, []int, bool) {
 	if p == nil {
 		return nil, nil, false
 	}
-	return append([]float32(nil), p.w...), append([]int(nil), p.shape...), true
+	return append([]float32(nil), p.values()...), append([]int(nil), p.shape...), true
 }
 
 // tensorReader is what LoadModel needs from a checkpoint folder.
@@ -91,7 +91,14 @@ type tensorReader interface {
 
 // LoadModel reads a Hugging Face checkpoint folder: config.json and
 // model.safetensors (or a sharded checkpoint with its index).
-func LoadModel(dir string) (*Model, error) {
+func LoadModel(dir string) (*Model, error) { return LoadModelWith(dir, LoadOptions{}) }
+
+// LoadModelWith is LoadModel with the frozen weights kept as o says (see
+// frozen.go): 16-bit checkpoint weights always stay 16 bits.
+func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	raw, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -103,7 +110,7 @@ func LoadModel(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
-	if err := checkModelFits(cfg); err != nil {
+	if err := checkModelFits(cfg, o.weightScale()); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
 	if err := readGenerationConfig(dir, &cfg); err != nil {
@@ -114,7 +121,7 @@ func LoadModel(dir string) (*Model, error) {
 		return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("open weights in %s", dir), Err: err}
 	}
 	defer ck.Close()
-	return loadFrom(cfg, ck, dir)
+	return loadFrom(cfg, ck, dir, o)
 }
 
 // maxGenerationConfig bounds generation_config.json (real ones are < 1 KiB).
@@ -171,20 +178,25 @@ func (m *Model) StopTokens() []int {
 	return nil
 }
 
-func loadFrom(cfg ModelConfig, r tensorReader, dir string) (*Model, error) {
+func loadFrom(cfg ModelConfig, r tensorReader, dir string, o LoadOptions) (*Model, error) {
 	names := map[string]bool{}
 	for _, n := range r.Names() {
 		names[n] = true
 	}
+	resolve := func(name string) (string, bool) {
+		if names[name] {
+			return name, true
+		}
+		// GPT-2 checkpoints saved from GPT2Model have no "transformer." prefix.
+		if s, ok := strings.CutPrefix(name, "transformer."); ok && names[s] {
+			return s, true
+		}
+		return "", false
+	}
 	src := func(name string, shape []int) ([]float32, error) {
-		actual := name
-		if !names[actual] {
-			// GPT-2 checkpoints saved from GPT2Model have no "transformer." prefix.
-			if s, ok := strings.CutPrefix(name, "transformer."); ok && names[s] {
-				actual = s
-			} else {
-				return nil, inputErr(KindMissingTensor, "%s: tensor %q is missing (%s with %d layers)", dir, name, cfg.ModelType, cfg.Layers)
-			}
+		actual, ok := resolve(name)
+		if !ok {
+			return nil, inputErr(KindMissingTensor, "%s: tensor %q is missing (%s with %d layers)", dir, name, cfg.ModelType, cfg.Layers)
 		}
 		info, _ := r.Info(actual)
 		if !equalShape(info.Shape, shape) {
@@ -196,7 +208,7 @@ func loadFrom(cfg ModelConfig, r tensorReader, dir string) (*Model, error) {
 		}
 		return v, nil
 	}
-	n, err := buildNet[float32](cfg, src)
+	n, err := buildNet[float32](cfg, src, checkpointLow(r, o, resolve, dir))
 	if err != nil {
 		return nil, err
 	}
@@ -219,15 +231,13 @@ func equalShape(a, b []int) bool {
 // weights 1, biases 0), deterministic in seed. Zero fields of cfg get the
 // defaults of the model type.
 func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkModelFits(cfg); err != nil {
-		return nil, err
-	}
+	return NewModelWith(cfg, seed, LoadOptions{})
+}
+
+// randomSource makes NewModel's weights, tensor by tensor in build order.
+func randomSource(cfg ModelConfig, seed int64) weightSource {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x10a1))
-	src := func(name string, shape []int) ([]float32, error) {
+	return func(name string, shape []int) ([]float32, error) {
 		size := 1
 		for _, d := range shape {
 			size *= d
@@ -252,11 +262,6 @@ func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
 		}
 		return v, nil
 	}
-	n, err := buildNet[float32](cfg, src)
-	if err != nil {
-		return nil, err
-	}
-	return &Model{cfg: cfg, net: n}, nil
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
@@ -307,7 +312,7 @@ func (m *Model) Save(dir string) error {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
 	var ts []safetensors.Tensor
 	for _, p := range ps {
-		b, err := safetensors.EncodeFloat32(safetensors.DType("F32"), p.w)
+		b, err := safetensors.EncodeFloat32(safetensors.DType("F32"), p.values())
 		if err != nil {
 			return fmt.Errorf("lora: encode %q: %w", p.name, err)
 		}

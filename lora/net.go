@@ -73,7 +73,7 @@ func (b *block[T]) linears() []*linear[T] {
 }
 
 // buildNet makes a network of cfg with weights from src.
-func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
+func buildNet[T float](cfg ModelConfig, src weightSource, low ...lowSource) (*net[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,6 +86,13 @@ func buildNet[T float](cfg ModelConfig, src weightSource) (*net[T], error) {
 			size *= d
 		}
 		var v []float32
+		if firstErr == nil && len(low) > 0 { // kept in fewer bits (frozen.go)
+			var ok bool
+			if p.lp, ok, firstErr = low[0](name, shape); ok {
+				n.params = append(n.params, p)
+				return p
+			}
+		}
 		if firstErr == nil {
 			v, firstErr = src(name, shape)
 			if firstErr == nil && len(v) != size {
@@ -152,7 +159,7 @@ func (n *net[T]) clone() *net[T] {
 		if q, ok := pm[p]; ok {
 			return q
 		}
-		q := &param[T]{name: p.name, shape: p.shape, w: p.w}
+		q := &param[T]{name: p.name, shape: p.shape, w: p.w, lp: p.lp}
 		pm[p] = q
 		return q
 	}

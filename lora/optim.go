@@ -21,6 +21,7 @@ type optimizer[T float] struct {
 func newOptimizer[T float](tr []trainable[T]) *optimizer[T] {
 	o := &optimizer[T]{tr: tr}
 	for _, t := range tr {
+		t.p.widen() // a trained weight is float32 (frozen.go)
 		if t.p.g == nil {
 			t.p.g = make([]T, len(t.p.w))
 		}

@@ -122,9 +122,19 @@ type param[T float] struct {
 	shape []int
 	w     []T
 	g     []T
+	lp    lowWeight // a frozen weight kept in fewer bits (w is nil then); see frozen.go
 }
 
-func (p *param[T]) size() int { return len(p.w) }
+func (p *param[T]) size() int {
+	if p.lp == nil {
+		return len(p.w)
+	}
+	n := 1
+	for _, d := range p.shape {
+		n *= d
+	}
+	return n
+}
 
 func newParam[T float](name string, shape []int) *param[T] {
 	n := 1

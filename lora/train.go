@@ -154,7 +154,7 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	if err := checkData(m.cfg, data); err != nil {
 		return nil, TrainResult{}, err
 	}
-	if err := checkTrainLimits(m.cfg, tc); err != nil {
+	if err := checkTrainLimits(m.cfg, tc, float64(m.WeightBytes())); err != nil {
 		return nil, TrainResult{}, err
 	}
 	tc = tc.withDefaults(m.cfg)
@@ -162,6 +162,9 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	case "constant", "linear", "cosine":
 	default:
 		return nil, TrainResult{}, inputErr(KindBadTrainConfig, "schedule %q is not constant, linear or cosine", tc.Schedule)
+	}
+	if tc.FullFineTune {
+		m.net.widenAll() // trained in place, in float32 (frozen.go)
 	}
 	n := m.net.clone()
 	var tr []trainable[float32]
