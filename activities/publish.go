@@ -28,7 +28,11 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishO
 	}
 	defer reg.Close()
 	out, err = pipeline.Publish(ctx, a.Store, v, reg, in, pipeline.StepOptions{Logger: a.logger()})
-	return out, classify("Publish", err)
+	if err != nil {
+		return out, classify("Publish", err)
+	}
+	a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
+	return out, nil
 }
 
 // FindChampion reads the current champion's input digests, so that a

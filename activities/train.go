@@ -47,6 +47,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
 		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
+		// Nothing was trained now: this attempt's energy is its own (the
+		// lookup), and no full fine-tuning is counterfactual to it.
+		out.Reused, out.Usage, out.Counterfactual = true, m.stop(nil), nil
 		return out, nil
 	}
 	// Earlier attempts' energy, as their last heartbeat reported it.

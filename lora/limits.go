@@ -144,10 +144,11 @@ func estimateModelBytes(c ModelConfig) float64 {
 }
 
 // checkModelFits refuses a config whose weights alone would exceed
-// MemoryLimit, naming the fields that make it large.
-func checkModelFits(c ModelConfig) error {
+// MemoryLimit, naming the fields that make it large; scale is the fraction
+// of float32's size the weights are held in (LoadOptions.weightScale).
+func checkModelFits(c ModelConfig, scale float64) error {
 	limit := MemoryLimit()
-	need := estimateModelBytes(c)
+	need := estimateModelBytes(c) * scale
 	if limit > 0 && need > float64(limit) {
 		return inputErr(KindBadConfig, "config.json: the weights need about %s (vocab_size %d, hidden_size %d, num_hidden_layers %d, intermediate_size %d, max_position_embeddings %d), over the memory limit of %s",
 			humanBytes(need), c.VocabSize, c.Hidden, c.Layers, c.Intermediate, c.MaxPositions, humanBytes(float64(limit)))
@@ -177,7 +178,7 @@ func estimateTrainBytes(c ModelConfig, tc TrainConfig) float64 {
 // positions (it used to be clamped silently), and a batch whose estimated
 // activations with the weights exceed MemoryLimit. The fields are named as
 // in the spec.
-func checkTrainLimits(c ModelConfig, tc TrainConfig) error {
+func checkTrainLimits(c ModelConfig, tc TrainConfig, weightBytes float64) error {
 	switch {
 	case tc.SeqLen > c.MaxPositions:
 		return inputErr(KindBadTrainConfig, "seq_len %d is longer than the model's %d positions (config.json max_position_embeddings)", tc.SeqLen, c.MaxPositions)
@@ -187,7 +188,7 @@ func checkTrainLimits(c ModelConfig, tc TrainConfig) error {
 	}
 	tc = tc.withDefaults(c)
 	limit := MemoryLimit()
-	need := estimateModelBytes(c) + estimateTrainBytes(c, tc)
+	need := weightBytes + estimateTrainBytes(c, tc)
 	if limit > 0 && need > float64(limit) {
 		return inputErr(KindBadTrainConfig, "batch_size %d × seq_len %d needs about %s of activations and weights, over the memory limit of %s (lower batch_size and raise grad_accum_steps, or turn on gradient_checkpointing)",
 			tc.BatchSize, tc.SeqLen, humanBytes(need), humanBytes(float64(limit)))

@@ -20,8 +20,12 @@ type Base struct {
 }
 
 // LoadBase loads the checkpoint folder dir and its tokenizer.json.
-func LoadBase(dir string) (*Base, error) {
-	m, err := lora.LoadModel(dir)
+func LoadBase(dir string) (*Base, error) { return LoadBaseWith(dir, lora.LoadOptions{}) }
+
+// LoadBaseWith is LoadBase with the frozen weights held as o says (the
+// spec's precision and quantization, for training).
+func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
+	m, err := lora.LoadModelWith(dir, o)
 	if err != nil {
 		return nil, err
 	}
