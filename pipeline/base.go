@@ -45,13 +45,13 @@ func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
 		return nil, err
 	}
 	b := &Base{Model: m, Tokenizer: tok, chat: chat, bos: -1, eos: -1}
-	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
+	for _, name := range []string{"<|begin_of_text|>", "<s>", "<bos>"} { // <bos>, <eos>: Gemma
 		if id, ok := tok.SpecialID(name); ok {
 			b.bos = id
 			break
 		}
 	}
-	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>"} {
+	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"} {
 		if id, ok := tok.SpecialID(name); ok {
 			b.eos = id
 			break
