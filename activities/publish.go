@@ -12,11 +12,11 @@ import (
 // (pipeline.Publish).
 func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishOutput, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("Publish", in.Spec); err != nil {
 		return PublishOutput{}, err
 	}
-	alive := startKeepAlive(ctx, "verifying and publishing") // hashing a whole model takes minutes
+	alive := startKeepAlive(ctx, "verifying and publishing", m) // hashing a whole model takes minutes
 	defer alive.close()
 	v, err := a.verifier("Publish")
 	if err != nil {

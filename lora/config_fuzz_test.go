@@ -46,7 +46,7 @@ func FuzzParseModelConfig(f *testing.F) {
 				t.Fatalf("accepted %s %d outside [1,%d]", name, v.got, v.max)
 			}
 		}
-		if estimateModelBytes(c, bytesFloat32) > 4<<20 {
+		if estimateModelBytes(c) > 4<<20 {
 			return
 		}
 		if _, err := NewModel(c, 1); err != nil {

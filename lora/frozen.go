@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/loraflow/loraflow/lora/quant"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -35,14 +36,87 @@ const (
 type LoadOptions struct {
 	// Precision is PrecisionFP32 (the default when empty) or PrecisionBF16.
 	Precision string
+	// Quantization, when not nil, quantizes the linear weights of the
+	// transformer blocks at load (QLoRA); the embeddings and the output head
+	// stay as Precision keeps them, as bitsandbytes leaves them unquantized.
+	Quantization *quant.Config
 }
 
 func (o LoadOptions) check() error {
 	switch o.Precision {
 	case "", PrecisionFP32, PrecisionBF16:
-		return nil
+	default:
+		return inputErr(KindBadConfig, "precision %q is not %s or %s", o.Precision, PrecisionFP32, PrecisionBF16)
 	}
-	return inputErr(KindBadConfig, "precision %q is not %s or %s", o.Precision, PrecisionFP32, PrecisionBF16)
+	if o.Quantization != nil {
+		if err := o.Quantization.Validate(); err != nil {
+			return &InputError{Kind: KindBadConfig, Msg: "quantization", Err: err}
+		}
+	}
+	return nil
+}
+
+// quantName names the quantization type ("" for none).
+func (o LoadOptions) quantName() string {
+	if o.Quantization == nil {
+		return ""
+	}
+	return string(o.Quantization.Type)
+}
+
+// weightScale is the fraction of their float32 size the weights take at
+// most as o holds them, for the memory limit checked before loading: BF16
+// halves them; quantization leaves the embeddings and head at 16 bits (at
+// most half) and the blocks at under a quarter. An fp32 load may keep a
+// 16-bit checkpoint at 2 bytes but is counted at 4 (its dtype is not known
+// yet).
+func (o LoadOptions) weightScale() float64 {
+	if o.Quantization != nil || o.Precision == PrecisionBF16 {
+		return 0.5
+	}
+	return 1
+}
+
+// quantizes reports whether o quantizes the tensor: a linear weight of a
+// transformer block (not the embeddings nor the head).
+func (o LoadOptions) quantizes(name string, shape []int) bool {
+	return o.Quantization != nil && keepsLow(name, shape) &&
+		!strings.Contains(name, "embed") && !strings.Contains(name, "wte.") && !strings.Contains(name, "lm_head")
+}
+
+// quantWeight is a block-quantized weight (NF4, FP4, INT8).
+type quantWeight struct {
+	q    *quant.Tensor
+	cols int
+}
+
+func (w *quantWeight) dtype() string      { return strings.ToUpper(string(w.q.Type)) }
+func (w *quantWeight) residentBytes() int { return w.q.Bytes() }
+func (w *quantWeight) decode(r0, r1, c0, c1 int, dst []float32) {
+	if c0 == 0 && c1 == w.cols { // whole rows: one contiguous range
+		w.q.Dequantize(r0*w.cols, r1*w.cols, dst)
+		return
+	}
+	cw := c1 - c0
+	for r := r0; r < r1; r++ {
+		w.q.Dequantize(r*w.cols+c0, r*w.cols+c1, dst[(r-r0)*cw:(r-r0+1)*cw])
+	}
+}
+
+// lowFromValues keeps float32 values v of a frozen tensor as o says:
+// quantized, rounded to BF16, or (ok false) as they are.
+func (o LoadOptions) lowFromValues(name string, shape []int, v []float32) (lowWeight, bool, error) {
+	switch {
+	case o.quantizes(name, shape):
+		q, err := quant.Quantize(v, *o.Quantization)
+		if err != nil {
+			return nil, false, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("quantize tensor %q", name), Err: err}
+		}
+		return &quantWeight{q: q, cols: shape[1]}, true, nil
+	case o.Precision == PrecisionBF16 && keepsLow(name, shape):
+		return newBF16Weight(v, shape[1]), true, nil
+	}
+	return nil, false, nil
 }
 
 // lowWeight is the storage of a frozen weight [rows, cols] held in fewer
@@ -188,6 +262,39 @@ func (m *Model) WeightDTypes() map[string]int {
 	return out
 }
 
+// NewModelWith is NewModel with the frozen weights kept as o says, each
+// tensor made in float32 and converted at once (so a model too large for
+// float32 can be made quantized or in BF16: the benchmarks' real-scale
+// shapes). The values are those of NewModel, rounded or quantized.
+func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkModelFits(cfg, o.weightScale()); err != nil {
+		return nil, err
+	}
+	src := randomSource(cfg, seed)
+	low := func(name string, shape []int) (lowWeight, bool, error) {
+		if !o.quantizes(name, shape) && !(o.Precision == PrecisionBF16 && keepsLow(name, shape)) {
+			return nil, false, nil
+		}
+		v, err := src(name, shape)
+		if err != nil {
+			return nil, false, err
+		}
+		return o.lowFromValues(name, shape, v)
+	}
+	n, err := buildNet[float32](cfg, src, low)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{cfg: cfg, net: n}, nil
+}
+
 // keepsLow reports whether the tensor name of this shape may be held in
 // low precision: a 2-D linear or embedding weight (not the position
 // embeddings, which are added element-wise).
@@ -231,6 +338,15 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 			return nil, false, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("%s: tensor %q", dir, actual), Err: err}
 		}
 		switch {
+		case o.quantizes(name, shape) && info.DType.IsFloat():
+			v, err := r.Float32(actual)
+			if err != nil {
+				return fail(err)
+			}
+			if hr != nil {
+				hr.Release(actual)
+			}
+			return o.lowFromValues(name, shape, v)
 		case hr != nil && (info.DType == safetensors.BF16 || (info.DType == safetensors.F16 && !bf)):
 			bits, err := hr.Uint16(actual)
 			if err != nil {

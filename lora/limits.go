@@ -17,7 +17,7 @@ import (
 // Llama 3.1 has hidden 16384, 126 layers, 128 heads, intermediate 53248,
 // vocab 128256; Gemma's vocab is 256000), so they only keep the
 // arithmetic of the memory estimate exact and refuse nonsense at once; the
-// memory estimates (estimateModelBytes, estimateTrainBytes) against
+// memory estimate (estimateModelBytes, estimateTrainBytes) against
 // MemoryLimit is what refuses a model that does not fit.
 const (
 	MaxConfigBytes = 4 << 20 // config.json (real ones are a few KB)
@@ -120,21 +120,12 @@ func SetMemoryLimit(n int64) {
 	memoryLimit.Store(n)
 }
 
-// Bytes per weight of the estimates: NewModel makes float32 weights; a
-// loaded checkpoint's frozen weights may be held in a narrower format (16-
-// or 4-bit), so its check uses the narrowest, and the estimate stays a lower
-// bound: no model that fits is refused, one that cannot fit even so is.
-const (
-	bytesFloat32   = 4
-	bytesNarrowest = 0.5
-)
-
-// weightCount is the number of weights of c: the embedding (and an untied
-// head), the position table (GPT-2) or the RoPE table (Llama), and per layer
-// the attention and MLP projections. Norms and biases are left out (they
-// are O(hidden) per layer). Computed in float64, so no size the bounds above
-// allow overflows.
-func weightCount(c ModelConfig) float64 {
+// estimateModelBytes is the float32 memory the weights of c take: the
+// embedding (and an untied head), the position table (GPT-2) or the RoPE
+// table (Llama), and per layer the attention and MLP projections. Norms and
+// biases are left out (they are O(hidden) per layer). Computed in float64,
+// so no size the bounds above allow overflows.
+func estimateModelBytes(c ModelConfig) float64 {
 	H, V, I, L := float64(c.Hidden), float64(c.VocabSize), float64(c.Intermediate), float64(c.Layers)
 	qd, kd := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
 	params := V * H
@@ -149,19 +140,15 @@ func weightCount(c ModelConfig) float64 {
 		params += float64(c.MaxPositions) * float64(c.HeadDim) // cos and sin tables of HeadDim/2 each
 		perLayer += 3 * H * I
 	}
-	return params + L*perLayer
+	return 4 * (params + L*perLayer)
 }
 
-// estimateModelBytes is the memory c's weights take at bytesPerWeight.
-func estimateModelBytes(c ModelConfig, bytesPerWeight float64) float64 {
-	return bytesPerWeight * weightCount(c)
-}
-
-// checkModelFits refuses a config whose weights alone, at bytesPerWeight,
-// would exceed MemoryLimit, naming the fields that make it large.
-func checkModelFits(c ModelConfig, bytesPerWeight float64) error {
+// checkModelFits refuses a config whose weights alone would exceed
+// MemoryLimit, naming the fields that make it large; scale is the fraction
+// of float32's size the weights are held in (LoadOptions.weightScale).
+func checkModelFits(c ModelConfig, scale float64) error {
 	limit := MemoryLimit()
-	need := estimateModelBytes(c, bytesPerWeight)
+	need := estimateModelBytes(c) * scale
 	if limit > 0 && need > float64(limit) {
 		return inputErr(KindBadConfig, "config.json: the weights need about %s (vocab_size %d, hidden_size %d, num_hidden_layers %d, intermediate_size %d, max_position_embeddings %d), over the memory limit of %s",
 			humanBytes(need), c.VocabSize, c.Hidden, c.Layers, c.Intermediate, c.MaxPositions, humanBytes(float64(limit)))
@@ -191,7 +178,7 @@ func estimateTrainBytes(c ModelConfig, tc TrainConfig) float64 {
 // positions (it used to be clamped silently), and a batch whose estimated
 // activations with the weights exceed MemoryLimit. The fields are named as
 // in the spec.
-func checkTrainLimits(c ModelConfig, tc TrainConfig) error {
+func checkTrainLimits(c ModelConfig, tc TrainConfig, weightBytes float64) error {
 	switch {
 	case tc.SeqLen > c.MaxPositions:
 		return inputErr(KindBadTrainConfig, "seq_len %d is longer than the model's %d positions (config.json max_position_embeddings)", tc.SeqLen, c.MaxPositions)
@@ -201,7 +188,7 @@ func checkTrainLimits(c ModelConfig, tc TrainConfig) error {
 	}
 	tc = tc.withDefaults(c)
 	limit := MemoryLimit()
-	need := estimateModelBytes(c, bytesNarrowest) + estimateTrainBytes(c, tc) // activations are float32
+	need := weightBytes + estimateTrainBytes(c, tc)
 	if limit > 0 && need > float64(limit) {
 		return inputErr(KindBadTrainConfig, "batch_size %d × seq_len %d needs about %s of activations and weights, over the memory limit of %s (lower batch_size and raise grad_accum_steps, or turn on gradient_checkpointing)",
 			tc.BatchSize, tc.SeqLen, humanBytes(need), humanBytes(float64(limit)))

@@ -154,7 +154,7 @@ func Train(ctx context.Context, m *Model, cfg peft.Config, tc TrainConfig, data 
 	if err := checkData(m.cfg, data); err != nil {
 		return nil, TrainResult{}, err
 	}
-	if err := checkTrainLimits(m.cfg, tc); err != nil {
+	if err := checkTrainLimits(m.cfg, tc, float64(m.WeightBytes())); err != nil {
 		return nil, TrainResult{}, err
 	}
 	tc = tc.withDefaults(m.cfg)

@@ -14,6 +14,7 @@ import (
 	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
+	"github.com/loraflow/loraflow/spec"
 )
 
 // AttestOptions are what Attest needs besides its input.
@@ -143,6 +144,7 @@ func withModelCard(ctx context.Context, store *artifact.Store, in AttestInput) (
 			"steps": fmt.Sprint(t.Steps), "tokens": fmt.Sprint(t.Tokens), "final_train_loss": fmt.Sprintf("%.4f", t.FinalLoss),
 			"r": fmt.Sprint(in.Spec.LoRA.R), "lora_alpha": fmt.Sprint(in.Spec.LoRA.LoraAlpha),
 			"learning_rate": fmt.Sprint(in.Spec.Training.LearningRate), "seed": fmt.Sprint(in.Spec.Training.Seed),
+			"precision": in.Spec.Training.Precision, "quantization": quantParam(in.Spec.Quantization),
 		}
 	}
 	if e := in.Eval; e != nil {
@@ -175,6 +177,19 @@ func withModelCard(ctx context.Context, store *artifact.Store, in AttestInput) (
 // cardProvenance is a model card's provenance table: where the signed
 // statements are, how to check them, the base model and dataset digests the
 // artifact was made from, and extra entries.
+// quantParam is the card's record of the quantization the adapter was
+// trained against ("none", or e.g. "nf4, block 64, double quantization").
+func quantParam(q spec.Quantization) string {
+	if q.Type == "" || q.Type == "none" {
+		return "none"
+	}
+	s := fmt.Sprintf("%s, block %d", q.Type, q.BlockSize)
+	if q.DoubleQuant == nil || *q.DoubleQuant {
+		s += ", double quantization"
+	}
+	return s
+}
+
 func cardProvenance(base, snapshot artifact.Ref, extra map[string]string) map[string]string {
 	p := map[string]string{
 		"attestations":   "Sigstore bundles beside this folder: <folder>.provenance.sigstore.json and companions",

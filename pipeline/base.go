@@ -7,6 +7,7 @@ import (
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/chattemplate"
 	"github.com/loraflow/loraflow/lora/tokenizer"
 )
 
@@ -14,13 +15,18 @@ import (
 type Base struct {
 	Model     *lora.Model
 	Tokenizer *tokenizer.Tokenizer
-	bos       int // -1: none
-	eos       int // -1: none
+	chat      *chattemplate.Template // nil: none
+	bos       int                    // -1: none
+	eos       int                    // -1: none
 }
 
 // LoadBase loads the checkpoint folder dir and its tokenizer.json.
-func LoadBase(dir string) (*Base, error) {
-	m, err := lora.LoadModel(dir)
+func LoadBase(dir string) (*Base, error) { return LoadBaseWith(dir, lora.LoadOptions{}) }
+
+// LoadBaseWith is LoadBase with the frozen weights held as o says (the
+// spec's precision and quantization, for training).
+func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
+	m, err := lora.LoadModelWith(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -34,14 +40,18 @@ func LoadBase(dir string) (*Base, error) {
 		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint,
 			Msg: fmt.Sprintf("tokenizer.json of %s has ids up to %d, past config.json vocab_size %d", dir, n-1, v)}
 	}
-	b := &Base{Model: m, Tokenizer: tok, bos: -1, eos: -1}
-	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
+	chat, err := loadChatTemplate(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Base{Model: m, Tokenizer: tok, chat: chat, bos: -1, eos: -1}
+	for _, name := range []string{"<|begin_of_text|>", "<s>", "<bos>"} { // <bos>, <eos>: Gemma
 		if id, ok := tok.SpecialID(name); ok {
 			b.bos = id
 			break
 		}
 	}
-	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>"} {
+	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"} {
 		if id, ok := tok.SpecialID(name); ok {
 			b.eos = id
 			break
@@ -69,7 +79,8 @@ func (b *Base) Sequence(e dataset.Example) lora.Sequence {
 	return lora.Sequence{Tokens: toks, PromptLen: promptLen}
 }
 
-// Sequences tokenizes examples with Sequence.
+// Sequences tokenizes examples with Sequence, and chat examples with the
+// model's chat template when it has one.
 func (b *Base) Sequences(ctx context.Context, es []dataset.Example) ([]lora.Sequence, error) {
 	out := make([]lora.Sequence, len(es))
 	for i, e := range es {
@@ -77,6 +88,14 @@ func (b *Base) Sequences(ctx context.Context, es []dataset.Example) ([]lora.Sequ
 			if err := ctx.Err(); err != nil { // cancellation is seen during tokenization too
 				return nil, err
 			}
+		}
+		if e.Messages != nil && b.chat != nil {
+			sq, err := b.chatSequence(i, e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = sq
+			continue
 		}
 		out[i] = b.Sequence(e)
 	}

@@ -37,7 +37,7 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 	if err := ctx.Err(); err != nil { // cancellation is seen before and after each load
 		return TrainResult{}, err
 	}
-	base, err := LoadBase(s.BaseModel)
+	base, err := LoadBaseWith(s.BaseModel, s.LoadOptions())
 	if err != nil {
 		return TrainResult{}, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
+	"github.com/loraflow/loraflow/lora/quant"
 )
 
 // TargetModules is the spec's target_modules: PEFT's own typed selection (a
@@ -119,6 +120,16 @@ func (s *Spec) TrainConfig(checkpointDir string) lora.TrainConfig {
 		LoraPlusLRRatio: s.LoRA.LoraPlusLRRatio, Schedule: t.Schedule, Seed: t.Seed,
 		CheckpointDir: checkpointDir, CheckpointEvery: t.CheckpointEvery,
 	}
+}
+
+// LoadOptions returns how the engine holds the base model's frozen weights
+// in training: the precision and the quantization of the spec.
+func (s *Spec) LoadOptions() lora.LoadOptions {
+	o := lora.LoadOptions{Precision: s.Training.Precision}
+	if q := s.Quantization; q.Type != "" && q.Type != "none" {
+		o.Quantization = &quant.Config{Type: quant.Type(q.Type), BlockSize: q.BlockSize, DoubleQuant: q.DoubleQuant == nil || *q.DoubleQuant}
+	}
+	return o
 }
 
 // Names lists the selection as written: the names of a list, or the one

@@ -17,6 +17,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/loraflow/loraflow/lora/peft"
 )
 
 // Spec is one pipeline run's description. It is the workflow's input, so it
@@ -39,6 +41,8 @@ type Spec struct {
 	SkipIfUnchanged bool `yaml:"skip_if_unchanged" json:"skip_if_unchanged"`
 	// Timeouts tunes the activities' Temporal timeouts (Go duration strings).
 	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
+	// Quantization is how the frozen base weights are held in training.
+	Quantization Quantization `yaml:"quantization" json:"quantization"`
 }
 
 // Dataset names the data files and how to read them.
@@ -89,6 +93,19 @@ type Training struct {
 	MaxGradNorm     float64 `yaml:"max_grad_norm" json:"max_grad_norm"`
 	Seed            int64   `yaml:"seed" json:"seed"`
 	CheckpointEvery int     `yaml:"checkpoint_every" json:"checkpoint_every"`
+	// Precision is the arithmetic of the products against the frozen base
+	// weights: "fp32" (exact) or "bf16" (frozen weights held in BF16 and
+	// multiplied on the BF16 kernel where the CPU has one); see lora.LoadOptions.
+	Precision string `yaml:"precision" json:"precision"`
+}
+
+// Quantization keeps the base model's block linear weights in 4 or 8 bits
+// while the adapter trains (QLoRA); "none" keeps them as the checkpoint has
+// them. The adapter is a standard PEFT adapter of the unquantized model.
+type Quantization struct {
+	Type        string `yaml:"type" json:"type"` // none, nf4, fp4, int8
+	BlockSize   int    `yaml:"block_size" json:"block_size"`
+	DoubleQuant *bool  `yaml:"double_quant" json:"double_quant"`
 }
 
 // Evaluation holds the gate's thresholds. Zero values disable a threshold.
@@ -302,18 +319,18 @@ func (s *Spec) applyDefaults() {
 	if d.ValidationFraction == 0 {
 		d.ValidationFraction = 0.1
 	}
-	l := &s.LoRA
+	l := &s.LoRA // PEFT's defaults (lora/peft), but lora_alpha
 	if l.R == 0 {
-		l.R = 8
+		l.R = peft.DefaultR
 	}
 	if l.LoraAlpha == 0 {
 		l.LoraAlpha = float64(2 * l.R)
 	}
 	if l.Bias == "" {
-		l.Bias = "none"
+		l.Bias = peft.DefaultBias
 	}
 	if l.InitLoraWeights.InitLoraWeights == "" {
-		l.InitLoraWeights.InitLoraWeights = "true"
+		l.InitLoraWeights.InitLoraWeights = peft.DefaultInitLoraWeights
 	}
 	t := &s.Training
 	if t.BatchSize == 0 {
@@ -336,6 +353,20 @@ func (s *Spec) applyDefaults() {
 	}
 	if t.Steps == 0 && t.Epochs == 0 {
 		t.Epochs = 1
+	}
+	if t.Precision == "" {
+		t.Precision = "fp32"
+	}
+	q := &s.Quantization
+	if q.Type == "" {
+		q.Type = "none"
+	}
+	if q.BlockSize == 0 {
+		q.BlockSize = 64
+	}
+	if q.DoubleQuant == nil {
+		q.DoubleQuant = new(bool)
+		*q.DoubleQuant = true
 	}
 	if s.Evaluation.BatchSize == 0 {
 		s.Evaluation.BatchSize = t.BatchSize

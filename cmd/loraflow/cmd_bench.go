@@ -38,6 +38,9 @@ var (
 	benchRealScale     = []string{lora.Llama1B.Name, lora.Qwen05B.Name, lora.Llama8B.Name}
 )
 
+// benchPrecision is the --precision of the children.
+var benchPrecision = lora.PrecisionFP32
+
 // benchPeakTime is how long each child measures each FMA peak loop.
 var benchPeakTime = 150 * time.Millisecond
 
@@ -48,6 +51,7 @@ type benchChildSpec struct {
 	Full     bool   `json:"full"`
 	BLAS     string `json:"blas"`
 	Kernel   string `json:"kernel,omitempty"` // sgemm kernel; empty: the default
+	Prec     string `json:"precision,omitempty"`
 	Ckpt     bool   `json:"ckpt,omitempty"`
 }
 
@@ -103,6 +107,9 @@ type benchReport struct {
 	// backend (go, gonum), keyed "workload mode openblas/backend", for the
 	// backends that ran.
 	FallbackSlowdown map[string]float64 `json:"fallback_slowdown,omitempty"`
+	// Refused lists the memory-only workloads that did not run, with why
+	// (their float32 weights do not fit in the memory available).
+	Refused []string `json:"refused,omitempty"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -113,6 +120,7 @@ func newBenchCmd() *cobra.Command {
 		asJSON   bool
 		backend  string
 		kernel   string
+		prec     string
 		child    string
 		ckpt     bool
 	)
@@ -184,6 +192,15 @@ they are only comparable at similar load.`,
 				}
 				kernels = []string{kernel}
 			}
+			switch prec {
+			case lora.PrecisionFP32, lora.PrecisionBF16:
+			default:
+				return fmt.Errorf("bench: --precision %q: want %s or %s", prec, lora.PrecisionFP32, lora.PrecisionBF16)
+			}
+			if full && prec != lora.PrecisionFP32 {
+				return fmt.Errorf("bench: --full with --precision %s: full fine-tuning trains every weight in float32", prec)
+			}
+			benchPrecision = prec
 			rep, err := runBench(cmd.Context(), names, backends, kernels, steps, full, ckpt, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -203,6 +220,7 @@ they are only comparable at similar load.`,
 	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, go (pure Go, AVX-512/AVX2 sgemm), gonum or all")
+	f.StringVar(&prec, "precision", lora.PrecisionFP32, "frozen weights in fp32 or bf16 (LoRA only)")
 	f.StringVar(&kernel, "kernel", "default", "pure-Go sgemm kernel: default, avx512, avx2 or all (each the CPU runs)")
 	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
@@ -260,8 +278,18 @@ func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, k
 		var loraRow = -1
 		for _, fm := range modes {
 			la := loadAvg()
-			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), steps, la)
-			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt})
+			st := steps
+			if w.MemoryOnly {
+				st = 1
+			}
+			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), st, la)
+			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: st, Full: fm, BLAS: be, Kernel: kernel, Prec: benchPrecision, Ckpt: ckpt})
+			if err != nil && w.MemoryOnly {
+				// A memory-only shape that does not fit here is a finding,
+				// not a failure of the other rows.
+				rep.Refused = append(rep.Refused, err.Error())
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -357,6 +385,7 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 			return err
 		}
 	}
+	wl.Precision = spec.Prec
 	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, spec.Ckpt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
@@ -373,7 +402,7 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 
 func printBenchTable(w io.Writer, rep *benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tmode\tbackend\tkernel\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tfp32 peak\tstep/peak\tpeak RSS MiB\tbase MiB\tLoRA/full RSS\t(above base)\tload avg\t")
+	fmt.Fprintln(tw, "workload\tmode\tbackend\tkernel\tweights\tsteps\ttokens/s\tGFLOP/s\tsgemm GFLOP/s\tstep/sgemm\tfp32 peak\tstep/peak\tpeak RSS MiB\tbase MiB\tLoRA/full RSS\t(above base)\tload avg\t")
 	for _, r := range rep.Rows {
 		ratio, tratio := "-", "-"
 		if r.RSSLoRAVsFull > 0 {
@@ -382,11 +411,14 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		if r.TrainRSSLoRAVsFull > 0 {
 			tratio = fmt.Sprintf("%.2f", r.TrainRSSLoRAVsFull)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
-			r.Workload, r.Mode, r.BLAS, r.Kernel, r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s %.0f MiB\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
+			r.Workload, r.Mode, r.BLAS, r.Kernel, r.Precision, float64(r.WeightBytes)/(1<<20), r.Steps, r.TokensPerSec, r.GFLOPs, r.SgemmGFLOPs, r.StepVsSgemm,
 			r.FP32PeakGFLOPs, r.StepVsPeak, r.PeakRSSMiB, float64(r.BaseRSSBytes)/(1<<20), ratio, tratio, r.LoadAvgAtStart)
 	}
 	_ = tw.Flush()
+	for _, r := range rep.Refused {
+		fmt.Fprintf(w, "not run: %s\n", r)
+	}
 	printPeaks(w, rep.Rows)
 	for _, k := range slices.Sorted(maps.Keys(rep.FallbackSlowdown)) {
 		i := strings.LastIndexByte(k, ' ')

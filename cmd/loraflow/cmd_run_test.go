@@ -60,6 +60,14 @@ merge: true
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The summary names the HTML report, which exists.
+	if _, rest, ok := strings.Cut(out.String(), "              report "); !ok {
+		t.Errorf("no report line:\n%s", out.String())
+	} else if page, _, _ := strings.Cut(rest, " "); !strings.HasSuffix(page, "report.html") {
+		t.Errorf("report line names %q", page)
+	} else if _, err := os.Stat(page); err != nil {
+		t.Errorf("the HTML report: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
 		t.Errorf("no SQLite database under the data dir: %v", err)
 	}
@@ -100,7 +108,13 @@ training: {steps: 4, batch_size: 4, seq_len: 32, learning_rate: 0.01, seed: 1}
 	if got, err := runCLI(t, "run", specPath, "--ui=false", "--id", "after-1"); err != nil {
 		t.Fatalf("run: %v\n%s", err, got)
 	}
-	got, err := runCLI(t, "runs", "ls")
+	// A rerun with the same inputs reuses the finished training, says so,
+	// and claims no full-fine-tuning counterfactual for work not done.
+	got, err := runCLI(t, "run", specPath, "--ui=false", "--id", "after-2")
+	if err != nil || !strings.Contains(got, "training    reused: an earlier run") || strings.Contains(got, "full fine-tuning instead") {
+		t.Fatalf("rerun: %v\n%s", err, got)
+	}
+	got, err = runCLI(t, "runs", "ls")
 	if err != nil || !strings.Contains(got, "after-1") || !strings.Contains(got, "completed") {
 		t.Fatalf("runs ls after run: %v\n%s", err, got)
 	}

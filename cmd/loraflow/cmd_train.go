@@ -23,7 +23,7 @@ func init() { register(newTrainCmd) }
 const exitBadInput = 2
 
 func newTrainCmd() *cobra.Command {
-	var snapshot, base, specPath, out, checkpoints, result string
+	var snapshot, base, specPath, out, checkpoints, result, precision string
 	cmd := &cobra.Command{
 		Use:   "train --snapshot DIR --base DIR --spec FILE --out DIR",
 		Short: "Train a LoRA adapter outside Temporal (the Argo trainer image's entrypoint)",
@@ -34,7 +34,7 @@ Progress goes to $LORAFLOW_PROGRESS_FILE as JSON when set. Exit codes: 0
 done, 2 bad input (no retry helps), 1 anything else.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := runTrain(cmd, snapshot, base, specPath, out, checkpoints, result)
+			err := runTrain(cmd, snapshot, base, specPath, out, checkpoints, result, precision)
 			var ie *lora.InputError
 			var bad *dataset.BadDataError
 			if errors.As(err, &ie) || errors.As(err, &bad) || errors.Is(err, errBadTrainArgs) {
@@ -51,6 +51,7 @@ done, 2 bad input (no retry helps), 1 anything else.`,
 	f.StringVar(&out, "out", "", "adapter folder to create")
 	f.StringVar(&checkpoints, "checkpoints", "", "checkpoint folder (default OUT.checkpoints)")
 	f.StringVar(&result, "result", "", "write the training figures here as JSON")
+	f.StringVar(&precision, "precision", "", "products against the frozen base weights: fp32 (exact) or bf16 (overrides the spec's training.precision)")
 	for _, n := range []string{"snapshot", "spec", "out"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
@@ -59,10 +60,17 @@ done, 2 bad input (no retry helps), 1 anything else.`,
 
 var errBadTrainArgs = errors.New("bad arguments")
 
-func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, result string) error {
+func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, result, precision string) error {
 	s, err := spec.Load(specPath)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadTrainArgs, err)
+	}
+	switch precision {
+	case "":
+	case lora.PrecisionFP32, lora.PrecisionBF16:
+		s.Training.Precision = precision
+	default:
+		return fmt.Errorf("%w: --precision %q: want %s or %s", errBadTrainArgs, precision, lora.PrecisionFP32, lora.PrecisionBF16)
 	}
 	if base != "" {
 		s.BaseModel = base
@@ -94,10 +102,11 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 			_ = artifact.WriteFileAtomic(progressFile, b)
 		}
 	}
-	// The trainer measures its own energy and reports it in its result:
-	// the worker attests that, not its own waiting.
+	// The trainer measures its own energy, over every run that resumed
+	// from these checkpoints, and reports it in its result: the worker
+	// attests that, not its own waiting.
 	var res pipeline.TrainResult
-	usage, err := pipeline.Measure(cmd.Context(), pipeline.MeterOptions(s.Carbon, "", 0), "TrainLoRA", func() (err error) {
+	usage, err := pipeline.Measure(cmd.Context(), pipeline.MeterOptions(s.Carbon, "", 0), "TrainLoRA", filepath.Join(checkpoints, "energy.json"), func() (err error) {
 		res, err = pipeline.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
 		return err
 	})
