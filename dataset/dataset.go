@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -396,7 +398,7 @@ func stringField(fields map[string]any, name string, required bool) (string, err
 }
 
 func allowOnly(fields map[string]any, names ...string) error {
-	for k := range fields {
+	for _, k := range slices.Sorted(maps.Keys(fields)) { // sorted: the reason goes into the manifest, whose bytes are digested
 		known := false
 		for _, n := range names {
 			known = known || k == n

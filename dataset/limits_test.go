@@ -147,3 +147,21 @@ func TestCSVParseErrorIsABadRow(t *testing.T) {
 		t.Fatalf("Prepare = %v, want a bad row at open.csv:3", err)
 	}
 }
+
+// TestBadRowReasonIsDeterministic: the reason of a row with several unknown
+// fields names the same one every time (the first in order), so the
+// manifest, and the snapshot's digest, do not depend on map iteration.
+func TestBadRowReasonIsDeterministic(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "rows.jsonl", `{"text":"a"}`+"\n"+`{"text":"b"}`+"\n"+`{"zz":1,"yy":2,"xx":3,"ww":4,"text":"c"}`)
+	o := opts("text")
+	o.MaxBadRows = 1
+	for range 20 {
+		s, err := Prepare([]string{p}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Manifest.BadRows[0].Reason; !strings.Contains(got, `unknown field "ww"`) {
+			t.Fatalf("reason %q, want the first unknown field in order", got)
+		}
+	}
+}
