@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/quant"
 )
 
 func init() { register(newBenchCmd) }
@@ -49,7 +50,14 @@ type benchChildSpec struct {
 	BLAS     string `json:"blas"`
 	Kernel   string `json:"kernel,omitempty"` // sgemm kernel; empty: the default
 	Ckpt     bool   `json:"ckpt,omitempty"`
+	// Precision and Quant hold the frozen weights (benchLowp).
+	Precision string `json:"precision,omitempty"`
+	Quant     string `json:"quant,omitempty"`
 }
+
+// benchLowp is how the bench children hold the frozen weights: the
+// --precision and --quantization flags.
+var benchLowp struct{ precision, quant string }
 
 // benchChildResult is what a child prints: the training run, then the sgemm
 // measured in the same process right after it (so at the same machine load;
@@ -206,6 +214,8 @@ they are only comparable at similar load.`,
 	f.StringVar(&kernel, "kernel", "default", "pure-Go sgemm kernel: default, avx512, avx2 or all (each the CPU runs)")
 	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
+	f.StringVar(&benchLowp.precision, "precision", "fp32", "products against the frozen weights: fp32 (exact) or bf16 (frozen weights held in BF16)")
+	f.StringVar(&benchLowp.quant, "quantization", "none", "frozen block weights: none, nf4, fp4 or int8 (block 64, double quantization)")
 	_ = f.MarkHidden("child")
 	return cmd
 }
@@ -261,7 +271,8 @@ func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, k
 		for _, fm := range modes {
 			la := loadAvg()
 			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), steps, la)
-			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt})
+			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: steps, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt,
+				Precision: benchLowp.precision, Quant: benchLowp.quant})
 			if err != nil {
 				return err
 			}
@@ -357,7 +368,11 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 			return err
 		}
 	}
-	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, spec.Ckpt)
+	o := lora.LoadOptions{Precision: spec.Precision}
+	if spec.Quant != "" && spec.Quant != "none" {
+		o.Quantization = &quant.Config{Type: quant.Type(spec.Quant), BlockSize: 64, DoubleQuant: true}
+	}
+	res, err := lora.RunBenchmarkWith(ctx, wl, spec.Steps, spec.Full, spec.Ckpt, o)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
 	}
@@ -396,6 +411,11 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		fmt.Fprintln(w, "gradient checkpointing on (GFLOP/s leave out the replayed forward pass of the blocks)")
 	}
 	fmt.Fprintf(w, "GOMAXPROCS %d, %d CPUs; load average %s at start, %s at end\n", rep.GOMAXPROCS, rep.NumCPU, rep.LoadAvgStart, rep.LoadAvgEnd)
+	for _, r := range rep.Rows {
+		if r.Precision != "" && r.Precision != lora.PrecisionFP32 || r.Quantization != "" {
+			fmt.Fprintf(w, "%s %s: frozen weights precision %s, quantization %s, %.0f MiB held\n", r.Workload, r.Mode, r.Precision, r.Quantization, float64(r.WeightBytes)/(1<<20))
+		}
+	}
 }
 
 // printPeaks prints, per FMA peak loop, the range of its rate over the

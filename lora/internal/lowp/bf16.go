@@ -3,6 +3,7 @@ package lowp
 import (
 	"fmt"
 	"math"
+	"os"
 	"sync"
 )
 
@@ -13,6 +14,16 @@ const (
 )
 
 var forced string
+
+// LORAFLOW_LOWP forces a path at start-up (avx512bf16 or go), as Force does:
+// for benchmarks and figures of the BF16 arithmetic on CPUs without it.
+func init() {
+	if v := os.Getenv("LORAFLOW_LOWP"); v != "" {
+		if err := Force(v); err != nil {
+			panic(fmt.Sprintf("LORAFLOW_LOWP=%s: %v", v, err))
+		}
+	}
+}
 
 // Accelerated reports whether this CPU runs the AVX512_BF16 kernels.
 func Accelerated() bool { return hasBF16 }
