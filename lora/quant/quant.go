@@ -270,6 +270,7 @@ func (t *Tensor) Dequantize(lo, hi int, dst []float32) {
 		default:
 			lut := pairLUT(t.Type)
 			data := t.Data
+
 			j := 0
 			k := i
 			if k%2 == 1 { // a low nibble first
@@ -277,13 +278,7 @@ func (t *Tensor) Dequantize(lo, hi int, dst []float32) {
 				j, k = 1, k+1
 			}
 			pairs := (end - k) / 2
-			src := data[k/2 : k/2+pairs]
-			dst := out[j : j+2*pairs]
-			for p, by := range src {
-				v := &lut[by]
-				dst[2*p] = v[0] * am
-				dst[2*p+1] = v[1] * am
-			}
+			decode4(out[j:j+2*pairs], data[k/2:k/2+pairs], t.Type.code(), am)
 			j, k = j+2*pairs, k+2*pairs
 			if k < end { // a high nibble last
 				out[j] = lut[data[k/2]][0] * am
@@ -309,6 +304,23 @@ func pairLUT(t Type) *[256][2]float32 {
 		return fp4Pairs
 	}
 	return nf4Pairs
+}
+
+// useAsm is false in tests of the portable decoder.
+var useAsm = true
+
+// decode4Go decodes whole bytes: len(dst) = 2·len(src).
+func decode4Go(dst []float32, src []byte, code *[16]float32, am float32) {
+	lut := nf4Pairs
+	if code == &FP4Code {
+		lut = fp4Pairs
+	}
+	dst = dst[:2*len(src)]
+	for p, by := range src {
+		v := &lut[by]
+		dst[2*p] = v[0] * am
+		dst[2*p+1] = v[1] * am
+	}
 }
 
 // parallel runs fn over [0, n) in a few chunks on goroutines.
