@@ -74,9 +74,9 @@ func TestLinesWithoutATerminal(t *testing.T) {
 	got := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d `).ReplaceAllString(out.String(), "")
 	want := `PrepareData
 PrepareData  done in 1.2s
-TrainLoRA loss 2.5000 5000 tok/s
-  step 5/20 loss 2.5000 lr 0.00e+00 5000 tokens/s
-  step 18/20 loss 2.1100 lr 0.00e+00 5000 tokens/s
+TrainLoRA smoothed loss 2.5000 5000 tok/s
+  step 5/20 smoothed loss 2.5000 lr 0.00e+00 5000 tokens/s
+  step 18/20 smoothed loss 2.1100 lr 0.00e+00 5000 tokens/s
 TrainLoRA    done in 1.2s
 Evaluate
 Evaluate     done in 1.2s
