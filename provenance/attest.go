@@ -171,7 +171,7 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	if a.ExpectSHA256 != "" && td.Manifest != a.ExpectSHA256 {
 		return nil, &DigestMismatchError{Path: base, Want: a.ExpectSHA256, Got: td.Manifest}
 	}
-	info.SHA256 = td.Manifest
+	info.SHA256 = statedDigest(td)
 
 	artifactPath := base
 	if names != nil {
@@ -291,6 +291,11 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	att.Bundles = append([]BundleFile{bf}, att.Bundles...)
 	return att, nil
 }
+
+// statedDigest is the artifact digest a statement names: the files'
+// ManifestDigest. (Statements signed before one digest per artifact named
+// the root digest; the tests replace this to make one.)
+var statedDigest = func(td *TreeDigest) string { return td.Manifest }
 
 // DigestMismatchError is Attest's refusal to sign files that do not hash
 // to Artifact.ExpectSHA256.
