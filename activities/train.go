@@ -117,7 +117,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	out := TrainOutput{
 		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: pipeline.Downsample(res.Losses, pipeline.MaxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
-		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs,
+		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs, HeldOutCurve: res.HeldOut,
 	}
 	// This attempt ends here (its row goes to emissions.csv); what the
 	// training used is every attempt's, or the remote trainer's report.
