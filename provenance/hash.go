@@ -338,4 +338,3 @@ func listTree(dir string) ([]string, error) {
 	sort.Slice(names, func(i, j int) bool { return PathLess(names[i], names[j]) })
 	return names, nil
 }
-
