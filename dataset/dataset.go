@@ -322,7 +322,6 @@ func csvRows(data []byte, lineLimit int64) ([]rawRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -331,6 +330,7 @@ func csvRows(data []byte, lineLimit int64) ([]rawRow, error) {
 			}
 			return nil, err
 		}
+		line, _ := r.FieldPos(0) // only for a record read: FieldPos panics on the empty one a parse error leaves
 		if len(rec) != len(header) {
 			rows = append(rows, rawRow{line: line, err: fmt.Errorf("%d fields, header has %d", len(rec), len(header))})
 			continue

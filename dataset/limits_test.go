@@ -134,3 +134,16 @@ func FuzzPrepare(f *testing.F) {
 		}
 	})
 }
+
+// TestCSVParseErrorIsABadRow: a record the CSV reader cannot parse (here a
+// quote left open at the end of the file, found by FuzzPrepare) is a bad row
+// naming its line; it used to panic in csv.Reader.FieldPos, which was asked
+// for the position of a field the failed record does not have.
+func TestCSVParseErrorIsABadRow(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "open.csv", "text\nfine\n\"open")
+	_, err := Prepare([]string{p}, opts("text"))
+	var bad *BadDataError
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "open.csv:3: invalid CSV") {
+		t.Fatalf("Prepare = %v, want a bad row at open.csv:3", err)
+	}
+}

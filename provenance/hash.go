@@ -61,11 +61,16 @@ func HashTree(ctx context.Context, dir string) (*TreeDigest, error) {
 }
 
 // HashFiles hashes the named files (slash-separated, relative to dir) like
-// HashTree does.
+// HashTree does. Names under model_signing's ignored git paths are left out
+// as HashTree leaves them out: model-transparency's file serializer
+// (src/model_signing/_serialization/file.py, Serializer.serialize) applies
+// should_ignore to every path of an explicit files_to_hash list too.
 func HashFiles(ctx context.Context, dir string, names []string) (*TreeDigest, error) {
-	files := make([]FileDigest, len(names))
-	for i, n := range names {
-		files[i].Name = n
+	files := make([]FileDigest, 0, len(names))
+	for _, n := range names {
+		if !ignoredName(n) {
+			files = append(files, FileDigest{Name: n})
+		}
 	}
 	sort.Slice(files, func(i, j int) bool { return PathLess(files[i].Name, files[j].Name) })
 	for i := 1; i < len(files); i++ {
@@ -293,6 +298,14 @@ func PathLess(a, b string) bool {
 // ".gitignore" to the ignored paths; an ignored folder takes its children
 // with it. They are relative to the model's root only.
 var ignoredAtRoot = map[string]bool{".git": true, ".gitattributes": true, ".github": true, ".gitignore": true}
+
+// ignoredName reports whether the slash-separated relative name is one of
+// ignoredAtRoot or lies inside one (should_ignore: an ignored folder takes
+// its children with it).
+func ignoredName(name string) bool {
+	first, _, _ := strings.Cut(path.Clean(name), "/")
+	return ignoredAtRoot[first]
+}
 
 // listTree returns the slash-separated relative names of the regular files
 // under dir, in PathLess order, without model_signing's ignored git paths.

@@ -126,7 +126,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	}
 
 	// 1 PrepareData
-	if err := workflow.ExecuteActivity(withOptions(ctx, shortActivity), a.PrepareData,
+	if err := workflow.ExecuteActivity(withOptions(ctx, heartbeating(shortActivity, heartbeat)), a.PrepareData, // it hashes the whole base folder
 		activities.PrepareDataInput{Spec: s}).Get(ctx, &res.Prepare); err != nil {
 		return nil, err
 	}

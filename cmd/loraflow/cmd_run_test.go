@@ -60,6 +60,14 @@ merge: true
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The summary names the HTML report, which exists.
+	if _, rest, ok := strings.Cut(out.String(), "              report "); !ok {
+		t.Errorf("no report line:\n%s", out.String())
+	} else if page, _, _ := strings.Cut(rest, " "); !strings.HasSuffix(page, "report.html") {
+		t.Errorf("report line names %q", page)
+	} else if _, err := os.Stat(page); err != nil {
+		t.Errorf("the HTML report: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
 		t.Errorf("no SQLite database under the data dir: %v", err)
 	}

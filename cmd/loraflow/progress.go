@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/internal/digestfmt"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/workflows"
 )
 
@@ -336,7 +338,8 @@ func printSummary(out io.Writer, r *workflows.Result) {
 			fmt.Fprintf(out, ", accuracy %.3f -> %.3f", e.Base.Accuracy, e.Adapter.Accuracy)
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintf(out, "              report %s (loss curve, rank spectra; suggested rank %d)\n", strings.TrimPrefix(e.Report.URI, "file://"), e.SuggestedRank)
+		fmt.Fprintf(out, "              report %s (open in a browser: held-out metrics, loss curve, rank spectra; suggested rank %d)\n",
+			filepath.Join(strings.TrimPrefix(e.Report.URI, "file://"), pipeline.ReportHTMLFile), e.SuggestedRank)
 		switch {
 		case e.ChampionComparable:
 			fmt.Fprintf(out, "              champion v%s held-out loss %.4f\n", e.ChampionVersion, e.Champion.Loss)
