@@ -177,7 +177,7 @@ func Evaluate(ctx context.Context, store *artifact.Store, in EvaluateInput, o Ev
 		out.SuggestedRank = rep.SuggestedRank
 	}
 	if len(in.TrainLosses) > 0 {
-		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, in.TrainSteps, out.Base.Loss, out.Adapter.Loss); err != nil {
+		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, in.TrainSteps, in.TrainHeldOut, out.Base.Loss, out.Adapter.Loss); err != nil {
 			logger.Warn("no loss curve plot", "err", err)
 		}
 	}

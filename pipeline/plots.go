@@ -24,8 +24,12 @@ const (
 
 // plotLossCurve draws the training loss per step (smoothed, the raw steps
 // faint), with the base and adapter held-out losses as references.
-func plotLossCurve(path string, losses []float64, steps int, baseEval, adapterEval float64) error {
-	return report.SaveLossCurve(report.LossCurve{Losses: losses, Steps: steps, BaseHeldOut: baseEval, AdapterHeldOut: adapterEval}, path)
+func plotLossCurve(path string, losses []float64, steps int, heldOut []CurvePoint, baseEval, adapterEval float64) error {
+	c := report.LossCurve{Losses: losses, Steps: steps, BaseHeldOut: baseEval, AdapterHeldOut: adapterEval}
+	for _, p := range heldOut {
+		c.HeldOut = append(c.HeldOut, report.Point{Step: p.Step, Loss: p.Loss})
+	}
+	return report.SaveLossCurve(c, path)
 }
 
 // writeHTMLReport writes the report page, with the plots in dir embedded.

@@ -212,6 +212,36 @@ func DigestPath(ctx context.Context, p string) (string, error) {
 	return fd.SHA256, nil
 }
 
+// pathDigests are DigestPath's digest of a path and, for a folder,
+// model_signing's root digest of it, which statements signed before one
+// digest per artifact name instead.
+type pathDigests struct{ digest, root string }
+
+// digestsOf hashes p once for both of its digests.
+func digestsOf(ctx context.Context, p string) (pathDigests, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return pathDigests{}, fmt.Errorf("provenance: %w", err)
+	}
+	if fi.IsDir() {
+		td, err := HashTree(ctx, p)
+		if err != nil {
+			return pathDigests{}, err
+		}
+		return pathDigests{digest: td.Manifest, root: td.SHA256}, nil
+	}
+	fd, err := HashFile(ctx, p)
+	if err != nil {
+		return pathDigests{}, err
+	}
+	return pathDigests{digest: fd.SHA256}, nil
+}
+
+// names says whether a statement naming sha256 names this path.
+func (pd pathDigests) names(sha256 string) bool {
+	return sha256 == pd.digest || (pd.root != "" && sha256 == pd.root)
+}
+
 func hashFile(ctx context.Context, p string, buf []byte) (string, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {

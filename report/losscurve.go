@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // Size of the PNG plots, in pixels at the PNG writer's 96 dpi.
@@ -22,6 +23,7 @@ var (
 	rawColor     = color.NRGBA{R: 31, G: 119, B: 180, A: 80}  // the same, faint (not premultiplied)
 	baseColor    = color.RGBA{R: 127, G: 127, B: 127, A: 255} // grey
 	adapterColor = color.RGBA{R: 214, G: 39, B: 40, A: 255}   // C3
+	heldOutColor = color.RGBA{R: 255, G: 127, B: 14, A: 255}  // C1
 )
 
 // LossCurve is what the loss plot shows.
@@ -34,8 +36,17 @@ type LossCurve struct {
 	// BaseHeldOut and AdapterHeldOut are the held-out losses of the base
 	// model and of the trained adapter, drawn as references.
 	BaseHeldOut, AdapterHeldOut float64
+	// HeldOut is the held-out loss scored during training
+	// (evaluation.every_steps), drawn as points joined by a line.
+	HeldOut []Point
 	// Smoothing is Smooth's weight; 0: DefaultSmoothing.
 	Smoothing float64
+}
+
+// Point is a loss at a training step.
+type Point struct {
+	Step int
+	Loss float64
 }
 
 // Step is the training step of point i: the last step of its bucket.
@@ -87,6 +98,21 @@ func (c LossCurve) Plot() (*plot.Plot, error) {
 	p.Legend.Add("train, raw per step", rawLine)
 	p.Legend.Add(fmt.Sprintf("train, smoothed (EMA %.2g)", w), smoothLine)
 	xMax := float64(max(c.Steps, len(c.Losses), 2))
+	if len(c.HeldOut) > 0 {
+		pts := make(plotter.XYs, len(c.HeldOut))
+		for i, h := range c.HeldOut {
+			pts[i] = plotter.XY{X: float64(h.Step), Y: h.Loss}
+			lo, hi = math.Min(lo, h.Loss), math.Max(hi, h.Loss)
+		}
+		line, scatter, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, line.Width = heldOutColor, vg.Points(2)
+		scatter.Color, scatter.Radius, scatter.Shape = heldOutColor, vg.Points(3.5), draw.CircleGlyph{}
+		p.Add(line, scatter)
+		p.Legend.Add("held-out, during training", line, scatter)
+	}
 	for _, ref := range []struct {
 		name   string
 		y      float64
@@ -112,8 +138,8 @@ func (c LossCurve) Plot() (*plot.Plot, error) {
 	if span <= 0 {
 		span = math.Max(math.Abs(hi), 1) * 0.1
 	}
-	// The top third is the legend's: four entries at 12 pt fit in it.
-	p.Y.Min, p.Y.Max = lo-0.05*span, hi+0.55*span
+	// The top third is the legend's: five entries at 12 pt fit in it.
+	p.Y.Min, p.Y.Max = lo-0.05*span, hi+0.6*span
 	p.X.Min, p.X.Max = 0, xMax
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(12)

@@ -56,7 +56,8 @@ func noisyLosses(n int) []float64 {
 // TestLossCurveLegendIsClearOfTheData: no point of any curve or reference
 // line reaches the legend's band, so no line strikes the legend through.
 func TestLossCurveLegendIsClearOfTheData(t *testing.T) {
-	c := LossCurve{Losses: noisyLosses(600), Steps: 600, BaseHeldOut: 5.4, AdapterHeldOut: 2.1}
+	c := LossCurve{Losses: noisyLosses(600), Steps: 600, BaseHeldOut: 5.4, AdapterHeldOut: 2.1,
+		HeldOut: []Point{{100, 5.9}, {200, 3.2}, {300, 2.5}, {600, 2.1}}}
 	p, err := c.Plot()
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,9 @@ func TestLossCurveLegendIsClearOfTheData(t *testing.T) {
 	_, y := p.Transforms(&data)
 	legendBottom := data.Max.Y - p.Legend.Rectangle(data).Size().Y
 	highest := math.Max(c.BaseHeldOut, c.AdapterHeldOut)
+	for _, h := range c.HeldOut {
+		highest = math.Max(highest, h.Loss)
+	}
 	for _, l := range c.Losses {
 		highest = math.Max(highest, l)
 	}

@@ -136,7 +136,7 @@ func describe(s runSnapshot, smoothedLoss float64) string {
 		d += fmt.Sprintf(" (attempt %d: %s)", s.attempt, firstLine(s.failure))
 	}
 	if s.training() {
-		d += fmt.Sprintf(" loss %.4f %.0f tok/s", smoothedLoss, s.train.TokensPerSec)
+		d += fmt.Sprintf(" smoothed loss %.4f %.0f tok/s", smoothedLoss, s.train.TokensPerSec)
 	}
 	return d
 }
@@ -287,7 +287,7 @@ func (l *lineView) update(s runSnapshot) {
 	if s.training() {
 		if tenth := 10 * s.train.Step / s.train.TotalSteps; tenth > l.lastTenth {
 			l.lastTenth = tenth
-			fmt.Fprintf(l.out, "%s   step %d/%d loss %.4f lr %.2e %.0f tokens/s\n", now,
+			fmt.Fprintf(l.out, "%s   step %d/%d smoothed loss %.4f lr %.2e %.0f tokens/s\n", now,
 				s.train.Step, s.train.TotalSteps, loss, s.train.LearningRate, s.train.TokensPerSec)
 		}
 	}
