@@ -27,7 +27,7 @@ import (
 // SIGKILL there; "TrainLoRA:random" lands at a random moment of a random
 // training step (it may hit a checkpoint write).
 var (
-	shortKillPoints = []string{"TrainLoRA:step=3", "TrainLoRA:random", "Attest:after", "Publish:after"}
+	shortKillPoints = []string{"TrainLoRA:step=7", "TrainLoRA:random", "Attest:after", "Publish:after"}
 	longKillPoints  = []string{"PrepareData:before", "PrepareData:after", "TrainLoRA:step=2", "TrainLoRA:random", "TrainLoRA:step=25", "TrainLoRA:random",
 		"Evaluate:before", "Evaluate:after", "Merge:before", "Merge:after",
 		"Attest:before", "Attest:after", "Publish:before", "Publish:after"}
