@@ -44,10 +44,13 @@ type cpuFamily struct {
 //	                                    AVX-512 kernel (twice the FMAs
 //	                                    a load, 2× the register peak)
 //
-// A pair measured on 2026-12-04 under a load average of 5–7 on the 2 cores
-// (llama30m openblas 852, go 272 tokens/s; gpt2s 88 and 74) is not in the
-// table: one pair at that load says more about the neighbours than about
-// the backends. Re-measure on a quiet machine before changing a row.
+// Pairs measured on 2026-12-04 on a shared machine (load average 3.4–6.7
+// on the 2 cores), one run each, are not in the table; they disagree with
+// each other and with the quiet figures, and say more about the
+// neighbours than about the backends: llama30m go 428, openblas 363 (load
+// 3.6–3.9; an earlier pair at load 4.9–6.4 gave 272 and 852), gpt2s go
+// 94, openblas 118, llama1b go 21.9, openblas 24.7 tokens/s. Re-measure on
+// a quiet machine before changing a row.
 var fastestBackends = []struct {
 	vendor  string
 	family  int
