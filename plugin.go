@@ -85,7 +85,10 @@ type Config struct {
 	// LORAFLOW_ARGO_* settings). Setting it with the local backend is
 	// refused.
 	RemoteTrainer pipeline.RemoteTrainer
-	Logger        *slog.Logger
+	// GC configures the bounded garbage collection of the artifact store
+	// after each published run (on by default; GC.Disabled turns it off).
+	GC     artifact.AutoGCOptions
+	Logger *slog.Logger
 }
 
 // Plugin returns the loraflow plugin for client.Options.Plugins or
@@ -134,6 +137,7 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 	if err != nil {
 		return nil, err
 	}
+	store.SetAutoGC(cfg.GC)
 	tc := trust.Config{ArtifactRoot: store.Root(), InputRoots: cfg.InputRoots, Registries: cfg.Registries,
 		SigningKey: cfg.SigningKey, SigningKeys: cfg.SigningKeys, TrustedKeys: cfg.TrustedKeys}
 	if cfg.RegistryURI != "" {

@@ -11,7 +11,7 @@ import (
 // (pipeline.PrepareData).
 func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (out PrepareDataOutput, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("PrepareData", in.Spec); err != nil {
 		return PrepareDataOutput{}, err
 	}

@@ -47,15 +47,15 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	if out, ok := a.finishedTraining(ctx, work); ok {
 		a.logger().Info("TrainLoRA already done for these inputs", "adapter", out.Adapter.SHA256)
 		_ = pipeline.RemoveRemoteOutput(work) // left by a crash right after the result was recorded
+		// Nothing was trained now: this attempt's energy is its own (the
+		// lookup), and no full fine-tuning is counterfactual to it.
+		out.Reused, out.Usage, out.Counterfactual = true, m.stop(nil), nil
 		return out, nil
 	}
-	// Earlier attempts' energy, as their last heartbeat reported it.
-	var earlier *Usage
 	if activity.HasHeartbeatDetails(ctx) {
 		var last TrainProgress
 		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
 			a.logger().Info("TrainLoRA resuming after a retry", "step", last.Step, "checkpoint", last.CheckpointURI)
-			earlier = last.Usage
 		}
 	}
 
@@ -73,7 +73,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	// Heartbeats go on while the model loads; then each step updates them.
 	// The SDK throttles them; the checkpoint named is durable (Train writes
 	// it atomically before reporting it).
-	alive := startKeepAlive(ctx, TrainProgress{})
+	alive := startKeepAlive(ctx, TrainProgress{}, m) // every heartbeat carries the energy of every attempt so far
 	defer alive.close()
 	if a.RemoteTrainer == nil {
 		alive.watchSteps() // each step sets it: a wedged step stops the heartbeats
@@ -83,10 +83,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 		if p.Checkpoint != "" {
 			lastCheckpoint = "file://" + p.Checkpoint
 		}
-		used := sumAttempts(earlier, m.read())
 		alive.set(ctx, TrainProgress{
 			Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, LearningRate: p.LearningRate,
-			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint, Usage: &used,
+			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
 		})
 	}
 	dir, err := a.Store.ScratchDir("adapter")
@@ -122,7 +121,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	}
 	// This attempt ends here (its row goes to emissions.csv); what the
 	// training used is every attempt's, or the remote trainer's report.
-	out.Usage = sumAttempts(earlier, m.stop(nil))
+	out.Usage = m.stopAll(nil)
 	if res.Usage != nil {
 		out.Usage = *res.Usage
 		out.Usage.Activity = m.name

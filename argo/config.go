@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Defaults of Config.
@@ -42,6 +43,11 @@ type Config struct {
 	// workers use, so Job paths mean the same file in both places.
 	ArtifactClaim     string
 	ArtifactMountPath string
+	// InputClaims are the operator's further input roots (the workers'
+	// --input-roots besides the artifact store): each claim is mounted
+	// read-only in the trainer pod at the path the workers see it at, so a
+	// base model read from one trains remotely too (LORAFLOW_ARGO_INPUT_CLAIMS).
+	InputClaims []InputClaim
 	// ServiceAccountName of the Workflow pods ("" = namespace default).
 	ServiceAccountName string
 	// GPUs per training pod when a Job does not say; GPUResource is the
@@ -117,6 +123,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// InputClaim is one read-only input root of the trainer pods: an existing
+// PersistentVolumeClaim in Namespace and the absolute path it is mounted at.
+type InputClaim struct {
+	Claim     string
+	MountPath string
+}
+
 func (c Config) validate() error {
 	var missing []string
 	for _, f := range []struct{ name, v string }{
@@ -135,6 +148,18 @@ func (c Config) validate() error {
 	}
 	if c.GPUs < 0 {
 		return fmt.Errorf("argo: config: GPUs %d < 0", c.GPUs)
+	}
+	mounts := map[string]bool{path.Clean(c.ArtifactMountPath): true, "/tmp": true}
+	for i, in := range c.InputClaims {
+		switch {
+		case in.Claim == "" || len(validation.IsDNS1123Subdomain(in.Claim)) > 0:
+			return fmt.Errorf("argo: config: InputClaims[%d]: claim %q is not a claim name", i, in.Claim)
+		case !path.IsAbs(in.MountPath) || path.Clean(in.MountPath) == "/":
+			return fmt.Errorf("argo: config: InputClaims[%d] (%s): mount path %q is not an absolute folder", i, in.Claim, in.MountPath)
+		case mounts[path.Clean(in.MountPath)]:
+			return fmt.Errorf("argo: config: InputClaims[%d] (%s): mount path %q is already mounted", i, in.Claim, in.MountPath)
+		}
+		mounts[path.Clean(in.MountPath)] = true
 	}
 	if c.RunAsUser < 0 {
 		return fmt.Errorf("argo: config: RunAsUser %d is root or negative", c.RunAsUser)
@@ -155,8 +180,9 @@ const (
 	EnvTolerations       = "LORAFLOW_ARGO_TOLERATIONS"   // JSON array of tolerations
 	EnvActiveDeadline    = "LORAFLOW_ARGO_ACTIVE_DEADLINE_SECONDS"
 	EnvRunAsUser         = "LORAFLOW_ARGO_RUN_AS_USER"
-	EnvCPU               = "LORAFLOW_ARGO_CPU"    // request, e.g. "8"
-	EnvMemory            = "LORAFLOW_ARGO_MEMORY" // request and limit, e.g. "64Gi"
+	EnvCPU               = "LORAFLOW_ARGO_CPU"          // request, e.g. "8"
+	EnvMemory            = "LORAFLOW_ARGO_MEMORY"       // request and limit, e.g. "64Gi"
+	EnvInputClaims       = "LORAFLOW_ARGO_INPUT_CLAIMS" // CLAIM=/mount/path,... (the Helm chart's trust.inputRoots)
 	// EnvArtifactRoot is the workers' artifact root; it is the default mount path.
 	EnvArtifactRoot = "LORAFLOW_ARTIFACT_ROOT"
 )
@@ -175,6 +201,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.ArtifactMountPath == "" {
 		c.ArtifactMountPath = getenv(EnvArtifactRoot)
+	}
+	if v := getenv(EnvInputClaims); v != "" {
+		for _, pair := range strings.Split(v, ",") {
+			claim, mount, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if !ok {
+				return c, fmt.Errorf("argo: %s: %q is not CLAIM=/mount/path", EnvInputClaims, pair)
+			}
+			c.InputClaims = append(c.InputClaims, InputClaim{Claim: claim, MountPath: mount})
+		}
 	}
 	intVar := func(name string, dst *int64) error {
 		if v := getenv(name); v != "" {

@@ -49,6 +49,7 @@ const (
 	AnnotationOutput     = "loraflow.dev/output"
 	EnvProgressFile      = "LORAFLOW_PROGRESS_FILE"
 	artifactsVolume      = "artifacts"
+	inputVolumePrefix    = "input-root-"
 	tmpVolume            = "tmp"
 	trainTemplate        = "train"
 	trainerContainerName = "main" // Argo's name for a container template's container
@@ -91,8 +92,11 @@ func (b *Backend) BuildWorkflow(job Job) (*wfv1.Workflow, error) {
 		if p.v == "" {
 			return nil, badInput("no %s path", p.flag)
 		}
+		if p.flag == "base" && c.inputRootOf(p.v) != "" {
+			continue // read from an input root, mounted read-only below
+		}
 		if !underRoot(c.ArtifactMountPath, p.v) {
-			return nil, badInput("%s path %q is not under the artifact store %s", p.flag, p.v, c.ArtifactMountPath)
+			return nil, badInput("%s path %q is not under the artifact store %s%s", p.flag, p.v, c.ArtifactMountPath, c.inputRootsHint(p.flag))
 		}
 	}
 	if job.ProgressFile != "" && !underRoot(c.ArtifactMountPath, job.ProgressFile) {
@@ -131,6 +135,21 @@ func (b *Backend) BuildWorkflow(job Job) (*wfv1.Workflow, error) {
 		res.Limits[corev1.ResourceName(c.GPUResource)] = *resource.NewQuantity(int64(gpus), resource.DecimalSI)
 	}
 
+	volumes := []corev1.Volume{
+		{Name: artifactsVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ArtifactClaim}}},
+		{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: artifactsVolume, MountPath: c.ArtifactMountPath},
+		{Name: tmpVolume, MountPath: "/tmp"},
+	}
+	for i, in := range c.InputClaims { // read-only, at the workers' paths
+		name := fmt.Sprintf("%s%d", inputVolumePrefix, i)
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: in.Claim, ReadOnly: true}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: in.MountPath, ReadOnly: true})
+	}
+
 	no, yes := false, true
 	runAs := c.RunAsUser
 	wf := &wfv1.Workflow{
@@ -161,23 +180,17 @@ func (b *Backend) BuildWorkflow(job Job) (*wfv1.Workflow, error) {
 				FSGroup:        &runAs,
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			Volumes: []corev1.Volume{
-				{Name: artifactsVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: c.ArtifactClaim}}},
-				{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			},
+			Volumes: volumes,
 			Templates: []wfv1.Template{{
 				Name: trainTemplate,
 				Container: &corev1.Container{
-					Name:      trainerContainerName,
-					Image:     image,
-					Command:   append([]string(nil), c.TrainerCommand...),
-					Args:      args,
-					Env:       env,
-					Resources: res,
-					VolumeMounts: []corev1.VolumeMount{
-						{Name: artifactsVolume, MountPath: c.ArtifactMountPath},
-						{Name: tmpVolume, MountPath: "/tmp"},
-					},
+					Name:         trainerContainerName,
+					Image:        image,
+					Command:      append([]string(nil), c.TrainerCommand...),
+					Args:         args,
+					Env:          env,
+					Resources:    res,
+					VolumeMounts: mounts,
 					SecurityContext: &corev1.SecurityContext{
 						AllowPrivilegeEscalation: &no,
 						ReadOnlyRootFilesystem:   &yes,
@@ -197,6 +210,30 @@ func (b *Backend) BuildWorkflow(job Job) (*wfv1.Workflow, error) {
 		wf.Spec.TTLStrategy = &wfv1.TTLStrategy{SecondsAfterCompletion: &secs}
 	}
 	return wf, nil
+}
+
+// inputRootOf is the mount path of the input claim p lies under ("" when none).
+func (c Config) inputRootOf(p string) string {
+	for _, in := range c.InputClaims {
+		if underRoot(in.MountPath, p) {
+			return in.MountPath
+		}
+	}
+	return ""
+}
+
+func (c Config) inputRootsHint(flag string) string {
+	if flag != "base" {
+		return ""
+	}
+	if len(c.InputClaims) == 0 {
+		return " and no input claims are configured (LORAFLOW_ARGO_INPUT_CLAIMS)"
+	}
+	var ps []string
+	for _, in := range c.InputClaims {
+		ps = append(ps, in.MountPath)
+	}
+	return " or an input claim (" + strings.Join(ps, ", ") + ")"
 }
 
 func underRoot(root, p string) bool {

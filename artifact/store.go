@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +27,8 @@ type Ref struct {
 
 // Store is a file-system artifact store.
 type Store struct {
-	root string
+	root   string
+	autoGC AutoGCOptions // AfterRun's (autogc.go)
 }
 
 // Open opens (creating if needed) the store rooted at root, which may be a
@@ -221,37 +220,16 @@ func KeyOf(parts ...any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// DigestDir returns the store's folder digest: sha256 over the lines
-// "<file sha256>  <relative path>\n" sorted by path, exactly what
-// `sha256sum` prints for the sorted files. Unlike provenance's root digest
-// (model_signing's, which covers contents only), it changes when a file is
-// renamed, so two folders share an object only when names and contents
-// match. Files are hashed by provenance.HashTree: streamed and in parallel.
+// DigestDir returns the store's folder digest, loraflow's one digest of a
+// folder (provenance.ManifestDigest): what `sha256sum` prints for the files
+// sorted with LC_ALL=C, hashed. The same digest is the store key, the digest
+// the artifact's provenance names, and the one the registry records, so an
+// object, its attestation and its registry version show one digest. Files
+// are hashed by provenance.HashTree: streamed and in parallel.
 func DigestDir(ctx context.Context, dir string) (string, error) {
 	td, err := provenance.HashTree(ctx, dir)
 	if err != nil {
 		return "", fmt.Errorf("artifact store: digest %s: %w", dir, err)
 	}
-	// Byte order of names, as `LC_ALL=C sort` gives sha256sum its files
-	// (td.Files is in model_signing's component order).
-	files := slices.Clone(td.Files)
-	slices.SortFunc(files, func(a, b provenance.FileDigest) int { return strings.Compare(a.Name, b.Name) })
-	h := sha256.New()
-	for _, f := range files {
-		io.WriteString(h, sha256sumLine(f.SHA256, f.Name))
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// sha256sumLine is the line GNU sha256sum prints for a file: a name with a
-// backslash, newline or carriage return is escaped ("\\", "\n", "\r")
-// and the line starts with a backslash (coreutils src/digest.c,
-// print_filename and output_file), so no name can end its line early and
-// pass for another file's entry: the digest of a folder is unambiguous.
-func sha256sumLine(digest, name string) string {
-	if !strings.ContainsAny(name, "\\\n\r") {
-		return digest + "  " + name + "\n"
-	}
-	r := strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
-	return "\\" + digest + "  " + r.Replace(name) + "\n"
+	return td.Manifest, nil
 }

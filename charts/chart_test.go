@@ -1285,3 +1285,34 @@ func TestTrustConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestArgoTrainerPodsMountInputRoots: the chart hands trust.inputRoots to
+// the Argo backend too, so a base model in one of them is mounted
+// (read-only, at the workers' path) in the trainer pod.
+func TestArgoTrainerPodsMountInputRoots(t *testing.T) {
+	r := render(t, "ci/argo-values.yaml", "trust.inputRoots[0].mountPath=/data/models", "trust.inputRoots[0].existingClaim=shared-models")
+	data := configMap(t, r)
+	if got := data["LORAFLOW_ARGO_INPUT_CLAIMS"]; got != "shared-models=/data/models" {
+		t.Fatalf("LORAFLOW_ARGO_INPUT_CLAIMS = %q", got)
+	}
+	cfg, err := argo.ConfigFromEnv(func(k string) string { return data[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := argo.New(argofake.NewSimpleClientset(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := data["LORAFLOW_ARTIFACT_ROOT"]
+	wf, err := b.BuildWorkflow(argo.Job{SnapshotPath: root + "/snapshots/s", BaseModelPath: "/data/models/m", SpecPath: root + "/runs/r/spec.yaml", OutputDir: root + "/runs/r/adapter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range wf.Spec.Templates[0].Container.VolumeMounts {
+		found = found || (m.MountPath == "/data/models" && m.ReadOnly)
+	}
+	if !found {
+		t.Errorf("the trainer pod does not mount /data/models read-only: %+v", wf.Spec.Templates[0].Container.VolumeMounts)
+	}
+}

@@ -24,11 +24,21 @@ var ErrInvalid = errors.New("invalid dataset")
 var Formats = []string{"text", "alpaca", "chat", "classification"}
 
 // Example is one training example: the model reads Prompt and learns to
-// produce Completion. Label is set for classification data.
+// produce Completion. Label is set for classification data. Chat data also
+// keeps its Messages, which a model's own chat template renders (loss on
+// every assistant turn); Prompt and Completion then hold the plain
+// role-tagged layout used without a template.
 type Example struct {
-	Prompt     string `json:"prompt"`
-	Completion string `json:"completion"`
-	Label      string `json:"label,omitempty"`
+	Prompt     string    `json:"prompt"`
+	Completion string    `json:"completion"`
+	Label      string    `json:"label,omitempty"`
+	Messages   []Message `json:"messages,omitempty"`
+}
+
+// Message is one turn of a chat example.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
 }
 
 func (e Example) key() [32]byte {
@@ -516,9 +526,13 @@ func chatExample(v any) (Example, error) {
 	if last != len(turns)-1 {
 		return Example{}, errors.New("the last message must come from the assistant")
 	}
+	msgsOut := make([]Message, len(turns))
+	for i, t := range turns {
+		msgsOut[i] = Message{Role: t.role, Content: t.content}
+	}
 	for _, t := range turns[:last] {
 		fmt.Fprintf(&b, "<%s>\n%s\n", t.role, t.content)
 	}
 	b.WriteString("<assistant>\n")
-	return Example{Prompt: b.String(), Completion: turns[last].content}, nil
+	return Example{Prompt: b.String(), Completion: turns[last].content, Messages: msgsOut}, nil
 }

@@ -34,7 +34,7 @@ func TestFormats(t *testing.T) {
 		{"alpaca", "a.jsonl", `{"instruction":"Add","input":"1 1","output":"2"}` + "\n" + `{"instruction":"Say hi","output":"hi"}`,
 			Example{Prompt: fmt.Sprintf(alpacaWithInput, "Add", "1 1"), Completion: "2"}},
 		{"chat", "a.jsonl", `{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}` + "\n" + `{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`,
-			Example{Prompt: "<user>\nhi\n<assistant>\n", Completion: "hello"}},
+			Example{Prompt: "<user>\nhi\n<assistant>\n", Completion: "hello", Messages: []Message{{"user", "hi"}, {"assistant", "hello"}}}},
 		{"classification", "a.csv", "text,label\ngreat film,pos\nawful,neg\n", Example{Prompt: "great film\nLabel:", Completion: " pos", Label: "pos"}},
 	}
 	for _, c := range cases {

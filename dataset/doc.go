@@ -7,7 +7,8 @@
 //
 //	text            {"text": ...}                      the whole text is the completion
 //	alpaca          {"instruction","input","output"}   loss on the output only
-//	chat            {"messages":[{"role","content"}]}  loss on the last assistant turn
+//	chat            {"messages":[{"role","content"}]}  with the model's chat template: loss on every
+//	                                                   assistant turn; without one: on the last
 //	classification  {"text","label"}                   loss on the label; accuracy by label
 //
 // Every row is validated; a bad row is reported by file and line. Up to

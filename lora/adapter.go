@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,9 +28,36 @@ func moduleOf(paramName string) string {
 
 // moduleList renders the linear layers for error messages.
 func moduleList[T float](n *net[T]) string {
-	var names []string
+	// Grouped by the module name that target_modules matches (its last
+	// component), with how many layers have it: a 28-layer model lists 8
+	// names, not 197.
+	type group struct {
+		name   string
+		count  int
+		shapes []string
+	}
+	var groups []*group
+	byName := map[string]*group{}
 	for _, l := range n.linears() {
-		names = append(names, fmt.Sprintf("%s [%d→%d]", l.module, l.in, l.out))
+		name := l.module[strings.LastIndexByte(l.module, '.')+1:]
+		g := byName[name]
+		if g == nil {
+			g = &group{name: name}
+			byName[name] = g
+			groups = append(groups, g)
+		}
+		g.count++
+		if shape := fmt.Sprintf("[%d→%d]", l.in, l.out); !slices.Contains(g.shapes, shape) {
+			g.shapes = append(g.shapes, shape)
+		}
+	}
+	var names []string
+	for _, g := range groups {
+		s := g.name + " " + strings.Join(g.shapes, " ")
+		if g.count > 1 {
+			s += fmt.Sprintf(" ×%d", g.count)
+		}
+		names = append(names, s)
 	}
 	return strings.Join(names, ", ")
 }

@@ -98,6 +98,10 @@ type Workload struct {
 	Targets       []string
 	// MemoryOnly marks a workload run for its peak RSS: one step.
 	MemoryOnly bool
+	// Precision is how the frozen weights are kept: PrecisionFP32 (or
+	// empty) or PrecisionBF16 (see LoadOptions); RunBenchmarkWith's
+	// options take precedence.
+	Precision string
 }
 
 // BenchResult is what RunBenchmark measured.
@@ -113,7 +117,7 @@ type BenchResult struct {
 	BaseRSSBytes int64   // the process's RSS before the model was made: the binary, its packages' state, the BLAS library
 	BLAS         string
 	Kernel       string // the sgemm kernel of the pure-Go products (avx512, avx2, gonum)
-	Precision    string // of the frozen weights' products ("" fp32, bf16)
+	Precision    string // of the frozen weights' products: fp32 or bf16
 	Quantization string // of the block weights ("" none, nf4, fp4, int8)
 	WeightBytes  int64  // the model's weights as held (Model.WeightBytes)
 }
@@ -127,14 +131,20 @@ func RunBenchmark(ctx context.Context, w Workload, steps int, fullFineTune, grad
 // RunBenchmarkWith is RunBenchmark with the frozen weights held as o says
 // (precision, quantization; see NewModelWith).
 func RunBenchmarkWith(ctx context.Context, w Workload, steps int, fullFineTune, gradientCheckpointing bool, o LoadOptions) (BenchResult, error) {
+	if o.Precision == "" {
+		o.Precision = w.Precision
+	}
+	if o.Precision == "" {
+		o.Precision = PrecisionFP32
+	}
 	base, _ := procfs.RSS()
 	if w.MemoryOnly {
 		steps = 1
 	}
 	if need := int64(float64(weightBytes(w.Model)) * o.weightScale()); need > 1<<30 {
 		if kb, err := procfs.KBField("/proc/meminfo", "MemAvailable:"); err == nil && float64(need) > kb*1024 {
-			return BenchResult{}, fmt.Errorf("workload %s: its float32 weights need %.1f GiB and the machine has %.1f GiB available; it needs 16- or 4-bit frozen weights to run here",
-				w.Name, float64(need)/(1<<30), kb/(1<<20))
+			return BenchResult{}, fmt.Errorf("workload %s: its %s weights need %.1f GiB and the machine has %.1f GiB available; it needs fewer bits a frozen weight to run here",
+				w.Name, o.Precision, float64(need)/(1<<30), kb/(1<<20))
 		}
 	}
 	m, err := NewModelWith(w.Model, 1, o)

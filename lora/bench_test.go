@@ -203,3 +203,51 @@ func TestLlama8BRefusedWhereItDoesNotFit(t *testing.T) {
 		t.Fatalf("peak RSS %d after the refusal", rss)
 	}
 }
+
+// TestNewModelWithBF16: the BF16 random model holds every 2-D weight in 16
+// bits (half the resident bytes of those tensors) with NewModel's values
+// rounded to BF16, and trains.
+func TestNewModelWithBF16(t *testing.T) {
+	c := benchTinyLlama(false)
+	m32, err := NewModel(c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m16, err := NewModelWith(c, 3, LoadOptions{Precision: PrecisionBF16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m16.WeightDTypes()["BF16"], 0; got <= want {
+		t.Fatalf("dtypes %v", m16.WeightDTypes())
+	}
+	if m16.WeightBytes() >= m32.WeightBytes()*6/10 {
+		t.Fatalf("bf16 model %d bytes, fp32 %d", m16.WeightBytes(), m32.WeightBytes())
+	}
+	for _, name := range m32.TensorNames() {
+		a, shape, _ := m32.Tensor(name)
+		b, _, _ := m16.Tensor(name)
+		for i := range a {
+			want := a[i]
+			if keepsLow(name, shape) {
+				want = bf16Round(a[i])
+			}
+			if b[i] != want {
+				t.Fatalf("%s[%d] = %v, want %v (NewModel's %v rounded)", name, i, b[i], want, a[i])
+			}
+		}
+	}
+	if _, err := NewModelWith(c, 3, LoadOptions{Precision: "fp8"}); err == nil {
+		t.Fatal("precision fp8 accepted")
+	}
+	w := Workload{Name: "tiny", Model: c, Batch: 2, SeqLen: 8, Rank: 2, Alpha: 4, Targets: []string{"q_proj"}, Precision: PrecisionBF16}
+	res, err := RunBenchmark(context.Background(), w, 1, false, false)
+	if err != nil || res.Precision != PrecisionBF16 || res.WeightBytes != int64(m16.WeightBytes()) {
+		t.Fatalf("RunBenchmark bf16: %+v, %v", res, err)
+	}
+}
+
+func bf16Round(x float32) float32 {
+	b := math.Float32bits(x)
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}

@@ -3,6 +3,7 @@ package lora
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -67,12 +68,14 @@ func splitGEMM(m, n, k int) (parts int, alongM bool) {
 	return parts, m >= n
 }
 
-// The backends, fastest first:
+// The backends:
 //   - "openblas": OpenBLAS through cgo, in a binary built with -tags openblas
 //     (narrow products on internal/sgemm, see narrowMax);
 //   - "go": pure Go, gonum's BLAS with its sgemm replaced by internal/sgemm's
-//     AVX2/FMA assembly kernel (amd64 CPUs that have them);
+//     AVX-512 or AVX2/FMA assembly kernel (amd64 CPUs that have them);
 //   - "gonum": gonum's pure-Go BLAS alone (its sgemm parallelises itself).
+// The engine starts on the one that measured fastest on the CPU's family
+// (blas_default.go), not on OpenBLAS merely because it is built in.
 // With OpenBLAS and "go" the engine keeps each BLAS call on one core and
 // splits large products itself (splitGEMM).
 
@@ -92,8 +95,19 @@ func sgemmFor(m, n, k int) blas.Float32 {
 	return blas32.Implementation()
 }
 
-// BLASBackends lists the backends this binary can run on, the default first.
+// BLASBackends lists the backends this binary can run on, the default
+// (the one the engine started on, see defaultBackend) first.
 func BLASBackends() []string {
+	bs := builtBackends()
+	if i := slices.Index(bs, startBackend); i > 0 {
+		bs = append([]string{startBackend}, slices.Delete(bs, i, i+1)...)
+	}
+	return bs
+}
+
+// builtBackends lists the backends of this binary, fastest in general
+// first.
+func builtBackends() []string {
 	var bs []string
 	if openblas32 != nil {
 		bs = append(bs, "openblas")
@@ -103,6 +117,9 @@ func BLASBackends() []string {
 	}
 	return append(bs, "gonum")
 }
+
+// startBackend is the backend init chose.
+var startBackend string
 
 // UseBLAS switches the engine's matrix products to the named backend (see
 // BLASBackends). It is meant for benchmarks and tests that compare them;
@@ -131,11 +148,10 @@ func UseBLAS(name string) error {
 	return nil
 }
 
-// init picks the default backend of a pure-Go build; in a build with
-// OpenBLAS, blas_openblas.go's init (files initialise in name order, so it
-// runs after this one) switches to it.
+// init picks the default backend (defaultBackend). blas_openblas.go
+// registers OpenBLAS during package variable initialisation, which Go runs
+// before any init function, so every backend of the binary is known here.
 func init() {
-	if err := UseBLAS(BLASBackends()[0]); err != nil {
-		panic(err)
-	}
+	useDefaultBackend()
+	startBackend = blasBackend
 }

@@ -2,10 +2,12 @@
 
 package lora
 
-// Built with -tags openblas (and cgo), the engine's matrix products run on
-// OpenBLAS (Debian: apt-get install libopenblas-dev) through gonum's netlib
-// binding; without the tag they run on gonum's pure-Go BLAS. scripts/setup.sh,
-// test.sh and quickstart.sh add the tag when libopenblas is installed.
+// Built with -tags openblas (and cgo), the engine can run its matrix
+// products on OpenBLAS (Debian: apt-get install libopenblas-dev) through
+// gonum's netlib binding; it starts on it where OpenBLAS measured fastest
+// for the CPU's family (blas_default.go) or LORAFLOW_BLAS=openblas says so.
+// scripts/setup.sh, test.sh and quickstart.sh add the tag when libopenblas
+// is installed.
 
 /*
 #cgo LDFLAGS: -lopenblas
@@ -18,7 +20,12 @@ import (
 	"gonum.org/v1/netlib/blas/netlib"
 )
 
-func init() {
+// registered is set while package variables initialise, before any init
+// function runs, so that blas.go's init (the default backend's choice) sees
+// OpenBLAS.
+var registered = registerOpenBLAS()
+
+func registerOpenBLAS() bool {
 	openblas32 = netlib.Implementation{}
 	openblas64 = netlib.Implementation{}
 	setBLASThreads = func(n int) int {
@@ -27,7 +34,5 @@ func init() {
 		return prev
 	}
 	setBLASThreads(1) // the engine splits products itself (blas.go)
-	if err := UseBLAS("openblas"); err != nil {
-		panic(err)
-	}
+	return true
 }

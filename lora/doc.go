@@ -1,5 +1,6 @@
-// Package lora is loraflow's training engine: a pure-Go transformer (Llama and
-// GPT-2 architectures) with forward and backward passes, LoRA adapters on any
+// Package lora is loraflow's training engine: a pure-Go transformer (the
+// Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 and Phi-3 decoders, and
+// GPT-2) with forward and backward passes, LoRA adapters on any
 // linear layer, AdamW, checkpoints with exact resume, evaluation and
 // generation. It reads Hugging Face checkpoint folders (LoadModel) and writes
 // PEFT adapters (package lora/peft); it works on token IDs (Sequence) and
@@ -9,10 +10,18 @@
 // # Entry points
 //
 //   - LoadModel / NewModel / (*Model).Save: Hugging Face folders (config.json,
-//     model.safetensors or shards) for llama (RMSNorm, RoPE with rope_theta and
-//     rope_scaling, grouped-query attention, SwiGLU, tied or untied head) and
-//     gpt2 (LayerNorm, learned positions, GELU-tanh, fused Conv1D c_attn,
-//     optional "transformer." prefix, tied head).
+//     model.safetensors or shards with their index, generation_config.json's
+//     eos list) for the decoder model types llama, mistral, qwen2, qwen3,
+//     gemma2, gemma3_text and phi3 (decoder.go: RMSNorm, RoPE with
+//     rope_theta and rope_scaling default/linear/dynamic/llama3/yarn/longrope
+//     and partial_rotary_factor, grouped-query attention with head_dim,
+//     sliding windows per layer, q/k/v and MLP biases, Qwen3/Gemma 3 q/k
+//     norms, Gemma's 1+w norms, √hidden embeddings, GeGLU, post-norms,
+//     query_pre_attn_scalar and soft-capping, Phi-3's fused qkv_proj and
+//     gate_up_proj, tied or untied head) and gpt2 (LayerNorm, learned
+//     positions, GELU-tanh, fused Conv1D c_attn, optional "transformer."
+//     prefix, tied head). A config.json field that changes the arithmetic
+//     is implemented or refused by name (ParseModelConfig).
 //   - Train: LoRA (peft.Config: target_modules, r, lora_alpha, use_rslora,
 //     rank/alpha patterns, lora_dropout, bias, layers_to_transform,
 //     modules_to_save, init_lora_weights true/false/gaussian/pissa/olora,
@@ -60,9 +69,10 @@
 // interfaces, on one of three backends (BLASBackends, UseBLAS): OpenBLAS
 // through cgo in a binary built with -tags openblas (libopenblas-dev), its
 // narrow products (LoRA's rank-r ones, attention's per-head ones) on the Go
-// kernel; "go", pure Go, with internal/sgemm's AVX2/FMA assembly kernel in
-// place of gonum's sgemm (the default without cgo on amd64); and gonum's BLAS
-// alone. Large products are split across the cores by the engine, each block
+// kernel; "go", pure Go, with internal/sgemm's AVX-512 or AVX2/FMA assembly
+// kernel in place of gonum's sgemm; and gonum's BLAS alone. The engine
+// starts on the one that measured fastest for the CPU's family
+// (blas_default.go: "go" on AMD EPYC), or the one LORAFLOW_BLAS names. Large products are split across the cores by the engine, each block
 // one single-threaded BLAS call. Softmax, cross-entropy, SiLU and GELU run
 // on vectorised kernels (github.com/viterin/vek, and internal/vmath's AVX2
 // exp). The LoRA path is computed as (x·Aᵀ)·Bᵀ, never as a dense ΔW.

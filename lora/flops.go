@@ -88,7 +88,7 @@ func (m *Model) lowestTrainable(pc peft.Config) (lowest int, ln1Trains bool) {
 // isAttentionInput reports whether a module reads a block's normalised
 // input for attention: q_proj, k_proj, v_proj or GPT-2's c_attn.
 func isAttentionInput(module string) bool {
-	for _, s := range []string{".q_proj", ".k_proj", ".v_proj", ".c_attn"} {
+	for _, s := range []string{".q_proj", ".k_proj", ".v_proj", ".c_attn", ".qkv_proj"} {
 		if strings.HasSuffix(module, s) {
 			return true
 		}

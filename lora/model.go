@@ -1,8 +1,10 @@
 package lora
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -111,12 +113,69 @@ func LoadModelWith(dir string, o LoadOptions) (*Model, error) {
 	if err := checkModelFits(cfg, o.weightScale()); err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, filepath.Join(dir, "config.json"))
 	}
+	if err := readGenerationConfig(dir, &cfg); err != nil {
+		return nil, err
+	}
 	ck, err := safetensors.OpenDir(dir)
 	if err != nil {
 		return nil, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("open weights in %s", dir), Err: err}
 	}
 	defer ck.Close()
 	return loadFrom(cfg, ck, dir, o)
+}
+
+// maxGenerationConfig bounds generation_config.json (real ones are < 1 KiB).
+const maxGenerationConfig = 1 << 20
+
+// readGenerationConfig takes the end-of-sequence ids from the folder's
+// generation_config.json when it has one: transformers' GenerationConfig
+// stops at any id of its eos_token_id (an id or a list: Llama 3.x,
+// Qwen2.5 and Gemma list several), and its value overrides config.json's.
+func readGenerationConfig(dir string, cfg *ModelConfig) error {
+	path := filepath.Join(dir, "generation_config.json")
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lora: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxGenerationConfig+1))
+	if err != nil {
+		return fmt.Errorf("lora: %s: %w", path, err)
+	}
+	if len(raw) > maxGenerationConfig {
+		return inputErr(KindBadConfig, "%s is larger than %d bytes", path, maxGenerationConfig)
+	}
+	var g struct {
+		Eos any `json:"eos_token_id"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return inputErr(KindBadConfig, "%s: %v", path, err)
+	}
+	first, ids := firstTokenID(g.Eos)
+	for _, id := range ids {
+		if id < 0 || id >= cfg.VocabSize {
+			return inputErr(KindBadConfig, "%s: eos_token_id %d is outside the vocabulary [0,%d)", path, id, cfg.VocabSize)
+		}
+	}
+	if len(ids) > 0 {
+		cfg.EosTokenID, cfg.EosTokenIDs = first, ids
+	}
+	return nil
+}
+
+// StopTokens are the ids generation ends at: every end-of-sequence id of
+// config.json and generation_config.json.
+func (m *Model) StopTokens() []int {
+	if len(m.cfg.EosTokenIDs) > 0 {
+		return append([]int(nil), m.cfg.EosTokenIDs...)
+	}
+	if m.cfg.EosTokenID >= 0 {
+		return []int{m.cfg.EosTokenID}
+	}
+	return nil
 }
 
 func loadFrom(cfg ModelConfig, r tensorReader, dir string, o LoadOptions) (*Model, error) {
@@ -172,18 +231,7 @@ func equalShape(a, b []int) bool {
 // weights 1, biases 0), deterministic in seed. Zero fields of cfg get the
 // defaults of the model type.
 func NewModel(cfg ModelConfig, seed int64) (*Model, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkModelFits(cfg, 1); err != nil {
-		return nil, err
-	}
-	n, err := buildNet[float32](cfg, randomSource(cfg, seed))
-	if err != nil {
-		return nil, err
-	}
-	return &Model{cfg: cfg, net: n}, nil
+	return NewModelWith(cfg, seed, LoadOptions{})
 }
 
 // randomSource makes NewModel's weights, tensor by tensor in build order.
@@ -217,6 +265,18 @@ func randomSource(cfg ModelConfig, seed int64) weightSource {
 }
 
 func (c ModelConfig) withDefaults() ModelConfig {
+	// The switches a model type always has (transformers' definitions).
+	switch c.ModelType {
+	case "qwen2":
+		c.QKVBias = true
+	case "qwen3":
+		c.QKNorm = true
+	case "gemma2", "gemma3_text":
+		c.Gemma = true
+		c.QKNorm = c.ModelType == "gemma3_text"
+	case "phi3":
+		c.Fused = true
+	}
 	if c.KVHeads == 0 {
 		c.KVHeads = c.Heads
 	}

@@ -95,7 +95,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("r too large: %v", err)
 	}
 	_, _, err = Train(ctx, m, llamaLoRAConfig("qkv_proj"), TrainConfig{Steps: 1}, data, nil)
-	if !errors.As(err, &ie) || ie.Kind != KindTargetModuleNotFound || !strings.Contains(err.Error(), "model.layers.1.mlp.down_proj [24→16]") {
+	if !errors.As(err, &ie) || ie.Kind != KindTargetModuleNotFound || !strings.Contains(err.Error(), "down_proj [24→16] ×2") {
 		t.Fatalf("no target: %v", err)
 	}
 	_, _, err = Train(ctx, m, llamaLoRAConfig("q_proj"), TrainConfig{Steps: 1}, []Sequence{{Tokens: []int{1, 99}}}, nil)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -30,14 +31,15 @@ type AttestOptions struct {
 // artifact of store, returned in Attestation.Artifact.
 func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signer, in AttestInput, o AttestOptions) (Attestation, error) {
 	logger := loggerOf(o.Logger)
-	// Sign only what still hashes to its store digest: an object replaced
-	// under objects/<digest> is refused, not signed.
-	if _, err := storedPath(ctx, store, in.Artifact); err != nil {
-		return Attestation{}, err
-	}
 	// The carbon statement is signed as given: the full fine-tuning
 	// counterfactual was computed where training ended (TrainOutput) and
 	// the workflow put it into in.Carbon.
+	//
+	// Each object is hashed once, and what is signed is what was hashed:
+	// provenance.Attest hashes the artifact and refuses to sign unless it
+	// hashes to its store digest (ExpectSHA256); an adapter's files are
+	// checked as they are copied beside its model card. An object changed
+	// under objects/<digest> is refused, not signed.
 	ref, err := in.Artifact, error(nil)
 	if in.Kind == string(provenance.KindAdapter) {
 		if ref, err = withModelCard(ctx, store, in); err != nil {
@@ -48,26 +50,24 @@ func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signe
 	if err != nil {
 		return Attestation{}, err
 	}
-	snapDir, err := storedPath(ctx, store, in.Snapshot)
-	if err != nil {
-		return Attestation{}, err
-	}
 	deps := []provenance.Dependency{}
 	if in.Kind != string(provenance.KindEvalReport) || len(in.Parents) == 0 {
-		baseDigest, err := provenance.DigestPath(ctx, in.Spec.BaseModel)
+		d, err := dependency(ctx, provenance.RoleBaseModel, filepath.Base(in.Spec.BaseModel), in.Spec.BaseModel, in.BaseModel.SHA256)
 		if err != nil {
 			return Attestation{}, err
 		}
-		deps = append(deps, provenance.Dependency{Role: provenance.RoleBaseModel, Name: filepath.Base(in.Spec.BaseModel),
-			URI: "file://" + in.Spec.BaseModel, SHA256: baseDigest})
+		deps = append(deps, d)
 	}
 	if in.Kind == string(provenance.KindAdapter) {
-		snapDigest, err := provenance.DigestPath(ctx, snapDir)
+		snapDir, err := store.Path(in.Snapshot)
 		if err != nil {
 			return Attestation{}, err
 		}
-		deps = append(deps, provenance.Dependency{Role: provenance.RoleDataset, Name: "dataset-snapshot",
-			URI: "file://" + snapDir, SHA256: snapDigest})
+		d, err := dependency(ctx, provenance.RoleDataset, "dataset-snapshot", snapDir, in.Snapshot.SHA256)
+		if err != nil {
+			return Attestation{}, err
+		}
+		deps = append(deps, d)
 	}
 	for _, p := range in.Parents {
 		pdir, err := store.Path(p.Artifact)
@@ -78,7 +78,7 @@ func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signe
 			SHA256: p.FolderDigest, Attestation: p.Digest})
 	}
 	art := provenance.Artifact{
-		Kind: provenance.Kind(in.Kind), Dir: dir, // named by its store digest, as its folder is
+		Kind: provenance.Kind(in.Kind), Dir: dir, ExpectSHA256: ref.SHA256, // named by its store digest, as its folder is
 		Dependencies: deps, ExternalParameters: in.Spec, InvocationID: in.InvocationID,
 		WorkerIdentity: o.WorkerIdentity, StartedOn: time.Unix(in.StartedOn, 0).UTC(), FinishedOn: time.Unix(in.FinishedOn, 0).UTC(),
 	}
@@ -89,6 +89,10 @@ func Attest(ctx context.Context, store *artifact.Store, signer *provenance.Signe
 		art.Carbon = in.Carbon
 	}
 	att, err := provenance.Attest(ctx, signer, art)
+	var changed *provenance.DigestMismatchError
+	if errors.As(err, &changed) {
+		return Attestation{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("%s: store object %s: %w", in.Kind, ref.SHA256, err))
+	}
 	if err != nil {
 		return Attestation{}, fmt.Errorf("%s: %w", in.Kind, err)
 	}
@@ -114,6 +118,16 @@ func withModelCard(ctx context.Context, store *artifact.Store, in AttestInput) (
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	if err := CopyFiles(src, dir); err != nil {
 		return artifact.Ref{}, err
+	}
+	// The copy is what gets signed: it must be the trained adapter, byte
+	// for byte (hashed once, here, in the private scratch folder).
+	if got, err := artifact.DigestDir(ctx, dir); err != nil {
+		return artifact.Ref{}, err
+	} else if got != in.Artifact.SHA256 {
+		return artifact.Ref{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("store object %s now hashes to %s: it changed after it was committed", in.Artifact.SHA256, got))
+	}
+	if _, err := os.Stat(filepath.Join(dir, ModelCardFile)); err == nil {
+		return artifact.Ref{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("adapter %s already has a %s: the registry's version key (the adapter without its card) would not be recomputable", in.Artifact.SHA256, ModelCardFile))
 	}
 	card := registry.CardInfo{
 		ModelName: in.Spec.Name,
@@ -186,3 +200,24 @@ func cardProvenance(base, snapshot artifact.Ref, extra map[string]string) map[st
 	maps.Copy(p, extra)
 	return p
 }
+
+// dependency is a signed dependency on the folder or file at path, which
+// must still hash to want, the digest the run recorded for it (PrepareData
+// fingerprinted the base model; the snapshot is a store object): the
+// statement names what the run used, and a path that changed since is
+// refused, not signed under its new digest.
+func dependency(ctx context.Context, role provenance.Role, name, path, want string) (provenance.Dependency, error) {
+	got, err := provenance.DigestPath(ctx, path)
+	if err != nil {
+		return provenance.Dependency{}, err
+	}
+	if want != "" && got != want {
+		return provenance.Dependency{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("%s %s now hashes to %s, not %s as when the run used it", role, path, got, want))
+	}
+	return provenance.Dependency{Role: role, Name: name, URI: "file://" + path, SHA256: got}, nil
+}
+
+// ModelCardFile is the adapter's model card, which Attest adds
+// (registry.WriteModelCard writes it); every other file of the attested
+// adapter is the trained adapter's.
+const ModelCardFile = "README.md"

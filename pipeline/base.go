@@ -6,6 +6,7 @@ import (
 
 	"github.com/loraflow/loraflow/dataset"
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/chattemplate"
 	"github.com/loraflow/loraflow/lora/tokenizer"
 )
 
@@ -13,8 +14,9 @@ import (
 type Base struct {
 	Model     *lora.Model
 	Tokenizer *tokenizer.Tokenizer
-	bos       int // -1: none
-	eos       int // -1: none
+	chat      *chattemplate.Template // nil: none
+	bos       int                    // -1: none
+	eos       int                    // -1: none
 }
 
 // LoadBase loads the checkpoint folder dir and its tokenizer.json.
@@ -31,7 +33,11 @@ func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
 	if err != nil {
 		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: "tokenizer.json of " + dir, Err: err}
 	}
-	b := &Base{Model: m, Tokenizer: tok, bos: -1, eos: -1}
+	chat, err := loadChatTemplate(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Base{Model: m, Tokenizer: tok, chat: chat, bos: -1, eos: -1}
 	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
 		if id, ok := tok.SpecialID(name); ok {
 			b.bos = id
@@ -66,7 +72,8 @@ func (b *Base) Sequence(e dataset.Example) lora.Sequence {
 	return lora.Sequence{Tokens: toks, PromptLen: promptLen}
 }
 
-// Sequences tokenizes examples with Sequence.
+// Sequences tokenizes examples with Sequence, and chat examples with the
+// model's chat template when it has one.
 func (b *Base) Sequences(ctx context.Context, es []dataset.Example) ([]lora.Sequence, error) {
 	out := make([]lora.Sequence, len(es))
 	for i, e := range es {
@@ -74,6 +81,14 @@ func (b *Base) Sequences(ctx context.Context, es []dataset.Example) ([]lora.Sequ
 			if err := ctx.Err(); err != nil { // cancellation is seen during tokenization too
 				return nil, err
 			}
+		}
+		if e.Messages != nil && b.chat != nil {
+			sq, err := b.chatSequence(i, e)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = sq
+			continue
 		}
 		out[i] = b.Sequence(e)
 	}

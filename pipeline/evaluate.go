@@ -185,6 +185,7 @@ func samples(ctx context.Context, base *Base, adapter *peft.Adapter, val []datas
 		if base.EOS() >= 0 {
 			opts.StopTokens = []int{base.EOS()}
 		}
+		opts.StopTokens = append(opts.StopTokens, base.Model.StopTokens()...) // generation_config.json's eos list
 		gen := func(ad *peft.Adapter) string {
 			toks, err := lora.Generate(ctx, base.Model, ad, ids, opts)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/provenance"
 	"github.com/loraflow/loraflow/registry"
 	"github.com/loraflow/loraflow/spec"
 )
@@ -24,6 +25,7 @@ func Publish(ctx context.Context, store *artifact.Store, v Verifier, reg registr
 	dirs := map[string]string{}
 	var adapter Attestation
 	var attDigests []string
+	var trained string // the attested adapter's digest without its model card
 	for _, att := range in.Attestations {
 		dir, err := store.Path(att.Artifact)
 		if err != nil {
@@ -54,11 +56,18 @@ func Publish(ctx context.Context, store *artifact.Store, v Verifier, reg registr
 			dirs[name+strings.TrimPrefix(filepath.Base(b), filepath.Base(dir))] = b
 		}
 		if att.Kind == "adapter" {
-			adapter = att
+			adapter, trained = att, provenance.ManifestDigest(withoutFile(verdict.Files, ModelCardFile))
 		}
 	}
 	if adapter.Kind == "" {
 		return PublishOutput{}, NonRetryable(ErrVerificationFailed, errors.New("no attested adapter to publish"))
+	}
+	// The registry keys a version by the trained adapter (so that a later
+	// run that trains the same weights finds it), which is the attested
+	// adapter without the model card Attest added: recomputed here from the
+	// files the verifier hashed, never taken from the input alone.
+	if trained != in.Train.Adapter.SHA256 {
+		return PublishOutput{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("the attested adapter's files but its %s hash to %s, not the trained adapter %s", ModelCardFile, trained, in.Train.Adapter.SHA256))
 	}
 	tags := map[string]string{
 		registry.TagAdapterDigest:     adapter.Artifact.SHA256,
@@ -105,7 +114,7 @@ func Publish(ctx context.Context, store *artifact.Store, v Verifier, reg registr
 		"seq_len": fmt.Sprint(t.SeqLen), "schedule": t.Schedule, "seed": fmt.Sprint(t.Seed),
 	}
 	ver, err := reg.Publish(ctx, registry.PublishRequest{
-		ModelName: in.Spec.Name, ArtifactDirs: dirs, ArtifactDigest: "sha256:" + in.Train.Adapter.SHA256,
+		ModelName: in.Spec.Name, ArtifactDirs: dirs, ArtifactDigest: "sha256:" + trained,
 		Tags: tags, Metrics: metrics, MetricHistory: map[string][]registry.MetricPoint{"train_loss": history}, Params: params,
 		Datasets: []registry.Dataset{{Name: in.Spec.Name + "-snapshot", Digest: in.Snapshot.SHA256, SourceType: "local",
 			Source: in.Snapshot.URI, Context: "training"}},
@@ -128,4 +137,15 @@ func targetsParam(s spec.Spec) string {
 		return strings.Join(t, ",")
 	}
 	return "default for the model type"
+}
+
+// withoutFile is files without the one named name.
+func withoutFile(files []provenance.FileDigest, name string) []provenance.FileDigest {
+	out := make([]provenance.FileDigest, 0, len(files))
+	for _, f := range files {
+		if f.Name != name {
+			out = append(out, f)
+		}
+	}
+	return out
 }

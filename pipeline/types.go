@@ -39,6 +39,9 @@ type TrainOutput struct {
 	Losses          []float64
 	TokensPerSec    float64
 	ResumedFromStep int
+	// Reused says that this run trained nothing: an earlier run (or
+	// attempt) with the same inputs finished, and its adapter is returned.
+	Reused          bool `json:",omitempty"`
 	TrainableParams int64
 	TotalParams     int64
 	// FLOPs are the run's FLOP counts from the engine's FLOP model, for the

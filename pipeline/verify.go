@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/provenance"
 )
 
@@ -50,23 +49,6 @@ func expecting(att Attestation, opts ...provenance.PolicyOption) (provenance.Pol
 		return provenance.Policy{}, NonRetryable(ErrVerificationFailed, fmt.Errorf("the %s attestation names no usable digests: %w", att.Kind, err))
 	}
 	return pol, nil
-}
-
-// storedPath is store.Path after re-hashing the object: what lies under
-// objects/<digest> must still hash to the digest before it is used.
-func storedPath(ctx context.Context, store *artifact.Store, ref artifact.Ref) (string, error) {
-	dir, err := store.Path(ref)
-	if err != nil {
-		return "", err
-	}
-	got, err := artifact.DigestDir(ctx, dir)
-	if err != nil {
-		return "", err
-	}
-	if got != ref.SHA256 {
-		return "", NonRetryable(ErrVerificationFailed, fmt.Errorf("store object %s now hashes to %s: it changed after it was committed", ref.SHA256, got))
-	}
-	return dir, nil
 }
 
 // progressOf is f, or a no-op.

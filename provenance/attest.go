@@ -68,6 +68,11 @@ type Artifact struct {
 	Files []string
 	// Name names the artifact; default: the base name of Dir or of the single file.
 	Name string
+	// ExpectSHA256, when set, is the digest (ManifestDigest) the files must
+	// hash to: Attest hashes them once, refuses to sign other bytes (a
+	// *DigestMismatchError), and signs the digests of the bytes it read, so
+	// there is no window between a check and the signature.
+	ExpectSHA256 string
 
 	// Dependencies: adapters need a RoleBaseModel and a RoleDataset one,
 	// merged models a RoleBaseModel and a RoleParent (the adapter) one.
@@ -111,7 +116,8 @@ type Attestation struct {
 	Path   string // the artifact: Dir, or filepath.Join(folder of Files, Name)
 	Kind   Kind
 	Name   string
-	SHA256 string       // the artifact's folder digest
+	SHA256 string       // the artifact's digest (ManifestDigest), named by its provenance
+	Root   string       // model_signing's root digest: the model-signing bundle's subject
 	Files  []FileDigest // its files, sorted
 	// ProvenanceSHA256 is the sha256 of the signed SLSA statement. Record it
 	// as Dependency.Attestation in artifacts derived from this one.
@@ -162,13 +168,16 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	if len(td.Files) == 0 {
 		return nil, fmt.Errorf("provenance: artifact %s has no files", info.Name)
 	}
-	info.SHA256 = td.SHA256
+	if a.ExpectSHA256 != "" && td.Manifest != a.ExpectSHA256 {
+		return nil, &DigestMismatchError{Path: base, Want: a.ExpectSHA256, Got: td.Manifest}
+	}
+	info.SHA256 = statedDigest(td)
 
 	artifactPath := base
 	if names != nil {
 		artifactPath = filepath.Join(base, info.Name)
 	}
-	att := &Attestation{Path: artifactPath, Kind: a.Kind, Name: info.Name, SHA256: td.SHA256, Files: td.Files}
+	att := &Attestation{Path: artifactPath, Kind: a.Kind, Name: info.Name, SHA256: td.Manifest, Root: td.SHA256, Files: td.Files}
 	subjects := fileSubjects(td.Files)
 	var byproducts []resourceDescriptor
 
@@ -281,6 +290,22 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	att.ProvenanceSHA256 = bf.StatementSHA256
 	att.Bundles = append([]BundleFile{bf}, att.Bundles...)
 	return att, nil
+}
+
+// statedDigest is the artifact digest a statement names: the files'
+// ManifestDigest. (Statements signed before one digest per artifact named
+// the root digest; the tests replace this to make one.)
+var statedDigest = func(td *TreeDigest) string { return td.Manifest }
+
+// DigestMismatchError is Attest's refusal to sign files that do not hash
+// to Artifact.ExpectSHA256.
+type DigestMismatchError struct {
+	Path      string
+	Want, Got string
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("provenance: %s hashes to %s, not %s: it changed after it was committed", e.Path, e.Got, e.Want)
 }
 
 // layout checks Dir/Files and returns the artifact info, the base folder,

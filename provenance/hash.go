@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,13 +31,21 @@ type FileDigest struct {
 	SHA256 string `json:"sha256"` // lowercase hex
 }
 
-// TreeDigest is the digest of a set of files: each file's sha256 and the
-// folder digest, sha256 over the raw file digests in name order (the
-// subject digest of an OpenSSF model-signing statement).
+// TreeDigest is the digest of a set of files: each file's sha256, and two
+// digests of the whole computed from them in the same pass.
+//
+// Manifest is loraflow's one digest of a folder artifact (ManifestDigest):
+// its artifact store key, the digest its provenance statement names, the
+// digest its dependants and the registry record. It covers names as well as
+// contents. SHA256 is model_signing's root digest (FolderDigest), which
+// covers contents only; it is the subject of the model-signing bundle alone,
+// because model_signing's verifier recomputes that subject from the
+// resources it lists (docs/provenance.md, One digest per artifact).
 type TreeDigest struct {
-	SHA256 string       // folder digest, lowercase hex
-	Files  []FileDigest // sorted by Name
-	Bytes  int64        // total size of the files
+	SHA256   string       // model_signing's root digest, lowercase hex
+	Manifest string       // loraflow's folder digest, lowercase hex
+	Files    []FileDigest // sorted by Name (PathLess)
+	Bytes    int64        // total size of the files
 }
 
 // HashTree hashes every regular file under dir, in parallel (one worker per
@@ -114,7 +123,7 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("provenance: hashing %s: %w", dir, err)
 	}
-	td := &TreeDigest{Files: files, SHA256: FolderDigest(files)}
+	td := &TreeDigest{Files: files, SHA256: FolderDigest(files), Manifest: ManifestDigest(files)}
 	for _, f := range files {
 		td.Bytes += f.Size
 	}
@@ -147,8 +156,38 @@ func FolderDigest(files []FileDigest) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// DigestPath returns the digest loraflow records for a path: the folder
-// digest for a folder, the file's sha256 for a regular file.
+// ManifestDigest is loraflow's folder digest: sha256 over the lines
+// "<file sha256>  <relative path>\n" sorted by path bytes, exactly what
+// `sha256sum` prints for the files sorted with LC_ALL=C (so anyone can
+// recompute it with coreutils). Unlike FolderDigest it changes when a file
+// is renamed, and a name cannot forge another entry: names with a
+// backslash, newline or carriage return are escaped as sha256sum escapes
+// them (sha256sumLine).
+func ManifestDigest(files []FileDigest) string {
+	sorted := slices.Clone(files)
+	slices.SortFunc(sorted, func(a, b FileDigest) int { return strings.Compare(a.Name, b.Name) })
+	h := sha256.New()
+	for _, f := range sorted {
+		io.WriteString(h, sha256sumLine(f.SHA256, f.Name))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sha256sumLine is the line GNU sha256sum prints for a file: a name with a
+// backslash, newline or carriage return is escaped ("\\", "\n", "\r")
+// and the line starts with a backslash (coreutils src/digest.c,
+// print_filename and output_file), so no name can end its line early and
+// pass for another file's entry: the digest of a folder is unambiguous.
+func sha256sumLine(digest, name string) string {
+	if !strings.ContainsAny(name, "\\\n\r") {
+		return digest + "  " + name + "\n"
+	}
+	r := strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
+	return "\\" + digest + "  " + r.Replace(name) + "\n"
+}
+
+// DigestPath returns the digest loraflow records for a path: the folder's
+// ManifestDigest for a folder, the file's sha256 for a regular file.
 func DigestPath(ctx context.Context, p string) (string, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -159,7 +198,7 @@ func DigestPath(ctx context.Context, p string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return td.SHA256, nil
+		return td.Manifest, nil
 	}
 	fd, err := HashFile(ctx, p)
 	if err != nil {

@@ -74,3 +74,15 @@ func TestHashTreeRefusesSymlinksAndHonoursCancel(t *testing.T) {
 		t.Fatalf("symlink: %v", err)
 	}
 }
+
+// Ordinary names hash exactly as `sha256sum` prints them; names with a
+// backslash, newline or carriage return are escaped as it escapes them (the
+// folder-level test is artifact.TestDigestDirNamesCannotForgeEntries).
+func TestManifestLinesAreSha256sums(t *testing.T) {
+	if got, want := sha256sumLine("ab", "dir/f.json"), "ab  dir/f.json\n"; got != want {
+		t.Errorf("plain line %q, want %q", got, want)
+	}
+	if got, want := sha256sumLine("ab", "a\\b\nc"), "\\ab  a\\\\b\\nc\n"; got != want {
+		t.Errorf("escaped line %q, want %q", got, want)
+	}
+}

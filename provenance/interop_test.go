@@ -78,7 +78,7 @@ func TestSigstoreGoVerifier(t *testing.T) {
 					t.Fatalf("%s: %v", b.Kind, err)
 				}
 			}
-			root, _ := hex.DecodeString(att.SHA256)
+			root, _ := hex.DecodeString(att.Root)
 			if err := check(att.Bundles[1].Path, verify.WithArtifactDigest("sha256", root)); err != nil {
 				t.Fatalf("model-signing: %v", err)
 			}
@@ -115,7 +115,7 @@ func TestCosignVerifiesBundles(t *testing.T) {
 					args[3] = "slsaprovenance1"
 				}
 				if b.Kind == BundleModelSigning {
-					args = append(args, "--digest", att.SHA256, "--digestAlg", "sha256")
+					args = append(args, "--digest", att.Root, "--digestAlg", "sha256")
 				} else {
 					args = append(args, weights)
 				}

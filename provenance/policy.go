@@ -232,7 +232,9 @@ func (v *Verifier) Verify(ctx context.Context, path string, p Policy) (*Verdict,
 		verdict.Err = &VerificationError{Reason: ReasonUnexpectedArtifact, Artifact: verdict.Path, Path: verdict.Path, Detail: detail}
 		return verdict, verdict.Err
 	}
-	if p.folderDigest != "" && verdict.SHA256 != p.folderDigest {
+	// Root: an attestation made before one digest per artifact names
+	// model_signing's root digest of the same (recomputed) files.
+	if p.folderDigest != "" && verdict.SHA256 != p.folderDigest && verdict.Root != p.folderDigest {
 		return fail(fmt.Sprintf("validly signed, but its files hash to %s and this run expects %s", verdict.SHA256, p.folderDigest))
 	}
 	if p.provenanceDigest != "" && verdict.ProvenanceSHA256 != p.provenanceDigest {

@@ -211,13 +211,13 @@ func TestStatementContent(t *testing.T) {
 	if w.Annotations["role"] != "worker" || !strings.HasPrefix(w.URI, "pkg:golang/") || len(w.Digest["sha256"]) != 64 {
 		t.Errorf("worker dependency %+v", w)
 	}
-	// The model-signing statement: one subject, the folder digest over the
+	// The model-signing statement: one subject, model_signing's root digest over the
 	// sorted resource digests.
 	ms, _, err := openBundle(att.Bundles[1].Path, f.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ms.st.PredicateType != ModelSigningPredicateType || len(ms.st.Subject) != 1 || ms.st.Subject[0].Name != "adapter" || ms.st.Subject[0].Digest["sha256"] != att.SHA256 {
+	if ms.st.PredicateType != ModelSigningPredicateType || len(ms.st.Subject) != 1 || ms.st.Subject[0].Name != "adapter" || ms.st.Subject[0].Digest["sha256"] != att.Root {
 		t.Fatalf("model-signing statement %+v", ms.st)
 	}
 	var msp modelSigningPredicate
@@ -526,3 +526,75 @@ func editBundlePayload(t *testing.T, path, from, to string) {
 
 func base64Decode(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
 func base64Encode(b []byte) string          { return base64.StdEncoding.EncodeToString(b) }
+
+// Attest hashes the files once and signs only when they hash to
+// ExpectSHA256, the digest the caller holds for them (the store key): the
+// artifact's digest is the ManifestDigest, the same as the store's, and
+// bytes changed before the hash are refused with nothing written.
+func TestAttestSignsOnlyTheExpectedBytes(t *testing.T) {
+	f := newFixture(t, KeyEd25519)
+	ctx := context.Background()
+	td, err := HashTree(ctx, f.adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.adapterArtifact(f.adapter)
+	a.ExpectSHA256 = td.Manifest
+	att, err := Attest(ctx, f.signer, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if att.SHA256 != td.Manifest || att.Root != td.SHA256 {
+		t.Fatalf("attestation digest %s root %s, want the manifest digest %s and model_signing's root %s", att.SHA256, att.Root, td.Manifest, td.SHA256)
+	}
+	for _, b := range att.Bundles {
+		os.Remove(b.Path)
+	}
+	writeFile(t, filepath.Join(f.adapter, "adapter_config.json"), []byte(`{"r":64}`))
+	_, err = Attest(ctx, f.signer, a)
+	var dm *DigestMismatchError
+	if !errors.As(err, &dm) || dm.Want != td.Manifest {
+		t.Fatalf("want a DigestMismatchError for %s, got %v", td.Manifest, err)
+	}
+	if _, err := os.Stat(BundlePath(f.adapter, BundleProvenance)); err == nil {
+		t.Fatal("changed bytes were signed")
+	}
+}
+
+// A statement signed before one digest per artifact names model_signing's
+// root digest as the artifact's digest: it still verifies (both digests are
+// recomputed from the files), the verdict gives the folder digest, and a
+// policy expecting the old digest (an attestation of a run in flight across
+// the upgrade) accepts it; a wrong digest is still refused.
+func TestLegacyRootDigestStatementsVerify(t *testing.T) {
+	f := newFixture(t, KeyEd25519)
+	ctx := context.Background()
+	statedDigest = func(td *TreeDigest) string { return td.SHA256 }
+	_, err := Attest(ctx, f.signer, f.adapterArtifact(f.adapter))
+	statedDigest = func(td *TreeDigest) string { return td.Manifest }
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, err := HashTree(ctx, f.adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := NewVerifier(f.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{td.SHA256, td.Manifest} {
+		pol, err := NewPolicy(WithFolderDigest(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := verifier.Verify(ctx, f.adapter, pol)
+		if err != nil || v.SHA256 != td.Manifest || v.Root != td.SHA256 {
+			t.Fatalf("legacy statement expecting %s: verdict %+v, %v", want, v, err)
+		}
+	}
+	pol, _ := NewPolicy(WithFolderDigest(strings.Repeat("a", 64)))
+	if _, err := verifier.Verify(ctx, f.adapter, pol); err == nil {
+		t.Fatal("a policy expecting another digest accepted the legacy statement")
+	}
+}

@@ -86,7 +86,8 @@ type Verdict struct {
 	Path             string // the artifact
 	Kind             Kind
 	Name             string
-	SHA256           string // the artifact's folder digest, recomputed
+	SHA256           string // the artifact's digest (ManifestDigest), recomputed
+	Root             string // model_signing's root digest of the same files, recomputed
 	ProvenanceSHA256 string // the sha256 of its signed SLSA statement
 	KeyID            string // the trusted key that signed it
 	InvocationID     string
@@ -273,11 +274,16 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 	if r, at, detail := compareFiles(attested, td.Files, info, filepath.Base(artifactPath), info.Layout == layoutFiles); r != "" {
 		return fail(r, at, detail, nil)
 	}
-	if td.SHA256 != info.SHA256 {
-		return fail(ReasonBundleMismatch, bundlePath, fmt.Sprintf("statement names folder digest %s, files hash to %s", info.SHA256, td.SHA256), nil)
+	// The statement names the files' ManifestDigest; a statement signed
+	// before loraflow used one digest per artifact names model_signing's
+	// root digest of the same files instead, which is accepted too (both
+	// are recomputed here from the files, whose names and digests the
+	// statement's subjects list one by one).
+	if info.SHA256 != td.Manifest && info.SHA256 != td.SHA256 {
+		return fail(ReasonBundleMismatch, bundlePath, fmt.Sprintf("statement names folder digest %s, files hash to %s", info.SHA256, td.Manifest), nil)
 	}
-	v.SHA256, v.Files = td.SHA256, td.Files
-	v.Checks = append(v.Checks, Check{Name: "files", Subject: artifactPath, Detail: fmt.Sprintf("%d files, %d bytes, sha256 %s", len(td.Files), td.Bytes, td.SHA256)})
+	v.SHA256, v.Root, v.Files = td.Manifest, td.SHA256, td.Files
+	v.Checks = append(v.Checks, Check{Name: "files", Subject: artifactPath, Detail: fmt.Sprintf("%d files, %d bytes, sha256 %s", len(td.Files), td.Bytes, td.Manifest)})
 
 	// 3. Companion bundles named as byproducts.
 	for _, bp := range prov.RunDetails.Byproducts {
@@ -366,7 +372,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			if pv.ProvenanceSHA256 != d.Attestation {
 				return fail(ReasonBrokenChain, link, fmt.Sprintf("parent's provenance statement is sha256 %s, this statement names %s", pv.ProvenanceSHA256, d.Attestation), nil)
 			}
-			if pv.SHA256 != d.SHA256 {
+			if pv.SHA256 != d.SHA256 && pv.Root != d.SHA256 { // Root: named by statements signed before one digest
 				return fail(ReasonBrokenChain, link, fmt.Sprintf("parent's files hash to %s, this statement names %s", pv.SHA256, d.SHA256), nil)
 			}
 			if mine, ok := v.Dependency(RoleBaseModel); ok {

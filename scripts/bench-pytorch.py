@@ -11,16 +11,30 @@ positions, GELU-tanh, fused c_attn, tied head), with LoRA as PEFT computes
 it, base(x) + (alpha/r)·B(A(x)), on the workload's target modules, AdamW on
 the LoRA parameters only.
 
-usage: /usr/bin/python3 scripts/bench-pytorch.py llama30m|gpt2s [steps] [threads]
+The real-scale shapes (llama1b: Llama-3.2-1B; qwen0.5b: Qwen2.5-0.5B's
+widths on the llama architecture with q, k, v and o biases, the shape
+`loraflow bench` runs) use grouped key-value heads, their rope_theta and a
+tied head; llama1b's llama3 RoPE scaling is left out (it changes only the
+angles, not the cost).
+
+OMP_WAIT_POLICY=PASSIVE is set before torch loads (unless the caller set
+it): with the default, active waiting, PyTorch's idle OpenMP threads spin
+and, on a shared 2-core machine, take the CPU from the threads doing work
+(13× slower under load).
+
+usage: /usr/bin/python3 scripts/bench-pytorch.py llama30m|gpt2s|llama1b|qwen0.5b [steps] [threads]
 """
 import json
 import math
+import os
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when torch loads
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 WORKLOADS = {
     "llama30m": dict(arch="llama", vocab=8192, hidden=512, layers=8, heads=8, inter=1408,
@@ -28,6 +42,12 @@ WORKLOADS = {
                      targets={"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}),
     "gpt2s": dict(arch="gpt2", vocab=50257, hidden=768, layers=12, heads=12, inter=3072,
                   batch=4, seq=256, r=8, alpha=16, targets={"c_attn"}),
+    "llama1b": dict(arch="llama", vocab=128256, hidden=2048, layers=16, heads=32, kv_heads=8, head_dim=64,
+                    inter=8192, theta=500000.0, tied=True, batch=1, seq=256, r=16, alpha=32,
+                    targets={"q_proj", "k_proj", "v_proj", "o_proj"}),
+    "qwen0.5b": dict(arch="llama", vocab=151936, hidden=896, layers=24, heads=14, kv_heads=2, head_dim=64,
+                     inter=4864, theta=1e6, tied=True, attn_bias=True, batch=1, seq=256, r=16, alpha=32,
+                     targets={"q_proj", "k_proj", "v_proj", "o_proj"}),
 }
 
 
@@ -85,20 +105,26 @@ class LlamaBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         h, i = cfg["hidden"], cfg["inter"]
-        self.heads = cfg["heads"]
+        self.heads, self.kv_heads = cfg["heads"], cfg.get("kv_heads", cfg["heads"])
+        self.hd = cfg.get("head_dim", h // self.heads)
+        q, kv, bias = self.heads * self.hd, self.kv_heads * self.hd, cfg.get("attn_bias", False)
         self.input_layernorm, self.post_attention_layernorm = RMSNorm(h), RMSNorm(h)
-        self.q_proj, self.k_proj = linear("q_proj", cfg, h, h, False), linear("k_proj", cfg, h, h, False)
-        self.v_proj, self.o_proj = linear("v_proj", cfg, h, h, False), linear("o_proj", cfg, h, h, False)
+        self.q_proj, self.k_proj = linear("q_proj", cfg, h, q, bias), linear("k_proj", cfg, h, kv, bias)
+        self.v_proj, self.o_proj = linear("v_proj", cfg, h, kv, bias), linear("o_proj", cfg, q, h, bias)
         self.gate_proj, self.up_proj = linear("gate_proj", cfg, h, i, False), linear("up_proj", cfg, h, i, False)
         self.down_proj = linear("down_proj", cfg, i, h, False)
 
     def forward(self, x, cos, sin):
         b, s, h = x.shape
         y = self.input_layernorm(x)
-        split = lambda t: t.view(b, s, self.heads, h // self.heads).transpose(1, 2)
-        q, k, v = split(self.q_proj(y)), split(self.k_proj(y)), split(self.v_proj(y))
+        split = lambda t, n: t.view(b, s, n, self.hd).transpose(1, 2)
+        q = split(self.q_proj(y), self.heads)
+        k, v = split(self.k_proj(y), self.kv_heads), split(self.v_proj(y), self.kv_heads)
+        if self.kv_heads != self.heads:  # grouped key-value heads
+            rep = self.heads // self.kv_heads
+            k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
         a = causal_attention(rope(q, cos, sin), rope(k, cos, sin), v)
-        x = x + self.o_proj(a.transpose(1, 2).reshape(b, s, h))
+        x = x + self.o_proj(a.transpose(1, 2).reshape(b, s, self.heads * self.hd))
         y = self.post_attention_layernorm(x)
         return x + self.down_proj(F.silu(self.gate_proj(y)) * self.up_proj(y))
 
@@ -135,8 +161,10 @@ class Model(nn.Module):
             self.norm = RMSNorm(h)
             self.lm_head = nn.Linear(h, v, bias=False)
             self.lm_head.requires_grad_(False)
-            hd = h // cfg["heads"]
-            inv = 1.0 / (10000 ** (torch.arange(0, hd, 2).float() / hd))
+            if cfg.get("tied"):
+                self.lm_head.weight = self.embed.weight
+            hd = cfg.get("head_dim", h // cfg["heads"])
+            inv = 1.0 / (cfg.get("theta", 10000.0) ** (torch.arange(0, hd, 2).float() / hd))
             ang = torch.outer(torch.arange(cfg["seq"]).float(), inv)
             self.register_buffer("cos", torch.cat((ang.cos(), ang.cos()), -1))
             self.register_buffer("sin", torch.cat((ang.sin(), ang.sin()), -1))

@@ -17,6 +17,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/loraflow/loraflow/lora/peft"
 )
 
 // Spec is one pipeline run's description. It is the workflow's input, so it
@@ -317,18 +319,18 @@ func (s *Spec) applyDefaults() {
 	if d.ValidationFraction == 0 {
 		d.ValidationFraction = 0.1
 	}
-	l := &s.LoRA
+	l := &s.LoRA // PEFT's defaults (lora/peft), but lora_alpha
 	if l.R == 0 {
-		l.R = 8
+		l.R = peft.DefaultR
 	}
 	if l.LoraAlpha == 0 {
 		l.LoraAlpha = float64(2 * l.R)
 	}
 	if l.Bias == "" {
-		l.Bias = "none"
+		l.Bias = peft.DefaultBias
 	}
 	if l.InitLoraWeights.InitLoraWeights == "" {
-		l.InitLoraWeights.InitLoraWeights = "true"
+		l.InitLoraWeights.InitLoraWeights = peft.DefaultInitLoraWeights
 	}
 	t := &s.Training
 	if t.BatchSize == 0 {

@@ -58,6 +58,10 @@ func loadWeighted(dirs []string, weights []float64) ([]merge.Weighted, error) {
 	return out, nil
 }
 
+// quietMergeLog keeps merge's progress log off the terminal: the command
+// prints the report itself.
+var quietMergeLog = slog.New(slog.DiscardHandler)
+
 func writeJSONFile(path string, v any) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -128,10 +132,10 @@ the tolerance fails the merge.`,
 			}
 			for _, w := range ws {
 				if p := w.Adapter.Config.BaseModelNameOrPath; p != "" && filepath.Base(filepath.Clean(p)) != filepath.Base(filepath.Clean(base)) {
-					slog.Warn("adapter was trained on another base name; shapes are checked tensor by tensor", "adapter", w.Name, "base_model_name_or_path", p, "base", base)
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: adapter %s was trained on %s, merged into %s; shapes are checked tensor by tensor\n", w.Name, p, base)
 				}
 			}
-			opts := merge.Options{Adapters: ws, SafeMerge: !unsafe, Overwrite: overwrite, ReportFile: reportIn, NoSync: noFsync}
+			opts := merge.Options{Adapters: ws, SafeMerge: !unsafe, Overwrite: overwrite, ReportFile: reportIn, NoSync: noFsync, Logger: quietMergeLog}
 			if !noVerify {
 				var ps [][]int
 				if probes > 0 {
@@ -208,7 +212,7 @@ F16/BF16 ones within a unit or two in the last place, since the merge rounded.`,
 			if err != nil {
 				return fmt.Errorf("unmerge: %w", err)
 			}
-			rep, err := merge.Unmerge(cmd.Context(), merged, out, merge.Options{Adapters: ws, Overwrite: overwrite})
+			rep, err := merge.Unmerge(cmd.Context(), merged, out, merge.Options{Adapters: ws, Overwrite: overwrite, Logger: quietMergeLog})
 			if err != nil {
 				return err
 			}

@@ -113,6 +113,24 @@ func TestBenchCommand(t *testing.T) {
 	if _, err := runCLI(t, "bench", "--blas", "mkl"); err == nil {
 		t.Fatal("unknown backend accepted")
 	}
+	if _, err := runCLI(t, "bench", "--precision", "fp8"); err == nil {
+		t.Fatal("--precision fp8 accepted")
+	}
+	if _, err := runCLI(t, "bench", "--precision", "bf16", "--full"); err == nil {
+		t.Fatal("--precision bf16 with --full accepted")
+	}
+	out, err = runCLI(t, "bench", "--workload", "tiny", "--steps", "1", "--precision", "bf16", "--json")
+	if err != nil {
+		t.Fatalf("bench --precision bf16: %v\n%s", err, out)
+	}
+	rep = benchReport{}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r := rep.Rows[0]; r.Precision != "bf16" || r.WeightBytes <= 0 {
+		t.Fatalf("bf16 row %+v", r)
+	}
+	benchPrecision = lora.PrecisionFP32
 	if _, err := runCLI(t, "bench", "--kernel", "avx1024"); err == nil || !strings.Contains(err.Error(), "avx1024") {
 		t.Fatalf("unknown kernel: %v", err)
 	}

@@ -281,24 +281,75 @@ func newStatusCmd() *cobra.Command {
 }
 
 func newCancelCmd() *cobra.Command {
-	var f connFlags
+	var (
+		f    connFlags
+		wait time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
-		Short: "Cancel a pipeline run (running activities are cancelled at their next heartbeat)",
+		Short: "Cancel a pipeline run and say where it stopped (training stops at its next heartbeat)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial(cmd.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			ctx := cmd.Context()
+			c, err := f.dial(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			if err := c.CancelWorkflow(cmd.Context(), args[0], ""); err != nil {
-				return err
+			id := args[0]
+			before, err := snapshot(ctx, c, id, "")
+			if err != nil {
+				return fmt.Errorf("cancel %s: %w", id, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cancellation requested for %s\n", args[0])
+			if !before.running {
+				return fmt.Errorf("cancel %s: the run is %s already", id, before.status)
+			}
+			if err := c.CancelWorkflow(ctx, id, ""); err != nil {
+				return fmt.Errorf("cancel %s: %w", id, err)
+			}
+			out := cmd.OutOrStdout()
+			last, closed := awaitClose(ctx, c, id, before, wait)
+			if !closed {
+				fmt.Fprintf(out, "cancellation requested for %s; it has not ended within %s (a worker must be running to stop it: loraflow status %s)\n", id, wait, id)
+				return nil
+			}
+			msg := (&runError{id: id, outcome: last.status, train: last.train}).Error()
+			if last.status == "canceled" && last.train == nil && last.progress.Stage != "" {
+				msg += " during " + last.progress.Stage
+			}
+			fmt.Fprintln(out, msg)
 			return nil
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the run to stop (0: request and return)")
 	return cmd
+}
+
+// awaitClose polls the run until it is no longer running or wait passes,
+// keeping the training progress last seen (the pending activity, and its
+// heartbeat, go when the cancellation lands).
+func awaitClose(ctx context.Context, c client.Client, id string, last runSnapshot, wait time.Duration) (runSnapshot, bool) {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		s, err := snapshot(ctx, c, id, "")
+		if err == nil {
+			if s.train != nil {
+				last.train = s.train
+			}
+			last.status, last.running = s.status, s.running
+			if s.progress.Stage != "" {
+				last.progress = s.progress
+			}
+			if !s.running {
+				return last, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return last, false
 }

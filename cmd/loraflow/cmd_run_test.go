@@ -100,7 +100,13 @@ training: {steps: 4, batch_size: 4, seq_len: 32, learning_rate: 0.01, seed: 1}
 	if got, err := runCLI(t, "run", specPath, "--ui=false", "--id", "after-1"); err != nil {
 		t.Fatalf("run: %v\n%s", err, got)
 	}
-	got, err := runCLI(t, "runs", "ls")
+	// A rerun with the same inputs reuses the finished training, says so,
+	// and claims no full-fine-tuning counterfactual for work not done.
+	got, err := runCLI(t, "run", specPath, "--ui=false", "--id", "after-2")
+	if err != nil || !strings.Contains(got, "training    reused: an earlier run") || strings.Contains(got, "full fine-tuning instead") {
+		t.Fatalf("rerun: %v\n%s", err, got)
+	}
+	got, err = runCLI(t, "runs", "ls")
 	if err != nil || !strings.Contains(got, "after-1") || !strings.Contains(got, "completed") {
 		t.Fatalf("runs ls after run: %v\n%s", err, got)
 	}

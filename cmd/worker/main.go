@@ -82,6 +82,10 @@ func main() {
 	rf.Float64Var(&o.plugin.PUE, "pue", pue, "data centre power usage effectiveness")
 	rf.StringVar(&o.plugin.TrainerBackend, "trainer-backend", env("LORAFLOW_TRAINER_BACKEND", "local"), "local, or argo (training as Argo Workflows; LORAFLOW_ARGO_* configure it)")
 	rf.StringVar(&o.metricsAddr, "metrics-addr", os.Getenv("LORAFLOW_METRICS_ADDR"), "Prometheus /metrics listen address (empty: off)")
+	gcAge, _ := time.ParseDuration(os.Getenv("LORAFLOW_GC_OLDER_THAN"))
+	rf.DurationVar(&o.plugin.GC.OlderThan, "gc-older-than", gcAge, "after each published run, remove work folders and unreferenced objects untouched this long (0: 168h; at most hourly, 30 s at most)")
+	gcOff, _ := strconv.ParseBool(os.Getenv("LORAFLOW_GC_DISABLED"))
+	rf.BoolVar(&o.plugin.GC.Disabled, "no-gc", gcOff, "no automatic gc after a run (loraflow gc still works)")
 
 	root.AddCommand(&cobra.Command{
 		Use:   "check",

@@ -17,15 +17,32 @@ const EOS = "<|endoftext|>"
 // Llama writes a tiny Llama checkpoint (hidden 32, 2 layers, GQA 4/2 heads)
 // into dir, with a tokenizer of about vocab tokens trained on corpus.
 func Llama(dir string, corpus []string, vocab int, seed int64) error {
+	return Family(dir, "llama", corpus, vocab, seed)
+}
+
+// Family is Llama for any decoder model type (mistral, qwen2, qwen3,
+// gemma2, gemma3_text, phi3), with the family's switches at their
+// defaults and a sliding window of 8 where the family has one.
+func Family(dir, modelType string, corpus []string, vocab int, seed int64) error {
 	tok, err := tokenizer.Train(corpus, vocab, []string{EOS})
 	if err != nil {
 		return fmt.Errorf("testmodel: %w", err)
 	}
 	eos, _ := tok.SpecialID(EOS)
-	m, err := lora.NewModel(lora.ModelConfig{
-		ModelType: "llama", VocabSize: tok.VocabSize(), Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2,
+	cfg := lora.ModelConfig{
+		ModelType: modelType, VocabSize: tok.VocabSize(), Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2,
 		Intermediate: 64, MaxPositions: 128, RopeTheta: 10000, NormEps: 1e-5, BosTokenID: -1, EosTokenID: eos,
-	}, seed)
+	}
+	switch modelType {
+	case "mistral", "phi3":
+		cfg.SlidingWindow = 8
+	case "gemma2", "gemma3_text":
+		cfg.SlidingWindow, cfg.LayerSliding, cfg.TieWordEmbeddings = 8, []bool{true, false}, true
+		if modelType == "gemma2" {
+			cfg.AttnSoftcap, cfg.FinalSoftcap = 50, 30
+		}
+	}
+	m, err := lora.NewModel(cfg, seed)
 	if err != nil {
 		return fmt.Errorf("testmodel: %w", err)
 	}

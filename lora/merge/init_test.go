@@ -12,7 +12,7 @@ import (
 )
 
 func TestInitFromBaseResidualPlusAdapterIsBase(t *testing.T) {
-	for _, modelType := range []string{"llama", "gpt2"} {
+	for _, modelType := range []string{"llama", "gpt2", "qwen2", "gemma3_text", "phi3"} {
 		for _, method := range []string{"pissa", "olora"} {
 			t.Run(modelType+"-"+method, func(t *testing.T) {
 				dir := t.TempDir()

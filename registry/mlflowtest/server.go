@@ -107,12 +107,20 @@ type Server struct {
 	// RejectTagFilters makes model-versions/search refuse filters on tags,
 	// like MLflow servers older than tag search.
 	RejectTagFilters bool
+	// TruncateLongValues is the server's MLFLOW_TRUNCATE_LONG_VALUES: on,
+	// param values over MAX_PARAM_VAL_LENGTH and run tag values over
+	// MAX_TAG_VAL_LENGTH logged with runs/log-batch or runs/set-tag are
+	// stored cut to the limit (MLflow's default); off (the zero value, the
+	// stricter server) they are refused with INVALID_PARAMETER_VALUE. Either
+	// way every other length limit refuses. Truncated() lists the cuts.
+	TruncateLongValues bool
 
 	tb         testing.TB
 	mu         sync.Mutex
 	faults     []*fault
 	requests   []string
 	violations []string
+	truncated  []string
 
 	nextExp     int
 	nextRun     int
@@ -286,6 +294,21 @@ func (s *Server) alreadyExists(format string, args ...any) *apiError {
 }
 
 // violation records a protocol violation by the client.
+// noteTruncated records a value cut by TruncateLongValues, and logs it as
+// MLflow's _validate_length_limit warns (called with s.mu held).
+func (s *Server) noteTruncated(what string) {
+	s.truncated = append(s.truncated, what)
+	s.tb.Logf("mlflowtest: %s truncated to its length limit (MLFLOW_TRUNCATE_LONG_VALUES)", what)
+}
+
+// Truncated lists the values the server cut (TruncateLongValues), as
+// "runs/log-batch param KEY", "runs/log-batch tag KEY" or "runs/set-tag KEY".
+func (s *Server) Truncated() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.truncated...)
+}
+
 func (s *Server) violation(format string, args ...any) *apiError {
 	msg := fmt.Sprintf(format, args...)
 	s.violations = append(s.violations, msg)
@@ -684,15 +707,24 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 			if p.Key == nil || p.Value == nil {
 				return nil, s.violation("runs/log-batch: params[%d] needs key and value", i)
 			}
-			if err := param(p); err != nil {
+			if cut, err := paramTruncating(p, s.TruncateLongValues); err != nil {
 				return nil, err
+			} else if cut {
+				s.noteTruncated("runs/log-batch param " + *p.Key)
 			}
 			if old, ok := run.Params[*p.Key]; ok && old != *p.Value {
 				return nil, invalid("Changing param values is not allowed. Param with key='%s' was already logged with value='%s' for run ID='%s'. Attempted logging new value '%s'.", *p.Key, old, run.ID, *p.Value)
 			}
 		}
-		if err := s.tagsOK(r, "tags", req.Tags, runTag); err != nil {
-			return nil, err
+		for i, t := range req.Tags {
+			if t.Key == nil || *t.Key == "" {
+				return nil, s.violation("%s %s: tags[%d] has no key", r.Method, r.URL.Path, i)
+			}
+			if cut, err := runTagTruncating(t, s.TruncateLongValues); err != nil {
+				return nil, err
+			} else if cut {
+				s.noteTruncated("runs/log-batch tag " + *t.Key)
+			}
 		}
 		for _, m := range req.Metrics {
 			step := int64(0)
@@ -778,8 +810,10 @@ func (s *Server) endpoint(r *http.Request, ep string) (any, *apiError) {
 		if err := runID(id); err != nil {
 			return nil, err
 		}
-		if err := runTag(tag{Key: req.Key, Value: req.Value}); err != nil {
+		if cut, err := runTagTruncating(tag{Key: req.Key, Value: req.Value}, s.TruncateLongValues); err != nil {
 			return nil, err
+		} else if cut {
+			s.noteTruncated("runs/set-tag " + *req.Key)
 		}
 		run, ok := s.runs[id]
 		if !ok {

@@ -61,9 +61,9 @@ var (
 // pyLen is Python's len of a str: code points, not bytes.
 func pyLen(s string) int { return utf8.RuneCountInString(s) }
 
-// lengthLimit is _validate_length_limit (without truncation: a server with
-// MLFLOW_TRUNCATE_LONG_VALUES=false refuses, and a client must not rely on
-// the truncation a default server applies to params and run tags).
+// lengthLimit is _validate_length_limit without truncate=True (or with it
+// on a server whose MLFLOW_TRUNCATE_LONG_VALUES is false): over the limit is
+// INVALID_PARAMETER_VALUE.
 func lengthLimit(entity string, limit int, value string) *apiError {
 	if n := pyLen(value); n > limit {
 		v := value
@@ -73,6 +73,23 @@ func lengthLimit(entity string, limit int, value string) *apiError {
 		return invalid("%s '%s' had length %d, which exceeded length limit of %d", entity, v, n, limit)
 	}
 	return nil
+}
+
+// truncatable is _validate_length_limit(..., truncate=True), the form
+// _validate_param and _validate_tag use for param and run tag values: with
+// MLFLOW_TRUNCATE_LONG_VALUES on (environment_variables.py; its default is
+// True) a longer value is cut to value[:limit], limit code points, and
+// stored so, with a warning; with it off the value is refused as by
+// lengthLimit. truncated reports a cut.
+func truncatable(entity string, limit int, value *string, on bool) (truncated bool, err *apiError) {
+	if value == nil || pyLen(*value) <= limit {
+		return false, nil
+	}
+	if !on {
+		return false, lengthLimit(entity, limit, *value)
+	}
+	*value = string([]rune(*value)[:limit])
+	return true, nil
 }
 
 // pathNotUnique is path_not_unique: posixpath.normpath(name) must give the
@@ -101,6 +118,9 @@ func entityName(kind string, name *string) *apiError {
 
 // runTag is _validate_tag: tag name rule, key <= MAX_ENTITY_KEY_LENGTH,
 // value <= MAX_TAG_VAL_LENGTH (runs/create, runs/log-batch, runs/set-tag).
+// Where the store keeps what _validate_tag returns (log_batch's
+// _validate_batch_log_data, SqlAlchemyStore.set_tag) the value is
+// truncatable instead: runTagTruncating.
 func runTag(t tag) *apiError {
 	if err := entityName("tag", t.Key); err != nil {
 		return err
@@ -156,6 +176,30 @@ func tagsWith(tags []tag, rule func(tag) *apiError) *apiError {
 		}
 	}
 	return nil
+}
+
+// runTagTruncating is runTag with the value truncatable (on: the server's
+// MLFLOW_TRUNCATE_LONG_VALUES): a long value is cut in place.
+func runTagTruncating(t tag, on bool) (truncated bool, err *apiError) {
+	if err := entityName("tag", t.Key); err != nil {
+		return false, err
+	}
+	if err := lengthLimit("Tag key", maxEntityKeyLength, *t.Key); err != nil {
+		return false, err
+	}
+	return truncatable("Tag value", maxTagValLength, t.Value, on)
+}
+
+// paramTruncating is _validate_param: its value is truncatable (log_param
+// and log_batch store the Param it returns), cut in place when on.
+func paramTruncating(p tag, on bool) (truncated bool, err *apiError) {
+	if err := entityName("parameter", p.Key); err != nil {
+		return false, err
+	}
+	if err := lengthLimit("Param key", maxEntityKeyLength, *p.Key); err != nil {
+		return false, err
+	}
+	return truncatable("Param value", maxParamValLength, p.Value, on)
 }
 
 // param is _validate_param.

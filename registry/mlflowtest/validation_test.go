@@ -105,3 +105,51 @@ func TestServerAppliesMLflowValidation(t *testing.T) {
 		t.Errorf("MLflow's validation answers are not protocol violations: %v", v)
 	}
 }
+
+// TestServerTruncatesUnderMLFLOW_TRUNCATE_LONG_VALUES: with the server's
+// MLFLOW_TRUNCATE_LONG_VALUES on (MLflow's default), _validate_param and
+// _validate_tag cut param values to MAX_PARAM_VAL_LENGTH and run tag values
+// to MAX_TAG_VAL_LENGTH code points (value[:limit]) and the store keeps the
+// cut value; every other limit (keys, registry tags, experiment tags) still
+// refuses. Off, the same values are refused (TestServerAppliesMLflowValidation).
+func TestServerTruncatesUnderMLFLOW_TRUNCATE_LONG_VALUES(t *testing.T) {
+	s := NewServer(t)
+	s.TruncateLongValues = true
+	api := s.URL + "/api/2.0/mlflow/"
+	call := func(path, body string) int {
+		t.Helper()
+		st, _ := send(t, "POST", api+path, body)
+		return st
+	}
+	if call("runs/create", `{"experiment_id":"0"}`) != 200 || call("registered-models/create", `{"name":"m"}`) != 200 {
+		t.Fatal("setup")
+	}
+	long := func(n int) string { return strings.Repeat("é", n) } // 2 bytes, 1 code point each
+	if st := call("runs/log-batch", `{"run_id":"run0001","params":[{"key":"p","value":"`+long(6001)+`"}],"tags":[{"key":"bt","value":"`+long(5003)+`"}]}`); st != 200 {
+		t.Fatalf("log-batch with long values: %d", st)
+	}
+	if st := call("runs/set-tag", `{"run_id":"run0001","key":"st","value":"`+long(9000)+`"}`); st != 200 {
+		t.Fatalf("set-tag with a long value: %d", st)
+	}
+	run := s.runs["run0001"]
+	for name, got := range map[string]struct {
+		v    string
+		want int
+	}{"param": {run.Params["p"], maxParamValLength}, "batch tag": {run.Tags["bt"], maxTagValLength}, "set-tag": {run.Tags["st"], maxTagValLength}} {
+		if pyLen(got.v) != got.want || got.v != long(got.want) {
+			t.Errorf("%s stored with %d code points, want the first %d", name, pyLen(got.v), got.want)
+		}
+	}
+	if n := len(s.Truncated()); n != 3 {
+		t.Errorf("Truncated() = %v", s.Truncated())
+	}
+	// No truncation where validation.py calls _validate_length_limit without truncate=True.
+	for path, body := range map[string]string{
+		"runs/log-batch":           `{"run_id":"run0001","params":[{"key":"` + strings.Repeat("k", 251) + `","value":"v"}]}`,
+		"registered-models/create": `{"name":"m2","tags":[{"key":"k","value":"` + long(5001) + `"}]}`,
+	} {
+		if st := call(path, body); st != 400 {
+			t.Errorf("%s: %d, want 400 (this limit never truncates)", path, st)
+		}
+	}
+}

@@ -199,6 +199,15 @@ seccompProfile:
 {{- join "," $paths }}
 {{- end }}
 
+{{/* LORAFLOW_ARGO_INPUT_CLAIMS: CLAIM=MOUNTPATH,... of trust.inputRoots, mounted read-only in the trainer pods too. */}}
+{{- define "loraflow.argoInputClaims" -}}
+{{- $pairs := list }}
+{{- range .Values.trust.inputRoots }}
+{{- $pairs = append $pairs (printf "%s=%s" .existingClaim .mountPath) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{/* LORAFLOW_REGISTRIES: NAME=URI,... (sorted by name). */}}
 {{- define "loraflow.registries" -}}
 {{- $pairs := list }}
