@@ -15,6 +15,8 @@ func (a *Activities) PrepareData(ctx context.Context, in PrepareDataInput) (out 
 	if err := a.checkSpec("PrepareData", in.Spec); err != nil {
 		return PrepareDataOutput{}, err
 	}
+	alive := startKeepAlive(ctx, "preparing data", m) // reading the data and hashing the base folder takes minutes
+	defer alive.close()
 	out, err = pipeline.PrepareData(ctx, a.Store, in, pipeline.StepOptions{Logger: a.logger()})
 	return out, classify("PrepareData", err)
 }

@@ -28,11 +28,10 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishO
 	}
 	defer reg.Close()
 	out, err = pipeline.Publish(ctx, a.Store, v, reg, in, pipeline.StepOptions{Logger: a.logger()})
-	if err != nil {
-		return out, classify("Publish", err)
+	if err == nil {
+		a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
 	}
-	a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
-	return out, nil
+	return out, classify("Publish", err)
 }
 
 // FindChampion reads the current champion's input digests, so that a

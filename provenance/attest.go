@@ -109,6 +109,18 @@ type Dependency struct {
 	SHA256 string
 	// Attestation is the parent's ProvenanceSHA256 (required for RoleParent).
 	Attestation string
+
+	// root, in an expected dependency, is model_signing's root digest of
+	// the same folder, which statements signed before one digest per
+	// artifact name instead (matches).
+	root string
+}
+
+// matches says whether a dependency the statement names is want: the same
+// role and digest (or, for a statement signed before one digest per
+// artifact, want's root digest).
+func (want Dependency) matches(d Dependency) bool {
+	return d.Role == want.Role && (d.SHA256 == want.SHA256 || (want.root != "" && d.SHA256 == want.root))
 }
 
 // Attestation is what Attest wrote.

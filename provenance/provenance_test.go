@@ -569,8 +569,15 @@ func TestAttestSignsOnlyTheExpectedBytes(t *testing.T) {
 func TestLegacyRootDigestStatementsVerify(t *testing.T) {
 	f := newFixture(t, KeyEd25519)
 	ctx := context.Background()
+	// The old statement names the base model by its root digest too.
+	baseTree, err := HashTree(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.adapterArtifact(f.adapter)
+	a.Dependencies[0].SHA256 = baseTree.SHA256
 	statedDigest = func(td *TreeDigest) string { return td.SHA256 }
-	_, err := Attest(ctx, f.signer, f.adapterArtifact(f.adapter))
+	_, err = Attest(ctx, f.signer, a)
 	statedDigest = func(td *TreeDigest) string { return td.Manifest }
 	if err != nil {
 		t.Fatal(err)
@@ -583,8 +590,12 @@ func TestLegacyRootDigestStatementsVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The reachable base model is re-hashed; it matches by its root digest.
+	if v, err := Verify(ctx, f.adapter, f.keys); err != nil || !v.OK() {
+		t.Fatalf("legacy statement with a reachable base: %v", err)
+	}
 	for _, want := range []string{td.SHA256, td.Manifest} {
-		pol, err := NewPolicy(WithFolderDigest(want))
+		pol, err := NewPolicy(WithFolderDigest(want), WithDependencyPath(RoleBaseModel, f.base))
 		if err != nil {
 			t.Fatal(err)
 		}

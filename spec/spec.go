@@ -121,6 +121,10 @@ type Evaluation struct {
 	// must beat the current champion to take the champion alias.
 	ChampionMargin float64 `yaml:"champion_margin" json:"champion_margin"`
 	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+	// EverySteps, when set, scores the held-out split every this many
+	// training steps (at checkpoints), for the report's loss curve; 0: only
+	// after training.
+	EverySteps int `yaml:"every_steps" json:"every_steps,omitempty"`
 }
 
 // Signing names the key that signs attestations and the keys trusted when
