@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"github.com/loraflow/loraflow/dataset"
@@ -33,18 +34,24 @@ func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
 	if err != nil {
 		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: "tokenizer.json of " + dir, Err: err}
 	}
+	// An id past the embedding would index out of its rows in every forward
+	// pass (training checks its data; evaluation and generation would not).
+	if n, v := tok.VocabSize(), m.Config().VocabSize; n > v {
+		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint,
+			Msg: fmt.Sprintf("tokenizer.json of %s has ids up to %d, past config.json vocab_size %d", dir, n-1, v)}
+	}
 	chat, err := loadChatTemplate(dir)
 	if err != nil {
 		return nil, err
 	}
 	b := &Base{Model: m, Tokenizer: tok, chat: chat, bos: -1, eos: -1}
-	for _, name := range []string{"<|begin_of_text|>", "<s>"} {
+	for _, name := range []string{"<|begin_of_text|>", "<s>", "<bos>"} { // <bos>, <eos>: Gemma
 		if id, ok := tok.SpecialID(name); ok {
 			b.bos = id
 			break
 		}
 	}
-	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>"} {
+	for _, name := range []string{"<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"} {
 		if id, ok := tok.SpecialID(name); ok {
 			b.eos = id
 			break

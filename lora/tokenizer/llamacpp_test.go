@@ -437,6 +437,20 @@ func TestRoundTripEveryFamily(t *testing.T) {
 				t.Errorf("%s: Decode(Encode(%q)) = %q", fam.name, s, got)
 			}
 		}
+		// Save and Load keep every component.
+		path := filepath.Join(t.TempDir(), "tokenizer.json")
+		if err := tok.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		again, err := Load(path)
+		if err != nil {
+			t.Fatalf("%s: Load after Save: %v", fam.name, err)
+		}
+		for _, s := range roundTripTexts {
+			if a, b := tok.Encode(s), again.Encode(s); !sameIDs(a, b) || again.Decode(b) != tok.Decode(a) {
+				t.Errorf("%s: %q encodes as %v after Save/Load, %v before", fam.name, s, b, a)
+			}
+		}
 		// Text outside the pruned vocabulary still round-trips through
 		// byte tokens (byte-level, or SentencePiece byte fallback).
 		for _, s := range []string{"zqxjv ǅ ꙮ 𝔘𝔫𝔦", "\x01\x7f"} {

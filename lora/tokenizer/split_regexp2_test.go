@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,5 +112,59 @@ func BenchmarkSplit(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// regexpTwin loads a llama.cpp fixture twice: as it is (hand-written
+// matcher) and with its Split pattern wrapped in a non-capturing group, the
+// same regex that no hand-written matcher claims, so it runs on regexp2.
+func regexpTwin(t testing.TB, name, pattern string) (hand, re *Tokenizer) {
+	raw, err := os.ReadFile(fixturePath(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := json.Marshal(pattern)
+	w, _ := json.Marshal("(?:" + pattern + ")")
+	alt := strings.Replace(string(raw), string(q), string(w), 1)
+	if alt == string(raw) {
+		t.Fatalf("%s: pattern not found", name)
+	}
+	if hand, err = Parse(raw); err != nil {
+		t.Fatal(err)
+	}
+	if re, err = Parse([]byte(alt)); err != nil {
+		t.Fatal(err)
+	}
+	return hand, re
+}
+
+// The whole tokenizer gives the same ids with either matcher.
+func TestHandWrittenEqualsRegexp2Tokenizer(t *testing.T) {
+	for _, c := range []struct{ name, pattern string }{{"llama-bpe", Llama3Pattern}, {"qwen2", Qwen2Pattern}} {
+		hand, re := regexpTwin(t, c.name, c.pattern)
+		inputs, _ := llamaCppVectors(t, c.name)
+		for _, in := range append(inputs, roundTripTexts...) {
+			if a, b := hand.Encode(in), re.Encode(in); !sameIDs(a, b) {
+				t.Errorf("%s %q: hand-written %v, regexp2 %v", c.name, in, a, b)
+			}
+		}
+	}
+}
+
+// Encode speed of the Llama 3 tokenizer with each matcher:
+// go test ./lora/tokenizer -run '^$' -bench EncodeMatcher.
+func BenchmarkEncodeMatcher(b *testing.B) {
+	hand, re := regexpTwin(b, "llama-bpe", Llama3Pattern)
+	text := strings.Repeat(strings.Join(roundTripTexts, "\n")+"\n"+strings.Join(trainCorpus, " "), 20)
+	for _, c := range []struct {
+		name string
+		tok  *Tokenizer
+	}{{"hand", hand}, {"regexp2", re}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				c.tok.Encode(text)
+			}
+		})
 	}
 }
