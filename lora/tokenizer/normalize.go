@@ -36,7 +36,47 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
+	if g := growth(n.Type, n.Pattern, n.Content, func(yield func(string, *patternJSON, *string) bool) {
+		var walk func(ns []normalizerJSON) bool
+		walk = func(ns []normalizerJSON) bool {
+			for _, c := range ns {
+				if !yield(c.Type, c.Pattern, c.Content) || !walk(c.Normalizers) {
+					return false
+				}
+			}
+			return true
+		}
+		walk(n.Normalizers)
+	}); g > maxGrowth {
+		return nil, fmt.Errorf("normalizer: its Replace steps can grow text %g times: %w (at most %d)", g, ErrLimit, maxGrowth)
+	}
 	return buildNormalizer(n, 0)
+}
+
+// maxGrowth bounds how many times the Replace steps of a normalizer or a
+// decoder may lengthen a text (the families' Replace(" ", "▁") triples it):
+// a Sequence of Replace("a", "aa") steps would otherwise double it each time.
+const maxGrowth = 64
+
+// growth is the product of the Replace steps' worst-case length factors,
+// over a component and the steps nested in it.
+func growth(typ string, p *patternJSON, content *string, nested func(yield func(string, *patternJSON, *string) bool)) float64 {
+	one := func(typ string, p *patternJSON, content *string) float64 {
+		if typ != "Replace" || content == nil || p == nil {
+			return 1
+		}
+		min := 1 // a regex match is at least one byte (empty matches are skipped)
+		if p.String != nil && len(*p.String) > 0 {
+			min = len(*p.String)
+		}
+		return max(1, float64(len(*content))/float64(min))
+	}
+	g := one(typ, p, content)
+	nested(func(t string, p *patternJSON, c *string) bool {
+		g *= one(t, p, c)
+		return g <= maxGrowth
+	})
+	return g
 }
 
 func buildNormalizer(n normalizerJSON, depth int) (normalizer, error) {
