@@ -210,3 +210,26 @@ func TestHostileComponents(t *testing.T) {
 		t.Errorf("after a timed-out match: %q", got)
 	}
 }
+
+// Added tokens with normalized=true are found in the normalized text by
+// their normalized content; the others only in the raw text
+// (AddedVocabulary in tokenizers/src/tokenizer/added_vocabulary.rs).
+func TestNormalizedAddedTokens(t *testing.T) {
+	js := strings.NewReplacer("NORM", `{"type":"Lowercase"}`, "PRE", "null", "DEC", "null", "BF", "true").Replace(spmJSON)
+	js = strings.Replace(js, `{"id": 9, "content": "<|user|>", "rstrip": true, "special": true}`,
+		`{"id": 9, "content": "<|USER|>", "normalized": true, "special": true}, {"id": 11, "content": "HI", "normalized": false}`, 1)
+	tok, err := Parse([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string][]int{
+		"<|user|>hi": {9, 7}, // "<|USER|>" normalizes to "<|user|>": found after normalization
+		"<|UsEr|>":   {9},
+		"HI":         {11}, // raw match before normalization
+		"Hi":         {7},  // not the raw token: lowercased, then BPE
+	} {
+		if got := tok.Encode(in); !sameIDs(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
