@@ -41,17 +41,8 @@ func parseDecoder(raw json.RawMessage, byteLevel bool) (decoder, error) {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
-	if g := growth(d.Type, d.Pattern, d.Content, func(yield func(string, *patternJSON, *string) bool) {
-		var walk func(ds []decoderJSON) bool
-		walk = func(ds []decoderJSON) bool {
-			for _, c := range ds {
-				if !yield(c.Type, c.Pattern, c.Content) || !walk(c.Decoders) {
-					return false
-				}
-			}
-			return true
-		}
-		walk(d.Decoders)
+	if g := growth(d, func(d decoderJSON) (string, *patternJSON, *string, []decoderJSON) {
+		return d.Type, d.Pattern, d.Content, d.Decoders
 	}); g > maxGrowth {
 		return nil, fmt.Errorf("decoder: its Replace steps can grow text %g times: %w (at most %d)", g, ErrLimit, maxGrowth)
 	}

@@ -36,17 +36,8 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
-	if g := growth(n.Type, n.Pattern, n.Content, func(yield func(string, *patternJSON, *string) bool) {
-		var walk func(ns []normalizerJSON) bool
-		walk = func(ns []normalizerJSON) bool {
-			for _, c := range ns {
-				if !yield(c.Type, c.Pattern, c.Content) || !walk(c.Normalizers) {
-					return false
-				}
-			}
-			return true
-		}
-		walk(n.Normalizers)
+	if g := growth(n, func(n normalizerJSON) (string, *patternJSON, *string, []normalizerJSON) {
+		return n.Type, n.Pattern, n.Content, n.Normalizers
 	}); g > maxGrowth {
 		return nil, fmt.Errorf("normalizer: its Replace steps can grow text %g times: %w (at most %d)", g, ErrLimit, maxGrowth)
 	}
@@ -58,24 +49,27 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 // a Sequence of Replace("a", "aa") steps would otherwise double it each time.
 const maxGrowth = 64
 
-// growth is the product of the Replace steps' worst-case length factors,
-// over a component and the steps nested in it.
-func growth(typ string, p *patternJSON, content *string, nested func(yield func(string, *patternJSON, *string) bool)) float64 {
-	one := func(typ string, p *patternJSON, content *string) float64 {
-		if typ != "Replace" || content == nil || p == nil {
-			return 1
+// growth is the product of the Replace steps' worst-case length factors
+// over a tree of components (a normalizer's or a decoder's).
+func growth[T any](root T, step func(T) (typ string, p *patternJSON, content *string, children []T)) float64 {
+	g := 1.0
+	var walk func(T)
+	walk = func(n T) {
+		typ, p, content, children := step(n)
+		if typ == "Replace" && content != nil && p != nil {
+			min := 1 // a regex match is at least one byte (empty matches are skipped)
+			if p.String != nil && len(*p.String) > 0 {
+				min = len(*p.String)
+			}
+			g *= max(1, float64(len(*content))/float64(min))
 		}
-		min := 1 // a regex match is at least one byte (empty matches are skipped)
-		if p.String != nil && len(*p.String) > 0 {
-			min = len(*p.String)
+		for _, c := range children {
+			if g <= maxGrowth {
+				walk(c)
+			}
 		}
-		return max(1, float64(len(*content))/float64(min))
 	}
-	g := one(typ, p, content)
-	nested(func(t string, p *patternJSON, c *string) bool {
-		g *= one(t, p, c)
-		return g <= maxGrowth
-	})
+	walk(root)
 	return g
 }
 
