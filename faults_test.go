@@ -25,12 +25,10 @@ import (
 // The kill points of the fault suite, in pipeline order. Each worker
 // process carries one (internal/faultworker's --kill-at) and dies with
 // SIGKILL there; "TrainLoRA:random" lands at a random moment of a random
-// training step (it may hit a checkpoint write). PrepareData
-// is left out: it runs without a heartbeat timeout, so a worker killed in it
-// is noticed only after its 15-minute StartToClose (docs/reliability.md).
+// training step (it may hit a checkpoint write).
 var (
-	shortKillPoints = []string{"TrainLoRA:step=3", "TrainLoRA:random", "Attest:after", "Publish:after"}
-	longKillPoints  = []string{"TrainLoRA:step=2", "TrainLoRA:random", "TrainLoRA:step=25", "TrainLoRA:random",
+	shortKillPoints = []string{"TrainLoRA:step=7", "TrainLoRA:random", "Attest:after", "Publish:after"}
+	longKillPoints  = []string{"PrepareData:before", "PrepareData:after", "TrainLoRA:step=2", "TrainLoRA:random", "TrainLoRA:step=25", "TrainLoRA:random",
 		"Evaluate:before", "Evaluate:after", "Merge:before", "Merge:after",
 		"Attest:before", "Attest:after", "Publish:before", "Publish:after"}
 )

@@ -22,6 +22,7 @@ import (
 
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/artifact"
+	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/trust"
 	"github.com/loraflow/loraflow/workflows"
@@ -78,7 +79,9 @@ type Config struct {
 	// ActivityMemoryBytes is the memory one activity may use (default
 	// DefaultActivityMemory); the worker runs at most
 	// max(1, 0.8 × memory limit / ActivityMemoryBytes) activities at once
-	// unless its options set MaxConcurrentActivityExecutionSize.
+	// unless its options set MaxConcurrentActivityExecutionSize. When set,
+	// it is also the engine's memory limit (lora.SetMemoryLimit): a model or
+	// a batch estimated above it is refused before anything is allocated.
 	ActivityMemoryBytes int64
 	// RemoteTrainer runs training off the worker when TrainerBackend is
 	// "argo" (cmd/worker builds it with argo.RemoteTrainer from its
@@ -138,6 +141,9 @@ func NewActivities(cfg Config) (*activities.Activities, error) {
 		return nil, err
 	}
 	store.SetAutoGC(cfg.GC)
+	if cfg.ActivityMemoryBytes > 0 { // the operator's bound on one activity is the engine's limit too
+		lora.SetMemoryLimit(cfg.ActivityMemoryBytes)
+	}
 	tc := trust.Config{ArtifactRoot: store.Root(), InputRoots: cfg.InputRoots, Registries: cfg.Registries,
 		SigningKey: cfg.SigningKey, SigningKeys: cfg.SigningKeys, TrustedKeys: cfg.TrustedKeys}
 	if cfg.RegistryURI != "" {

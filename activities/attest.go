@@ -13,11 +13,11 @@ import (
 // worker's (pipeline.Attest).
 func (a *Activities) Attest(ctx context.Context, in AttestInput) (out Attestation, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("Attest", in.Spec); err != nil {
 		return Attestation{}, err
 	}
-	alive := startKeepAlive(ctx, "hashing and signing") // hashing a whole model takes minutes
+	alive := startKeepAlive(ctx, "hashing and signing", m) // hashing a whole model takes minutes
 	defer alive.close()
 	signer, err := a.signer(in.Spec)
 	if err != nil {

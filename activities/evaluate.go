@@ -20,11 +20,11 @@ const (
 // (pipeline.Evaluate); the champion comes from the registry the spec names.
 func (a *Activities) Evaluate(ctx context.Context, in EvaluateInput) (out EvaluateOutput, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("Evaluate", in.Spec); err != nil {
 		return EvaluateOutput{}, err
 	}
-	alive := startKeepAlive(ctx, "loading")
+	alive := startKeepAlive(ctx, "loading", m)
 	defer alive.close()
 	reg, err := a.openRegistry(ctx, in.Spec)
 	if err != nil {

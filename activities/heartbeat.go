@@ -24,6 +24,10 @@ type keepAlive struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 
+	// usage, when set, is the energy of every attempt so far, sent with
+	// each heartbeat (payload) so that the next attempt can add to it.
+	usage func() Usage
+
 	watch   bool
 	lastSet time.Time     // of the last progress point (zero: none yet)
 	longest time.Duration // longest gap between two progress points
@@ -54,14 +58,19 @@ func (k *keepAlive) stalled(now time.Time) (bool, time.Duration) {
 	return now.Sub(k.lastSet) > limit, limit
 }
 
-func startKeepAlive(ctx context.Context, details any) *keepAlive {
+// startKeepAlive starts heartbeating details; with m, each heartbeat also
+// carries the energy of every attempt so far (m.total).
+func startKeepAlive(ctx context.Context, details any, m *measurement) *keepAlive {
 	interval := 10 * time.Second
 	if info := activity.GetInfo(ctx); info.HeartbeatTimeout > 0 {
 		interval = max(info.HeartbeatTimeout/3, 100*time.Millisecond)
 	}
 	kctx, cancel := context.WithCancel(ctx)
 	k := &keepAlive{details: details, stop: cancel, done: make(chan struct{})}
-	activity.RecordHeartbeat(ctx, details)
+	if m != nil {
+		k.usage = m.total
+	}
+	activity.RecordHeartbeat(ctx, k.payload(details))
 	go func() {
 		defer close(k.done)
 		t := time.NewTicker(interval)
@@ -83,7 +92,7 @@ func startKeepAlive(ctx context.Context, details any) *keepAlive {
 					}
 					continue
 				}
-				activity.RecordHeartbeat(ctx, d)
+				activity.RecordHeartbeat(ctx, k.payload(d))
 			}
 		}
 	}()
@@ -96,7 +105,32 @@ func (k *keepAlive) set(ctx context.Context, details any) {
 	k.details = details
 	k.progressAt(time.Now())
 	k.mu.Unlock()
-	activity.RecordHeartbeat(ctx, details)
+	activity.RecordHeartbeat(ctx, k.payload(details))
+}
+
+// Heartbeat is what an activity other than TrainLoRA heartbeats: what its
+// step is doing, and the energy of every attempt so far.
+type Heartbeat struct {
+	Status string
+	Usage  *Usage `json:",omitempty"`
+}
+
+// payload is details as sent: with the energy of every attempt so far when
+// the keep-alive measures (a TrainProgress's Usage, or a status string
+// as a Heartbeat).
+func (k *keepAlive) payload(details any) any {
+	if k.usage == nil {
+		return details
+	}
+	u := k.usage()
+	switch d := details.(type) {
+	case TrainProgress:
+		d.Usage = &u
+		return d
+	case string:
+		return Heartbeat{Status: d, Usage: &u}
+	}
+	return details
 }
 
 func (k *keepAlive) close() {

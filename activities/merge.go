@@ -17,11 +17,11 @@ const (
 // (pipeline.Merge).
 func (a *Activities) Merge(ctx context.Context, in MergeInput) (out MergeOutput, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("Merge", in.Spec); err != nil {
 		return MergeOutput{}, err
 	}
-	alive := startKeepAlive(ctx, "starting")
+	alive := startKeepAlive(ctx, "starting", m)
 	defer alive.close()
 	v, err := a.verifier("Merge")
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 // (pipeline.Publish).
 func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishOutput, err error) {
 	m := a.measure(ctx, in.Spec)
-	defer func() { out.Usage = m.stop(err) }()
+	defer func() { out.Usage = m.stopAll(err) }()
 	if err := a.checkSpec("Publish", in.Spec); err != nil {
 		return PublishOutput{}, err
 	}
-	alive := startKeepAlive(ctx, "verifying and publishing") // hashing a whole model takes minutes
+	alive := startKeepAlive(ctx, "verifying and publishing", m) // hashing a whole model takes minutes
 	defer alive.close()
 	v, err := a.verifier("Publish")
 	if err != nil {
@@ -28,11 +28,10 @@ func (a *Activities) Publish(ctx context.Context, in PublishInput) (out PublishO
 	}
 	defer reg.Close()
 	out, err = pipeline.Publish(ctx, a.Store, v, reg, in, pipeline.StepOptions{Logger: a.logger()})
-	if err != nil {
-		return out, classify("Publish", err)
+	if err == nil {
+		a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
 	}
-	a.Store.AfterRun(ctx, a.logger()) // the run's last step: bounded automatic gc (artifact/autogc.go)
-	return out, nil
+	return out, classify("Publish", err)
 }
 
 // FindChampion reads the current champion's input digests, so that a

@@ -62,13 +62,14 @@ func (a *Activities) StopRemoteTraining(ctx context.Context, in TrainInput) (err
 
 // trainRemotely runs pipeline.TrainRemotely under the activity: the remote
 // run stops only on Temporal's cancellation (remoteContext), and each
-// status the trainer reports is a heartbeat.
-func (a *Activities) trainRemotely(ctx context.Context, s spec.Spec, snapDir, outDir, work string) (pipeline.TrainResult, error) {
+// status the trainer reports becomes the keep-alive's heartbeat, which it
+// repeats until the next one (so its ticks never send an older progress).
+func (a *Activities) trainRemotely(ctx context.Context, alive *keepAlive, s spec.Spec, snapDir, outDir, work string) (pipeline.TrainResult, error) {
 	rctx, cancel := remoteContext(ctx)
 	defer cancel()
 	var last TrainProgress
-	if activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &last)
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &last) != nil {
+		last = TrainProgress{}
 	}
 	return pipeline.TrainRemotely(rctx, a.RemoteTrainer, s, snapDir, outDir, work, func(p *pipeline.RemoteProgress) {
 		// Before the trainer writes progress (pod pending, model loading)
@@ -76,6 +77,6 @@ func (a *Activities) trainRemotely(ctx context.Context, s spec.Spec, snapDir, ou
 		if p != nil {
 			last = TrainProgress{Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, TokensPerSec: p.TokensPerSec, CheckpointURI: p.Checkpoint}
 		}
-		activity.RecordHeartbeat(ctx, last)
+		alive.set(ctx, last)
 	})
 }

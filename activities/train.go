@@ -52,13 +52,14 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 		out.Reused, out.Usage, out.Counterfactual = true, m.stop(nil), nil
 		return out, nil
 	}
-	// Earlier attempts' energy, as their last heartbeat reported it.
-	var earlier *Usage
+	// The last progress an earlier attempt reported: heartbeats repeat it
+	// until this attempt reports its own.
+	var last TrainProgress
 	if activity.HasHeartbeatDetails(ctx) {
-		var last TrainProgress
 		if err := activity.GetHeartbeatDetails(ctx, &last); err == nil {
 			a.logger().Info("TrainLoRA resuming after a retry", "step", last.Step, "checkpoint", last.CheckpointURI)
-			earlier = last.Usage
+		} else {
+			last = TrainProgress{}
 		}
 	}
 
@@ -76,7 +77,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	// Heartbeats go on while the model loads; then each step updates them.
 	// The SDK throttles them; the checkpoint named is durable (Train writes
 	// it atomically before reporting it).
-	alive := startKeepAlive(ctx, TrainProgress{})
+	alive := startKeepAlive(ctx, last, m) // every heartbeat carries the energy of every attempt so far
 	defer alive.close()
 	if a.RemoteTrainer == nil {
 		alive.watchSteps() // each step sets it: a wedged step stops the heartbeats
@@ -86,10 +87,9 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 		if p.Checkpoint != "" {
 			lastCheckpoint = "file://" + p.Checkpoint
 		}
-		used := sumAttempts(earlier, m.read())
 		alive.set(ctx, TrainProgress{
 			Step: p.Step, TotalSteps: p.TotalSteps, Loss: p.Loss, LearningRate: p.LearningRate,
-			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint, Usage: &used,
+			TokensPerSec: p.TokensPerSec, CheckpointURI: lastCheckpoint,
 		})
 	}
 	dir, err := a.Store.ScratchDir("adapter")
@@ -99,7 +99,7 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	defer os.RemoveAll(dir) // a no-op once committed (moved into the store)
 	var res pipeline.TrainResult
 	if a.RemoteTrainer != nil {
-		res, err = a.trainRemotely(ctx, in.Spec, snapDir, dir, work)
+		res, err = a.trainRemotely(ctx, alive, in.Spec, snapDir, dir, work)
 	} else {
 		res, err = pipeline.TrainAdapter(ctx, in.Spec, snapDir, dir, filepath.Join(work, "checkpoints"), heartbeat)
 	}
@@ -121,11 +121,11 @@ func (a *Activities) TrainLoRA(ctx context.Context, in TrainInput) (_ TrainOutpu
 	out := TrainOutput{
 		Adapter: ref, Steps: res.Steps, Tokens: res.Tokens, FinalLoss: res.FinalLoss, Losses: pipeline.Downsample(res.Losses, pipeline.MaxCurvePoints),
 		TokensPerSec: res.TokensPerSec, ResumedFromStep: res.ResumedFromStep,
-		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs,
+		TrainableParams: int64(res.TrainableParams), TotalParams: res.TotalParams, FLOPs: res.FLOPs, HeldOutCurve: res.HeldOut,
 	}
 	// This attempt ends here (its row goes to emissions.csv); what the
 	// training used is every attempt's, or the remote trainer's report.
-	out.Usage = sumAttempts(earlier, m.stop(nil))
+	out.Usage = m.stopAll(nil)
 	if res.Usage != nil {
 		out.Usage = *res.Usage
 		out.Usage.Activity = m.name

@@ -52,6 +52,9 @@ type measurement struct {
 	start time.Time
 	meter *carbon.Meter       // nil: no meter could start
 	meas  *carbon.Measurement // nil with meter
+	// earlier is the energy of this activity's earlier attempts, as the
+	// last heartbeat they sent carried it (nil: first attempt).
+	earlier *Usage
 
 	once  sync.Once
 	usage Usage
@@ -61,6 +64,14 @@ type measurement struct {
 // context.
 func (a *Activities) measure(ctx context.Context, s spec.Spec) *measurement {
 	m := &measurement{a: a, ctx: ctx, name: activity.GetInfo(ctx).ActivityType.Name, spec: s, start: time.Now()}
+	if activity.HasHeartbeatDetails(ctx) {
+		// TrainProgress and Heartbeat both carry it as Usage; details of
+		// another shape (a history from before) carry none.
+		var last struct{ Usage *Usage }
+		if activity.GetHeartbeatDetails(ctx, &last) == nil {
+			m.earlier = last.Usage
+		}
+	}
 	meter, err := carbon.NewMeter(pipeline.MeterOptions(s.Carbon, a.Region, a.PUE))
 	if err != nil {
 		a.logger().Warn("no energy measurement", "activity", m.name, "err", err)
@@ -77,6 +88,14 @@ func (m *measurement) read() Usage {
 	}
 	return m.meas.Read()
 }
+
+// total is the energy of every attempt so far: the earlier ones' and this
+// one's reading.
+func (m *measurement) total() Usage { return sumAttempts(m.earlier, m.read()) }
+
+// stopAll is stop, returning the usage of every attempt (this one's and
+// the earlier ones'): what the activity reports.
+func (m *measurement) stopAll(err error) Usage { return sumAttempts(m.earlier, m.stop(err)) }
 
 // stop ends the measurement and records the attempt: its duration and
 // outcome, energy and emissions in the Prometheus metrics, and a
@@ -110,19 +129,8 @@ func (m *measurement) stop(err error) Usage {
 	return m.usage
 }
 
-// sumAttempts is the usage of every attempt of one activity: earlier
-// attempts' (as their heartbeats last reported it) and this one's.
-func sumAttempts(earlier *Usage, this Usage) Usage {
-	if earlier == nil || earlier.Activity == "" {
-		return this
-	}
-	if this.Activity == "" {
-		return *earlier
-	}
-	t := carbon.Totals(*earlier, this)
-	t.Activity = this.Activity
-	return t
-}
+// sumAttempts is pipeline.SumAttempts: earlier attempts' usage and this one's.
+func sumAttempts(earlier *Usage, this Usage) Usage { return pipeline.SumAttempts(earlier, this) }
 
 // fileName makes a workflow ID (free text) safe as one file name.
 func fileName(id string) string {

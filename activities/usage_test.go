@@ -53,3 +53,38 @@ func TestTrainEnergyIsTheRemoteTrainersReport(t *testing.T) {
 		t.Fatalf("counterfactual %+v not from the trainer's energy", out.Counterfactual)
 	}
 }
+
+// Every measured activity counts its earlier attempts: Evaluate's
+// heartbeats carry the energy so far (Heartbeat.Usage), and a retry adds
+// its own to what the last one carried.
+func TestEvaluateEnergySumsEveryAttempt(t *testing.T) {
+	w := newTrained(t)
+	earlier := Usage{Activity: "Evaluate", DurationS: 120, EnergyKWh: 0.05, EmissionsKg: 0.002, CPUEnergyKWh: 0.05, PUE: 1}
+	env := w.env()
+	env.SetHeartbeatDetails(Heartbeat{Status: "evaluating adapter", Usage: &earlier})
+	v, err := env.ExecuteActivity(w.acts.Evaluate, EvaluateInput{Spec: w.spec, Snapshot: w.prep.Snapshot, BaseModel: w.prep.BaseModel, Adapter: w.att.Artifact})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev EvaluateOutput
+	v.Get(&ev)
+	if u := ev.Usage; u.Activity != "Evaluate" || u.EnergyKWh <= earlier.EnergyKWh || u.DurationS <= earlier.DurationS {
+		t.Fatalf("usage %+v does not include the earlier attempt's %+v", u, earlier)
+	}
+}
+
+// What a measuring keep-alive sends: a status as a Heartbeat, training
+// progress with its Usage, both with the energy of every attempt so far.
+func TestHeartbeatsCarryTheEnergySoFar(t *testing.T) {
+	so := Usage{Activity: "Merge", EnergyKWh: 0.3}
+	k := &keepAlive{usage: func() Usage { return so }}
+	if hb, ok := k.payload("merged 3/7 tensors").(Heartbeat); !ok || hb.Status != "merged 3/7 tensors" || hb.Usage == nil || hb.Usage.EnergyKWh != 0.3 {
+		t.Fatalf("status heartbeat %+v", k.payload("merged 3/7 tensors"))
+	}
+	if tp, ok := k.payload(TrainProgress{Step: 5}).(TrainProgress); !ok || tp.Step != 5 || tp.Usage == nil || tp.Usage.EnergyKWh != 0.3 {
+		t.Fatalf("training heartbeat %+v", k.payload(TrainProgress{Step: 5}))
+	}
+	if d := (&keepAlive{}).payload("loading"); d != "loading" {
+		t.Fatalf("a keep-alive that does not measure sends %v", d)
+	}
+}

@@ -72,7 +72,12 @@
 //
 // # Full fine-tuning counterfactual
 //
-// With M = Σ in·out over all per-token matrix multiplies (output head
+// CounterfactualFromFLOPs takes the run's FLOPs per token, LoRA and full
+// fine-tuning, from the engine's FLOP model (lora's Model.StepFLOPs for the
+// real model and PEFT config, counted where training ends by
+// pipeline.TrainingFLOPs); carbon has no FLOP model of its own. The rule of
+// thumb that model follows, and the hand count the tests check the
+// counterfactual's arithmetic with: with M = Σ in·out over all per-token matrix multiplies (output head
 // included, also when tied), A = 4·layers·seq·attn_dim (the QKᵀ and A·V
 // multiplies of the forward pass) and R = Σ r·(in+out) over adapted linears,
 // counting 2 FLOPs per multiply-add:

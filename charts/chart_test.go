@@ -31,6 +31,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	k8stesting "k8s.io/client-go/testing"
@@ -181,6 +182,10 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &rbacv1.RoleBinding{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &monitoringv1.ServiceMonitor{}, nil
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, nil
+	case "keda.sh/v1alpha1/ScaledObject":
+		return &scaledObject{}, nil
 	}
 	return nil, fmt.Errorf("unexpected kind %s %s", apiVersion, kind)
 }
@@ -738,7 +743,7 @@ func TestMinimal(t *testing.T) {
 	for _, o := range r.objs {
 		kinds[o.Kind]++
 	}
-	want := map[string]int{"ServiceAccount": 1, "ConfigMap": 1, "PersistentVolumeClaim": 1, "Service": 1, "Deployment": 1, "Pod": 1}
+	want := map[string]int{"ServiceAccount": 1, "ConfigMap": 1, "PersistentVolumeClaim": 1, "Service": 1, "Deployment": 1, "Pod": 1, "PodDisruptionBudget": 1}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("kinds = %v, want %v", kinds, want)
 	}
@@ -1066,6 +1071,10 @@ func TestRejectedValues(t *testing.T) {
 		{"registry named default", []string{"trust.registries.default=https://mlflow:5000"}, "default"},
 		{"signing key without secret", []string{"trust.signingKeys.team.key=cosign.key"}, "existingSecret"},
 		{"input root without claim", []string{"trust.inputRoots[0].mountPath=/data"}, "existingClaim"},
+		{"gpu workers with argo", []string{"gpuWorkers.enabled=true", "argo.enabled=true"}, "exclude each other"},
+		{"unknown autoscaling mode", []string{"worker.autoscaling.mode=memory"}, "value must be one of"},
+		{"queue scaling with tls", []string{"worker.autoscaling.enabled=true", "worker.autoscaling.mode=queue", "temporal.tls.enabled=true", "temporal.tls.existingSecret=t"}, "TriggerAuthentication"},
+		{"tmp size", []string{"tmpSizeLimit=lots"}, "does not match pattern"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

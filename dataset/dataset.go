@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -322,7 +324,6 @@ func csvRows(data []byte, lineLimit int64) ([]rawRow, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -331,6 +332,7 @@ func csvRows(data []byte, lineLimit int64) ([]rawRow, error) {
 			}
 			return nil, err
 		}
+		line, _ := r.FieldPos(0) // only for a record read: FieldPos panics on the empty one a parse error leaves
 		if len(rec) != len(header) {
 			rows = append(rows, rawRow{line: line, err: fmt.Errorf("%d fields, header has %d", len(rec), len(header))})
 			continue
@@ -396,7 +398,7 @@ func stringField(fields map[string]any, name string, required bool) (string, err
 }
 
 func allowOnly(fields map[string]any, names ...string) error {
-	for k := range fields {
+	for _, k := range slices.Sorted(maps.Keys(fields)) { // sorted: the reason goes into the manifest, whose bytes are digested
 		known := false
 		for _, n := range names {
 			known = known || k == n

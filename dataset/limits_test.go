@@ -134,3 +134,34 @@ func FuzzPrepare(f *testing.F) {
 		}
 	})
 }
+
+// TestCSVParseErrorIsABadRow: a record the CSV reader cannot parse (here a
+// quote left open at the end of the file, found by FuzzPrepare) is a bad row
+// naming its line; it used to panic in csv.Reader.FieldPos, which was asked
+// for the position of a field the failed record does not have.
+func TestCSVParseErrorIsABadRow(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "open.csv", "text\nfine\n\"open")
+	_, err := Prepare([]string{p}, opts("text"))
+	var bad *BadDataError
+	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "open.csv:3: invalid CSV") {
+		t.Fatalf("Prepare = %v, want a bad row at open.csv:3", err)
+	}
+}
+
+// TestBadRowReasonIsDeterministic: the reason of a row with several unknown
+// fields names the same one every time (the first in order), so the
+// manifest, and the snapshot's digest, do not depend on map iteration.
+func TestBadRowReasonIsDeterministic(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "rows.jsonl", `{"text":"a"}`+"\n"+`{"text":"b"}`+"\n"+`{"zz":1,"yy":2,"xx":3,"ww":4,"text":"c"}`)
+	o := opts("text")
+	o.MaxBadRows = 1
+	for range 20 {
+		s, err := Prepare([]string{p}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Manifest.BadRows[0].Reason; !strings.Contains(got, `unknown field "ww"`) {
+			t.Fatalf("reason %q, want the first unknown field in order", got)
+		}
+	}
+}

@@ -757,6 +757,9 @@ func (c ModelConfig) marshalFamily(m map[string]any) {
 		m["final_logit_softcapping"] = nilIfZero(c.FinalSoftcap)
 		if c.ModelType == "gemma3_text" {
 			m["rope_local_base_freq"] = c.RopeLocalTheta
+			if p := c.slidingPattern(); p > 0 { // for readers that predate layer_types
+				m["sliding_window_pattern"] = p
+			}
 		}
 	case "phi3":
 		if c.RotaryDim > 0 {
@@ -766,6 +769,21 @@ func (c ModelConfig) marshalFamily(m map[string]any) {
 			m["original_max_position_embeddings"] = c.OriginalMaxPositions
 		}
 	}
+}
+
+// slidingPattern is Gemma 3's sliding_window_pattern that gives
+// LayerSliding (every p-th layer global), or 0 when none does.
+func (c ModelConfig) slidingPattern() int {
+	for p := 1; p <= c.Layers+1; p++ {
+		ok := true
+		for i := 0; i < c.Layers && ok; i++ {
+			ok = c.sliding(i) == ((i+1)%p != 0)
+		}
+		if ok {
+			return p
+		}
+	}
+	return 0
 }
 
 func nilIfZero(v float64) any {

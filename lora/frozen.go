@@ -66,12 +66,15 @@ func (o LoadOptions) quantName() string {
 
 // weightScale is the fraction of their float32 size the weights take at
 // most as o holds them, for the memory limit checked before loading: BF16
-// halves them; quantization leaves the embeddings and head at 16 bits (at
-// most half) and the blocks at under a quarter. An fp32 load may keep a
+// halves them; quantization leaves the embeddings and head as the
+// precision keeps them and the blocks at about 0.14 (4.1 bits). An fp32 load may keep a
 // 16-bit checkpoint at 2 bytes but is counted at 4 (its dtype is not known
 // yet).
 func (o LoadOptions) weightScale() float64 {
-	if o.Quantization != nil || o.Precision == PrecisionBF16 {
+	switch {
+	case o.Quantization != nil && o.Precision == PrecisionBF16:
+		return 0.35 // embeddings at 0.5 (under half the parameters), blocks at ~0.14
+	case o.Quantization != nil || o.Precision == PrecisionBF16:
 		return 0.5
 	}
 	return 1

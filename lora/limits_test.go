@@ -61,7 +61,7 @@ func peakHeapMB() float64 {
 // (num_hidden_layers 1000, a real checkpoint of 2) stops at the first
 // missing tensor without allocating the layers it claims.
 func TestLoadModelRefusesHostileConfig(t *testing.T) {
-	withMemoryLimit(t, 1<<30)
+	withMemoryLimit(t, 64<<20)
 	cases := []struct {
 		field string
 		value any
@@ -75,7 +75,7 @@ func TestLoadModelRefusesHostileConfig(t *testing.T) {
 		{"num_attention_heads", "4", KindBadConfig, "field num_attention_heads is a string, want a whole number"},
 		{"max_position_embeddings", []any{1}, KindBadConfig, "field max_position_embeddings is a list"},
 		{"rms_norm_eps", -1, KindBadConfig, "field rms_norm_eps is -1, want a positive number"},
-		{"vocab_size", 1 << 24, KindBadConfig, "over the memory limit of 1.0 GiB"},
+		{"vocab_size", 1 << 24, KindBadConfig, "over the memory limit of 64.0 MiB"},
 		{"num_hidden_layers", 1000, KindMissingTensor, `tensor "model.layers.2.input_layernorm.weight" is missing`},
 		{"hidden_size", 32, KindCorruptCheckpoint, `has shape [32 16], config.json implies [32 32]`},
 	}

@@ -20,20 +20,29 @@ import (
 // called name, in [-1, 1), from the lowbias32 mix of i·0x9E3779B9 plus the
 // FNV-1a hash of the name.
 func hashUniform(name string, n int) []float64 {
-	f := fnv.New32a()
-	f.Write([]byte(name))
-	h := f.Sum32()
 	out := make([]float64, n)
+	h := nameHash(name)
 	for i := range out {
-		x := uint32(i)*0x9E3779B9 + h
-		x ^= x >> 16
-		x *= 0x7FEB352D
-		x ^= x >> 15
-		x *= 0x846CA68B
-		x ^= x >> 16
-		out[i] = float64(x)*(1.0/(1<<31)) - 1
+		out[i] = hashAt(h, i)
 	}
 	return out
+}
+
+func nameHash(name string) uint32 {
+	f := fnv.New32a()
+	f.Write([]byte(name))
+	return f.Sum32()
+}
+
+// hashAt is value i of the tensor whose name hashes to h.
+func hashAt(h uint32, i int) float64 {
+	x := uint32(i)*0x9E3779B9 + h
+	x ^= x >> 16
+	x *= 0x7FEB352D
+	x ^= x >> 15
+	x *= 0x846CA68B
+	x ^= x >> 16
+	return float64(x)*(1.0/(1<<31)) - 1
 }
 
 // hashWeights is decoder_reference.py's hash_weights.
@@ -55,11 +64,13 @@ func hashWeights(name string, shape []int, gemma bool) []float32 {
 	default:
 		mul = 1 / math.Sqrt(float64(shape[1]))
 	}
-	u := hashUniform(name, n)
+	h := nameHash(name)
 	out := make([]float32, n)
-	for i, v := range u {
-		out[i] = float32(off + float64(mul*v)) // the conversion keeps mul·v unfused, as torch rounds it
-	}
+	parallelFor(n, 1<<16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i] = float32(off + float64(mul*hashAt(h, i))) // the conversion keeps mul·v unfused, as torch rounds it
+		}
+	})
 	return out
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 
 	"github.com/loraflow/loraflow/dataset"
@@ -32,6 +33,12 @@ func LoadBaseWith(dir string, o lora.LoadOptions) (*Base, error) {
 	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
 		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint, Msg: "tokenizer.json of " + dir, Err: err}
+	}
+	// An id past the embedding would index out of its rows in every forward
+	// pass (training checks its data; evaluation and generation would not).
+	if n, v := tok.VocabSize(), m.Config().VocabSize; n > v {
+		return nil, &lora.InputError{Kind: lora.KindCorruptCheckpoint,
+			Msg: fmt.Sprintf("tokenizer.json of %s has ids up to %d, past config.json vocab_size %d", dir, n-1, v)}
 	}
 	chat, err := loadChatTemplate(dir)
 	if err != nil {

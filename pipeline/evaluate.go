@@ -22,20 +22,40 @@ import (
 // EvalReportFile is the eval report artifact's file.
 const EvalReportFile = "eval_report.json"
 
-// evalReport is the eval report artifact's content.
+// evalReport is the eval report artifact's content. Its keys are
+// snake_case throughout; accuracy is there only for classification data.
 type evalReport struct {
-	Snapshot        string   `json:"snapshot_sha256"`
-	BaseModel       string   `json:"base_model_sha256"`
-	Adapter         string   `json:"adapter_sha256"`
-	Split           string   `json:"split"`
-	Base            Metrics  `json:"base"`
-	Adapted         Metrics  `json:"adapter"`
-	Champion        *Metrics `json:"champion,omitempty"`
-	ChampionVersion string   `json:"champion_version,omitempty"`
-	Samples         []sample `json:"samples,omitempty"`
+	Snapshot        string         `json:"snapshot_sha256"`
+	BaseModel       string         `json:"base_model_sha256"`
+	Adapter         string         `json:"adapter_sha256"`
+	Split           string         `json:"split"`
+	Task            string         `json:"task"` // "text" or "classification"
+	Base            reportMetrics  `json:"base"`
+	Adapted         reportMetrics  `json:"adapter"`
+	Champion        *reportMetrics `json:"champion,omitempty"`
+	ChampionVersion string         `json:"champion_version,omitempty"`
+	Samples         []sample       `json:"samples,omitempty"`
 	// SuggestedRank is the smallest LoRA rank keeping 99% of every adapted
 	// layer's ΔW energy (see rank_report.json and rank_spectra.png).
 	SuggestedRank int `json:"suggested_rank,omitempty"`
+}
+
+// reportMetrics are one model's scores as the report writes them.
+type reportMetrics struct {
+	Loss       float64  `json:"loss"`
+	Perplexity float64  `json:"perplexity"`
+	Accuracy   *float64 `json:"accuracy,omitempty"` // classification data only
+	Tokens     int      `json:"tokens"`
+	Examples   int      `json:"examples"`
+}
+
+func newReportMetrics(m Metrics, classification bool) reportMetrics {
+	r := reportMetrics{Loss: m.Loss, Perplexity: m.Perplexity, Tokens: m.Tokens, Examples: m.Examples}
+	if classification {
+		acc := m.Accuracy
+		r.Accuracy = &acc
+	}
+	return r
 }
 
 type sample struct {
@@ -128,9 +148,13 @@ func Evaluate(ctx context.Context, store *artifact.Store, in EvaluateInput, o Ev
 	case champ.Comparable:
 		out.Champion = champ.Metrics
 	}
+	task := "text"
+	if classification {
+		task = "classification"
+	}
 	report := evalReport{
-		Snapshot: in.Snapshot.SHA256, BaseModel: in.BaseModel.SHA256, Adapter: in.Adapter.SHA256, Split: dataset.ValidationFile,
-		Base: out.Base, Adapted: out.Adapter, ChampionVersion: out.ChampionVersion,
+		Snapshot: in.Snapshot.SHA256, BaseModel: in.BaseModel.SHA256, Adapter: in.Adapter.SHA256, Split: dataset.ValidationFile, Task: task,
+		Base: newReportMetrics(out.Base, classification), Adapted: newReportMetrics(out.Adapter, classification), ChampionVersion: out.ChampionVersion,
 	}
 	if o.ReportSamples {
 		// Samples quote the first words of held-out rows; they go into the
@@ -138,7 +162,8 @@ func Evaluate(ctx context.Context, store *artifact.Store, in EvaluateInput, o Ev
 		report.Samples = samples(ctx, base, adapter, snap.Validation)
 	}
 	if out.ChampionComparable {
-		report.Champion = &out.Champion
+		champion := newReportMetrics(out.Champion, classification)
+		report.Champion = &champion
 	}
 	dir, err := store.ScratchDir("eval")
 	if err != nil {
@@ -152,9 +177,12 @@ func Evaluate(ctx context.Context, store *artifact.Store, in EvaluateInput, o Ev
 		out.SuggestedRank = rep.SuggestedRank
 	}
 	if len(in.TrainLosses) > 0 {
-		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, in.TrainSteps, out.Base.Loss, out.Adapter.Loss); err != nil {
+		if err := plotLossCurve(filepath.Join(dir, LossCurveFile), in.TrainLosses, in.TrainSteps, in.TrainHeldOut, out.Base.Loss, out.Adapter.Loss); err != nil {
 			logger.Warn("no loss curve plot", "err", err)
 		}
+	}
+	if err := writeHTMLReport(dir, in.Spec.Name, report, classification); err != nil {
+		logger.Warn("no HTML report", "err", err)
 	}
 	b, _ := json.MarshalIndent(report, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, EvalReportFile), append(b, '\n'), 0o644); err != nil {

@@ -6,13 +6,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-
 	"github.com/loraflow/loraflow/lora/diagnose"
 	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/lora/safetensors"
+	"github.com/loraflow/loraflow/report"
 )
 
 // Files of the eval report artifact besides the report itself.
@@ -20,42 +17,59 @@ const (
 	LossCurveFile   = "loss_curve.png"
 	RankReportFile  = "rank_report.json"
 	RankSpectraFile = "rank_spectra.png"
+	// ReportHTMLFile is the page that shows the report and its plots in
+	// a browser: one self-contained file.
+	ReportHTMLFile = "report.html"
 )
 
-// plotLossCurve draws the training loss per step, with the base and
-// adapter held-out losses as horizontal references.
-func plotLossCurve(path string, losses []float64, steps int, baseEval, adapterEval float64) error {
-	p := plot.New()
-	p.Title.Text = "LoRA training loss"
-	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss (nats/token)"
-	pts := make(plotter.XYs, len(losses))
-	for i, l := range losses {
-		pts[i] = plotter.XY{X: float64(CurveStep(i, len(losses), steps)), Y: l}
+// plotLossCurve draws the training loss per step (smoothed, the raw steps
+// faint), with the base and adapter held-out losses as references.
+func plotLossCurve(path string, losses []float64, steps int, heldOut []CurvePoint, baseEval, adapterEval float64) error {
+	c := report.LossCurve{Losses: losses, Steps: steps, BaseHeldOut: baseEval, AdapterHeldOut: adapterEval}
+	for _, p := range heldOut {
+		c.HeldOut = append(c.HeldOut, report.Point{Step: p.Step, Loss: p.Loss})
 	}
-	line, err := plotter.NewLine(pts)
-	if err != nil {
-		return err
+	return report.SaveLossCurve(c, path)
+}
+
+// writeHTMLReport writes the report page, with the plots in dir embedded.
+func writeHTMLReport(dir, name string, rep evalReport, classification bool) error {
+	page := report.Page{
+		Title: "loraflow evaluation: " + name,
+		Facts: []report.Fact{
+			{Label: "adapter sha256", Value: rep.Adapter}, {Label: "base model sha256", Value: rep.BaseModel},
+			{Label: "dataset snapshot sha256", Value: rep.Snapshot}, {Label: "held-out split", Value: rep.Split},
+		},
+		Classification: classification,
 	}
-	p.Add(line)
-	p.Legend.Add("train (per step)", line)
-	for _, ref := range []struct {
-		name string
-		y    float64
-	}{{"held-out, base model", baseEval}, {"held-out, adapter", adapterEval}} {
-		h, err := plotter.NewLine(plotter.XYs{{X: 1, Y: ref.y}, {X: float64(max(steps, len(losses), 2)), Y: ref.y}})
+	if rep.SuggestedRank > 0 {
+		page.Facts = append(page.Facts, report.Fact{Label: "suggested rank", Value: fmt.Sprint(rep.SuggestedRank)})
+	}
+	row := func(model string, m reportMetrics) report.MetricsRow {
+		r := report.MetricsRow{Model: model, Loss: m.Loss, Perplexity: m.Perplexity, Tokens: m.Tokens, Examples: m.Examples}
+		if m.Accuracy != nil {
+			r.Accuracy = *m.Accuracy
+		}
+		return r
+	}
+	page.Metrics = append(page.Metrics, row("base model", rep.Base), row("adapter", rep.Adapted))
+	if rep.Champion != nil {
+		page.Metrics = append(page.Metrics, row("champion v"+rep.ChampionVersion, *rep.Champion))
+	}
+	for _, im := range []struct{ caption, file string }{
+		{"Training loss: raw per step (faint) and smoothed, with the held-out losses", LossCurveFile},
+		{"ΔW singular values by module type, with the suggested rank", RankSpectraFile},
+	} {
+		imgs, err := report.ImageFile(im.caption, filepath.Join(dir, im.file))
 		if err != nil {
 			return err
 		}
-		h.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-		if ref.name == "held-out, adapter" {
-			h.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
-		}
-		p.Add(h)
-		p.Legend.Add(ref.name, h)
+		page.Images = append(page.Images, imgs...)
 	}
-	p.Legend.Top = true
-	return p.Save(7*vg.Inch, 4*vg.Inch, path)
+	for _, s := range rep.Samples {
+		page.Samples = append(page.Samples, report.Sample{Prompt: s.Prompt, Base: s.Base, Adapter: s.Adapter})
+	}
+	return report.SaveHTML(page, filepath.Join(dir, ReportHTMLFile))
 }
 
 // rankDiagnostics writes the adapter's ΔW spectra (JSON and plot) into dir.
@@ -80,7 +94,7 @@ func rankDiagnostics(ctx context.Context, dir, baseDir string, adapter *peft.Ada
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	if err := rep.Plot(filepath.Join(dir, RankSpectraFile)); err != nil {
+	if err := report.SaveSpectra(rep, filepath.Join(dir, RankSpectraFile)); err != nil {
 		return nil, fmt.Errorf("rank spectra plot: %w", err)
 	}
 	return rep, nil

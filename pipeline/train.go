@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/loraflow/loraflow/carbon"
 	"github.com/loraflow/loraflow/dataset"
@@ -22,6 +23,16 @@ type TrainResult struct {
 	// Usage is the energy a remote trainer measured for its training
 	// (Measure); unset when training ran in the worker, which measures it.
 	Usage *carbon.Report `json:",omitempty"`
+	// HeldOut is the held-out loss during training (evaluation.every_steps),
+	// at the steps of this process (a resumed run's earlier points are not
+	// re-scored).
+	HeldOut []CurvePoint `json:",omitempty"`
+}
+
+// CurvePoint is a loss at a training step.
+type CurvePoint struct {
+	Step int
+	Loss float64
 }
 
 // TrainAdapter trains the spec's LoRA adapter on the snapshot in snapDir
@@ -53,15 +64,47 @@ func TrainAdapter(ctx context.Context, s spec.Spec, snapDir, outDir, checkpointD
 		return TrainResult{}, err
 	}
 	tc := s.TrainConfig(checkpointDir)
+	var heldOut []CurvePoint
+	var evalErr error
+	if every := s.Evaluation.EverySteps; every > 0 && checkpointDir != "" {
+		// Scored on the adapter each checkpoint holds: checkpoints come at
+		// least as often as the evaluations.
+		if tc.CheckpointEvery <= 0 || tc.CheckpointEvery > every || every%tc.CheckpointEvery != 0 {
+			tc.CheckpointEvery = every
+		}
+		val, err := base.Sequences(ctx, snap.Validation)
+		if err != nil {
+			return TrainResult{}, err
+		}
+		inner := progress
+		progress = func(p lora.Progress) {
+			if p.Checkpoint != "" && (p.Step%every == 0 || p.Step == p.TotalSteps) && evalErr == nil && len(val) > 0 {
+				ad, err := peft.Load(filepath.Join(p.Checkpoint, "adapter"))
+				if err == nil {
+					var r lora.EvalResult
+					if r, err = lora.Evaluate(ctx, base.Model, ad, val, s.Evaluation.BatchSize); err == nil {
+						heldOut = append(heldOut, CurvePoint{Step: p.Step, Loss: r.Loss})
+					}
+				}
+				evalErr = err
+			}
+			if inner != nil {
+				inner(p)
+			}
+		}
+	}
 	adapter, res, err := lora.Train(ctx, base.Model, cfg, tc, seqs, progress)
 	if err != nil {
 		return TrainResult{}, err
+	}
+	if evalErr != nil && ctx.Err() == nil {
+		return TrainResult{}, fmt.Errorf("held-out evaluation during training (evaluation.every_steps): %w", evalErr)
 	}
 	if err := adapter.Save(outDir); err != nil {
 		return TrainResult{}, fmt.Errorf("saving adapter: %w", err)
 	}
 	return TrainResult{TrainResult: res, TotalParams: int64(base.Model.NumParams()),
-		FLOPs: TrainingFLOPs(base.Model, cfg, tc, int64(res.TrainableParams))}, nil
+		FLOPs: TrainingFLOPs(base.Model, cfg, tc, int64(res.TrainableParams)), HeldOut: heldOut}, nil
 }
 
 // CheckAdapterFitsBase loads the adapter and checks its modules and shapes

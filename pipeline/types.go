@@ -55,6 +55,9 @@ type TrainOutput struct {
 	// attempt's as its last heartbeat reported it); with a remote trainer,
 	// the energy the trainer measured.
 	Usage carbon.Report
+	// HeldOutCurve is the held-out loss during training
+	// (evaluation.every_steps), for the report's loss curve.
+	HeldOutCurve []CurvePoint `json:",omitempty"`
 }
 
 // EvaluateInput is the input of Evaluate.
@@ -66,6 +69,8 @@ type EvaluateInput struct {
 	// TrainLosses, when given, are plotted as the report's loss curve.
 	TrainLosses []float64
 	TrainSteps  int
+	// TrainHeldOut, when given, is plotted over the training curve.
+	TrainHeldOut []CurvePoint `json:",omitempty"`
 }
 
 // Metrics are one model's held-out scores.

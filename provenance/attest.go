@@ -109,6 +109,18 @@ type Dependency struct {
 	SHA256 string
 	// Attestation is the parent's ProvenanceSHA256 (required for RoleParent).
 	Attestation string
+
+	// root, in an expected dependency, is model_signing's root digest of
+	// the same folder, which statements signed before one digest per
+	// artifact name instead (matches).
+	root string
+}
+
+// matches says whether a dependency the statement names is want: the same
+// role and digest (or, for a statement signed before one digest per
+// artifact, want's root digest).
+func (want Dependency) matches(d Dependency) bool {
+	return d.Role == want.Role && (d.SHA256 == want.SHA256 || (want.root != "" && d.SHA256 == want.root))
 }
 
 // Attestation is what Attest wrote.
@@ -171,7 +183,7 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	if a.ExpectSHA256 != "" && td.Manifest != a.ExpectSHA256 {
 		return nil, &DigestMismatchError{Path: base, Want: a.ExpectSHA256, Got: td.Manifest}
 	}
-	info.SHA256 = td.Manifest
+	info.SHA256 = statedDigest(td)
 
 	artifactPath := base
 	if names != nil {
@@ -291,6 +303,11 @@ func Attest(ctx context.Context, signer *Signer, a Artifact) (*Attestation, erro
 	att.Bundles = append([]BundleFile{bf}, att.Bundles...)
 	return att, nil
 }
+
+// statedDigest is the artifact digest a statement names: the files'
+// ManifestDigest. (Statements signed before one digest per artifact named
+// the root digest; the tests replace this to make one.)
+var statedDigest = func(td *TreeDigest) string { return td.Manifest }
 
 // DigestMismatchError is Attest's refusal to sign files that do not hash
 // to Artifact.ExpectSHA256.

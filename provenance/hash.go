@@ -61,11 +61,16 @@ func HashTree(ctx context.Context, dir string) (*TreeDigest, error) {
 }
 
 // HashFiles hashes the named files (slash-separated, relative to dir) like
-// HashTree does.
+// HashTree does. Names under model_signing's ignored git paths are left out
+// as HashTree leaves them out: model-transparency's file serializer
+// (src/model_signing/_serialization/file.py, Serializer.serialize) applies
+// should_ignore to every path of an explicit files_to_hash list too.
 func HashFiles(ctx context.Context, dir string, names []string) (*TreeDigest, error) {
-	files := make([]FileDigest, len(names))
-	for i, n := range names {
-		files[i].Name = n
+	files := make([]FileDigest, 0, len(names))
+	for _, n := range names {
+		if !ignoredName(n) {
+			files = append(files, FileDigest{Name: n})
+		}
 	}
 	sort.Slice(files, func(i, j int) bool { return PathLess(files[i].Name, files[j].Name) })
 	for i := 1; i < len(files); i++ {
@@ -207,6 +212,36 @@ func DigestPath(ctx context.Context, p string) (string, error) {
 	return fd.SHA256, nil
 }
 
+// pathDigests are DigestPath's digest of a path and, for a folder,
+// model_signing's root digest of it, which statements signed before one
+// digest per artifact name instead.
+type pathDigests struct{ digest, root string }
+
+// digestsOf hashes p once for both of its digests.
+func digestsOf(ctx context.Context, p string) (pathDigests, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return pathDigests{}, fmt.Errorf("provenance: %w", err)
+	}
+	if fi.IsDir() {
+		td, err := HashTree(ctx, p)
+		if err != nil {
+			return pathDigests{}, err
+		}
+		return pathDigests{digest: td.Manifest, root: td.SHA256}, nil
+	}
+	fd, err := HashFile(ctx, p)
+	if err != nil {
+		return pathDigests{}, err
+	}
+	return pathDigests{digest: fd.SHA256}, nil
+}
+
+// names says whether a statement naming sha256 names this path.
+func (pd pathDigests) names(sha256 string) bool {
+	return sha256 == pd.digest || (pd.root != "" && sha256 == pd.root)
+}
+
 func hashFile(ctx context.Context, p string, buf []byte) (string, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -264,6 +299,14 @@ func PathLess(a, b string) bool {
 // with it. They are relative to the model's root only.
 var ignoredAtRoot = map[string]bool{".git": true, ".gitattributes": true, ".github": true, ".gitignore": true}
 
+// ignoredName reports whether the slash-separated relative name is one of
+// ignoredAtRoot or lies inside one (should_ignore: an ignored folder takes
+// its children with it).
+func ignoredName(name string) bool {
+	first, _, _ := strings.Cut(path.Clean(name), "/")
+	return ignoredAtRoot[first]
+}
+
 // listTree returns the slash-separated relative names of the regular files
 // under dir, in PathLess order, without model_signing's ignored git paths.
 func listTree(dir string) ([]string, error) {
@@ -308,4 +351,3 @@ func listTree(dir string) ([]string, error) {
 	sort.Slice(names, func(i, j int) bool { return PathLess(names[i], names[j]) })
 	return names, nil
 }
-

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
 // KeyType names a supported signing key algorithm.
@@ -289,6 +290,10 @@ func hasPrivateKeyBlock(b []byte) bool {
 	}
 }
 
+// CosignPasswordEnv holds the password of a cosign-encrypted signing key,
+// the variable cosign reads.
+const CosignPasswordEnv = "COSIGN_PASSWORD"
+
 // parsePrivateKeyPEM finds the first private key block. Its errors never
 // quote the input.
 func parsePrivateKeyPEM(b []byte) (crypto.Signer, error) {
@@ -315,8 +320,25 @@ func parsePrivateKeyPEM(b []byte) (crypto.Signer, error) {
 				return nil, errors.New("malformed SEC 1 EC private key")
 			}
 			return k, nil
-		case "ENCRYPTED PRIVATE KEY", "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
-			return nil, fmt.Errorf("encrypted keys (%s) are not supported; store the key unencrypted in a secret", blk.Type)
+		case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
+			// What `cosign generate-key-pair` writes: decrypted by sigstore's
+			// own loader (cryptoutils.UnmarshalPEMToPrivateKey, scrypt and
+			// secretbox), with the password cosign itself reads.
+			pw, ok := os.LookupEnv(CosignPasswordEnv)
+			if !ok {
+				return nil, fmt.Errorf("the key is a cosign-encrypted key (%s): set %s to its password (Helm: signing.passwordKey), or use an unencrypted key (loraflow keygen)", blk.Type, CosignPasswordEnv)
+			}
+			k, err := cryptoutils.UnmarshalPEMToPrivateKey(pem.EncodeToMemory(blk), cryptoutils.StaticPasswordFunc([]byte(pw)))
+			if err != nil {
+				return nil, fmt.Errorf("decrypting the cosign key (%s) with %s: %w", blk.Type, CosignPasswordEnv, err)
+			}
+			s, ok := k.(crypto.Signer)
+			if !ok {
+				return nil, fmt.Errorf("key type %T cannot sign", k)
+			}
+			return s, nil
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, fmt.Errorf("encrypted PKCS #8 keys (%s) are not supported; store the key unencrypted in a secret, or encrypt it with cosign (COSIGN_PASSWORD)", blk.Type)
 		}
 	}
 }

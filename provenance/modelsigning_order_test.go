@@ -54,3 +54,41 @@ func TestHashTreeIgnoresGitPathsAtTheRoot(t *testing.T) {
 		t.Errorf("hashed %q, want %q", got, want)
 	}
 }
+
+// TestHashFilesIgnoresGitPathsAtTheRoot: an explicit file list gets the same
+// ignore rules as a walked folder, because model_signing's file serializer
+// (src/model_signing/_serialization/file.py, Serializer.serialize) applies
+// should_ignore to each path of files_to_hash as well; so HashFiles of a
+// list and HashTree of the folder holding exactly those files agree.
+func TestHashFilesIgnoresGitPathsAtTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{".git/HEAD", ".gitattributes", ".github/workflows/ci.yml", ".gitignore", "./.gitignore",
+		"model.safetensors", "sub/.gitignore", ".gitmodules"}
+	for _, f := range names {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listed, err := HashFiles(context.Background(), dir, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	walked, err := HashTree(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range listed.Files {
+		got = append(got, f.Name)
+	}
+	if want := []string{".gitmodules", "model.safetensors", "sub/.gitignore"}; !slices.Equal(got, want) {
+		t.Errorf("hashed %q, want %q", got, want)
+	}
+	if listed.SHA256 != walked.SHA256 {
+		t.Errorf("HashFiles %s, HashTree %s of the same files", listed.SHA256, walked.SHA256)
+	}
+}

@@ -210,19 +210,19 @@ func (v *Verifier) Verify(ctx context.Context, path string, p Policy) (*Verdict,
 	if !p.built {
 		return &Verdict{Path: path}, errors.New("provenance: Verifier.Verify: the zero Policy is refused; build one with NewPolicy")
 	}
-	cfg := verifyConfig{maxDepth: 8, digests: map[string]string{}, kinds: p.kinds,
+	cfg := verifyConfig{maxDepth: 8, digests: map[string]pathDigests{}, kinds: p.kinds,
 		resolve: v.resolve, requireDeps: v.requireDeps, shallowDeps: v.shallowDeps}
 	for _, d := range p.deps {
-		sha := d.sha256
+		want := Dependency{Role: d.role, SHA256: d.sha256}
 		if d.path != "" {
-			got, err := DigestPath(ctx, d.path)
+			got, err := digestsOf(ctx, d.path)
 			if err != nil {
 				return &Verdict{Path: path}, fmt.Errorf("provenance: hashing the expected %s %s: %w", d.role, d.path, err)
 			}
 			cfg.digests[d.path] = got
-			sha = got
+			want.SHA256, want.root = got.digest, got.root
 		}
-		cfg.expect = append(cfg.expect, Dependency{Role: d.role, SHA256: sha})
+		cfg.expect = append(cfg.expect, want)
 	}
 	verdict, err := verifyArtifact(ctx, path, v.keys, &cfg, 0)
 	if err != nil {

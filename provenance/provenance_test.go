@@ -560,3 +560,52 @@ func TestAttestSignsOnlyTheExpectedBytes(t *testing.T) {
 		t.Fatal("changed bytes were signed")
 	}
 }
+
+// A statement signed before one digest per artifact names model_signing's
+// root digest as the artifact's digest: it still verifies (both digests are
+// recomputed from the files), the verdict gives the folder digest, and a
+// policy expecting the old digest (an attestation of a run in flight across
+// the upgrade) accepts it; a wrong digest is still refused.
+func TestLegacyRootDigestStatementsVerify(t *testing.T) {
+	f := newFixture(t, KeyEd25519)
+	ctx := context.Background()
+	// The old statement names the base model by its root digest too.
+	baseTree, err := HashTree(ctx, f.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.adapterArtifact(f.adapter)
+	a.Dependencies[0].SHA256 = baseTree.SHA256
+	statedDigest = func(td *TreeDigest) string { return td.SHA256 }
+	_, err = Attest(ctx, f.signer, a)
+	statedDigest = func(td *TreeDigest) string { return td.Manifest }
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, err := HashTree(ctx, f.adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := NewVerifier(f.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reachable base model is re-hashed; it matches by its root digest.
+	if v, err := Verify(ctx, f.adapter, f.keys); err != nil || !v.OK() {
+		t.Fatalf("legacy statement with a reachable base: %v", err)
+	}
+	for _, want := range []string{td.SHA256, td.Manifest} {
+		pol, err := NewPolicy(WithFolderDigest(want), WithDependencyPath(RoleBaseModel, f.base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := verifier.Verify(ctx, f.adapter, pol)
+		if err != nil || v.SHA256 != td.Manifest || v.Root != td.SHA256 {
+			t.Fatalf("legacy statement expecting %s: verdict %+v, %v", want, v, err)
+		}
+	}
+	pol, _ := NewPolicy(WithFolderDigest(strings.Repeat("a", 64)))
+	if _, err := verifier.Verify(ctx, f.adapter, pol); err == nil {
+		t.Fatal("a policy expecting another digest accepted the legacy statement")
+	}
+}

@@ -125,7 +125,7 @@ type verifyConfig struct {
 	requireDeps bool
 	shallowDeps bool
 	maxDepth    int
-	digests     map[string]string // dependency path → digest, shared down the chain
+	digests     map[string]pathDigests // dependency path → digests, shared down the chain
 }
 
 // WithExpectedDependency requires the statement to name a dependency of
@@ -171,7 +171,7 @@ func WithShallowDependencies() VerifyOption {
 // link that failed; other errors (context cancelled, I/O) are returned as
 // they are. The Verdict is never nil.
 func Verify(ctx context.Context, path string, keys *TrustedKeys, opts ...VerifyOption) (*Verdict, error) {
-	cfg := verifyConfig{maxDepth: 8, digests: map[string]string{}}
+	cfg := verifyConfig{maxDepth: 8, digests: map[string]pathDigests{}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -389,7 +389,7 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 			got, seen := cfg.digests[local]
 			if !seen {
 				var err error
-				got, err = DigestPath(ctx, local)
+				got, err = digestsOf(ctx, local)
 				if err != nil {
 					if ctx.Err() != nil {
 						return v, err
@@ -398,10 +398,10 @@ func verifyArtifact(ctx context.Context, p string, keys *TrustedKeys, cfg *verif
 				}
 				cfg.digests[local] = got
 			}
-			if got != d.SHA256 {
-				return fail(ReasonBrokenChain, link, fmt.Sprintf("%s hashes to %s, the statement names %s", local, got, d.SHA256), nil)
+			if !got.names(d.SHA256) {
+				return fail(ReasonBrokenChain, link, fmt.Sprintf("%s hashes to %s, the statement names %s", local, got.digest, d.SHA256), nil)
 			}
-			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Detail: "sha256 " + digestfmt.Short(got)})
+			v.Checks = append(v.Checks, Check{Name: "dependency " + string(d.Role), Subject: local, Detail: "sha256 " + digestfmt.Short(got.digest)})
 		}
 	}
 	return v, nil
@@ -634,7 +634,7 @@ func (c *verifyConfig) resolvePath(d Dependency, artifactPath string) (string, b
 
 func hasDependency(deps []Dependency, want Dependency) bool {
 	for _, d := range deps {
-		if d.Role == want.Role && d.SHA256 == want.SHA256 {
+		if want.matches(d) {
 			return true
 		}
 	}

@@ -22,3 +22,13 @@ if ! [ -e /usr/include/x86_64-linux-gnu/cblas.h ] && ! [ -e /usr/include/cblas.h
       echo "setup: libopenblas-dev not installed; the pure-Go BLAS is used"
   fi
 fi
+
+# A headless Chromium, for the test that renders the HTML run report
+# (report.TestReportRendersInChromium); without it that test is skipped.
+if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium-headless-shell (apt)..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null) ||
+      echo "setup: chromium-headless-shell not installed; the HTML report's browser test is skipped"
+  fi
+fi

@@ -17,6 +17,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/loraflow/loraflow/lora/peft"
 )
 
 // Spec is one pipeline run's description. It is the workflow's input, so it
@@ -119,6 +121,10 @@ type Evaluation struct {
 	// must beat the current champion to take the champion alias.
 	ChampionMargin float64 `yaml:"champion_margin" json:"champion_margin"`
 	BatchSize      int     `yaml:"batch_size" json:"batch_size"`
+	// EverySteps, when set, scores the held-out split every this many
+	// training steps (at checkpoints), for the report's loss curve; 0: only
+	// after training.
+	EverySteps int `yaml:"every_steps" json:"every_steps,omitempty"`
 }
 
 // Signing names the key that signs attestations and the keys trusted when
@@ -317,18 +323,18 @@ func (s *Spec) applyDefaults() {
 	if d.ValidationFraction == 0 {
 		d.ValidationFraction = 0.1
 	}
-	l := &s.LoRA
+	l := &s.LoRA // PEFT's defaults (lora/peft), but lora_alpha
 	if l.R == 0 {
-		l.R = 8
+		l.R = peft.DefaultR
 	}
 	if l.LoraAlpha == 0 {
 		l.LoraAlpha = float64(2 * l.R)
 	}
 	if l.Bias == "" {
-		l.Bias = "none"
+		l.Bias = peft.DefaultBias
 	}
 	if l.InitLoraWeights.InitLoraWeights == "" {
-		l.InitLoraWeights.InitLoraWeights = "true"
+		l.InitLoraWeights.InitLoraWeights = peft.DefaultInitLoraWeights
 	}
 	t := &s.Training
 	if t.BatchSize == 0 {

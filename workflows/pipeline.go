@@ -126,7 +126,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	}
 
 	// 1 PrepareData
-	if err := workflow.ExecuteActivity(withOptions(ctx, shortActivity), a.PrepareData,
+	if err := workflow.ExecuteActivity(withOptions(ctx, heartbeating(shortActivity, heartbeat)), a.PrepareData, // it hashes the whole base folder
 		activities.PrepareDataInput{Spec: s}).Get(ctx, &res.Prepare); err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func runPipeline(ctx workflow.Context, s spec.Spec, opt Options) (*Result, error
 	enter(StageEvaluate)
 	var eval activities.EvaluateOutput
 	if err := workflow.ExecuteActivity(withOptions(ctx, longActivity(heartbeat)), a.Evaluate,
-		activities.EvaluateInput{Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel, Adapter: train.Adapter, TrainLosses: train.Losses, TrainSteps: train.Steps}).Get(ctx, &eval); err != nil {
+		activities.EvaluateInput{Spec: s, Snapshot: res.Prepare.Snapshot, BaseModel: res.Prepare.BaseModel, Adapter: train.Adapter, TrainLosses: train.Losses, TrainSteps: train.Steps, TrainHeldOut: train.HeldOutCurve}).Get(ctx, &eval); err != nil {
 		return nil, err
 	}
 	res.Eval = &eval

@@ -264,7 +264,7 @@ func (s *pipelineSuite) TestLongStepsHeartbeat() {
 	s.NoError(s.env.GetWorkflowError())
 	want, err := time.ParseDuration(sp.Timeouts.Heartbeat)
 	s.Require().NoError(err)
-	for _, name := range []string{"TrainLoRA", "Evaluate", "Attest", "Merge", "Publish"} {
+	for _, name := range []string{"PrepareData", "TrainLoRA", "Evaluate", "Attest", "Merge", "Publish"} {
 		s.Equal(want, got[name], "%s heartbeat timeout", name)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/loraflow/loraflow/lora/merge"
 	"github.com/loraflow/loraflow/lora/peft"
 	"github.com/loraflow/loraflow/lora/safetensors"
+	"github.com/loraflow/loraflow/report"
 )
 
 func init() {
@@ -360,7 +361,7 @@ energy. --plot draws the spectra (PNG, SVG or PDF by extension).`,
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
 			if plotPath != "" {
-				if err := rep.Plot(plotPath); err != nil {
+				if err := report.SaveSpectra(rep, plotPath); err != nil {
 					return err
 				}
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loraflow/loraflow/lora"
+	"github.com/loraflow/loraflow/lora/quant"
 )
 
 func init() { register(newBenchCmd) }
@@ -38,9 +39,6 @@ var (
 	benchRealScale     = []string{lora.Llama1B.Name, lora.Qwen05B.Name, lora.Llama8B.Name}
 )
 
-// benchPrecision is the --precision of the children.
-var benchPrecision = lora.PrecisionFP32
-
 // benchPeakTime is how long each child measures each FMA peak loop.
 var benchPeakTime = 150 * time.Millisecond
 
@@ -51,9 +49,15 @@ type benchChildSpec struct {
 	Full     bool   `json:"full"`
 	BLAS     string `json:"blas"`
 	Kernel   string `json:"kernel,omitempty"` // sgemm kernel; empty: the default
-	Prec     string `json:"precision,omitempty"`
 	Ckpt     bool   `json:"ckpt,omitempty"`
+	// Precision and Quant hold the frozen weights (benchLowp).
+	Precision string `json:"precision,omitempty"`
+	Quant     string `json:"quant,omitempty"`
 }
+
+// benchLowp is how the bench children hold the frozen weights: the
+// --precision and --quantization flags.
+var benchLowp struct{ precision, quant string }
 
 // benchChildResult is what a child prints: the training run, then the sgemm
 // measured in the same process right after it (so at the same machine load;
@@ -197,10 +201,10 @@ they are only comparable at similar load.`,
 			default:
 				return fmt.Errorf("bench: --precision %q: want %s or %s", prec, lora.PrecisionFP32, lora.PrecisionBF16)
 			}
-			if full && prec != lora.PrecisionFP32 {
-				return fmt.Errorf("bench: --full with --precision %s: full fine-tuning trains every weight in float32", prec)
+			if full && (prec != lora.PrecisionFP32 || benchLowp.quant != "none") {
+				return fmt.Errorf("bench: --full with --precision %s --quantization %s: full fine-tuning trains every weight in float32", prec, benchLowp.quant)
 			}
-			benchPrecision = prec
+			benchLowp.precision = prec
 			rep, err := runBench(cmd.Context(), names, backends, kernels, steps, full, ckpt, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -220,10 +224,11 @@ they are only comparable at similar load.`,
 	f.BoolVar(&full, "full", false, "also run each workload as full fine-tuning (memory comparison)")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	f.StringVar(&backend, "blas", "default", "BLAS backend: default, openblas, go (pure Go, AVX-512/AVX2 sgemm), gonum or all")
-	f.StringVar(&prec, "precision", lora.PrecisionFP32, "frozen weights in fp32 or bf16 (LoRA only)")
+	f.StringVar(&prec, "precision", lora.PrecisionFP32, "products against the frozen weights: fp32 (exact) or bf16 (frozen weights held in BF16; LoRA only)")
 	f.StringVar(&kernel, "kernel", "default", "pure-Go sgemm kernel: default, avx512, avx2 or all (each the CPU runs)")
 	f.BoolVar(&ckpt, "checkpointing", false, "train with gradient checkpointing (both modes): blocks replayed in the backward pass, less memory")
 	f.StringVar(&child, "child", "", "internal: run one benchmark (JSON spec) and print its result")
+	f.StringVar(&benchLowp.quant, "quantization", "none", "frozen block weights: none, nf4, fp4 or int8 (block 64, double quantization)")
 	_ = f.MarkHidden("child")
 	return cmd
 }
@@ -283,7 +288,8 @@ func runBenchKernel(ctx context.Context, rep *benchReport, names []string, be, k
 				st = 1
 			}
 			fmt.Fprintf(progress, "bench: %s %s %s %s, %d steps (load average %s)...\n", name, modeName(fm), be, kernelName(kernel), st, la)
-			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: st, Full: fm, BLAS: be, Kernel: kernel, Prec: benchPrecision, Ckpt: ckpt})
+			res, err := runBenchChildProcess(ctx, benchChildSpec{Workload: name, Steps: st, Full: fm, BLAS: be, Kernel: kernel, Ckpt: ckpt,
+				Precision: benchLowp.precision, Quant: benchLowp.quant})
 			if err != nil && w.MemoryOnly {
 				// A memory-only shape that does not fit here is a finding,
 				// not a failure of the other rows.
@@ -385,8 +391,11 @@ func runBenchChild(ctx context.Context, specJSON string, w io.Writer) error {
 			return err
 		}
 	}
-	wl.Precision = spec.Prec
-	res, err := lora.RunBenchmark(ctx, wl, spec.Steps, spec.Full, spec.Ckpt)
+	o := lora.LoadOptions{Precision: spec.Precision}
+	if spec.Quant != "" && spec.Quant != "none" {
+		o.Quantization = &quant.Config{Type: quant.Type(spec.Quant), BlockSize: 64, DoubleQuant: true}
+	}
+	res, err := lora.RunBenchmarkWith(ctx, wl, spec.Steps, spec.Full, spec.Ckpt, o)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", spec.Workload, err)
 	}
@@ -428,6 +437,11 @@ func printBenchTable(w io.Writer, rep *benchReport) {
 		fmt.Fprintln(w, "gradient checkpointing on (GFLOP/s leave out the replayed forward pass of the blocks)")
 	}
 	fmt.Fprintf(w, "GOMAXPROCS %d, %d CPUs; load average %s at start, %s at end\n", rep.GOMAXPROCS, rep.NumCPU, rep.LoadAvgStart, rep.LoadAvgEnd)
+	for _, r := range rep.Rows {
+		if r.Precision != "" && r.Precision != lora.PrecisionFP32 || r.Quantization != "" {
+			fmt.Fprintf(w, "%s %s: frozen weights precision %s, quantization %s, %.0f MiB held\n", r.Workload, r.Mode, r.Precision, r.Quantization, float64(r.WeightBytes)/(1<<20))
+		}
+	}
 }
 
 // printPeaks prints, per FMA peak loop, the range of its rate over the

@@ -130,7 +130,7 @@ func TestBenchCommand(t *testing.T) {
 	if r := rep.Rows[0]; r.Precision != "bf16" || r.WeightBytes <= 0 {
 		t.Fatalf("bf16 row %+v", r)
 	}
-	benchPrecision = lora.PrecisionFP32
+	benchLowp.precision = lora.PrecisionFP32
 	if _, err := runCLI(t, "bench", "--kernel", "avx1024"); err == nil || !strings.Contains(err.Error(), "avx1024") {
 		t.Fatalf("unknown kernel: %v", err)
 	}

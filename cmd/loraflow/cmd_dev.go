@@ -158,11 +158,7 @@ func newDevStatusCmd() *cobra.Command {
 		Short: "Say whether the dev server runs, and where",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, port, dataDir, err := devSettings(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := readDevState(dataDir)
+			st, port, _, err := devStateOf(cmd)
 			if err != nil {
 				return err
 			}
@@ -188,11 +184,7 @@ func newDevStopCmd() *cobra.Command {
 		Short: "Stop the dev server loraflow started (runs stay in its database)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, _, dataDir, err := devSettings(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := readDevState(dataDir)
+			st, _, dataDir, err := devStateOf(cmd)
 			if err != nil {
 				return err
 			}
@@ -221,4 +213,15 @@ func devSettings(cmd *cobra.Command) (*resolved, int, string, error) {
 	port, _ := cfg.devPort()
 	dataDir, err := temporalx.DataDir()
 	return cfg, port, dataDir, err
+}
+
+// devStateOf is the running dev server loraflow started (nil if none), the
+// resolved dev port and the data folder.
+func devStateOf(cmd *cobra.Command) (*devState, int, string, error) {
+	_, port, dataDir, err := devSettings(cmd)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	st, err := readDevState(dataDir)
+	return st, port, dataDir, err
 }

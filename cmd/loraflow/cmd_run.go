@@ -268,7 +268,14 @@ func newStatusCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "workflow %s: %s\nstage: %s\n", args[0], snap.status, snap.progress.Stage)
 			if snap.train != nil {
-				fmt.Fprintf(out, "training: step %d/%d, loss %.4f, %.0f tokens/s\n", snap.train.Step, snap.train.TotalSteps, snap.train.Loss, snap.train.TokensPerSec)
+				fmt.Fprintf(out, "training: step %d/%d, loss %.4f, %.0f tokens/s", snap.train.Step, snap.train.TotalSteps, snap.train.Loss, snap.train.TokensPerSec)
+				if step, path, ok := checkpointStep(snap.train.CheckpointURI); ok {
+					fmt.Fprintf(out, ", last checkpoint step %d (%s)", step, path)
+				}
+				fmt.Fprintln(out)
+			}
+			if snap.attempt > 1 {
+				fmt.Fprintf(out, "retrying: attempt %d after %s\n", snap.attempt, firstLine(snap.failure))
 			}
 			for _, st := range snap.progress.Completed {
 				fmt.Fprintf(out, "  done %-12s %6.1fs\n", st.Stage, st.Seconds)

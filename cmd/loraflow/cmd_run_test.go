@@ -14,6 +14,18 @@ import (
 	"github.com/loraflow/loraflow/internal/testmodel"
 )
 
+// useEmbeddedDefault points every command at a fresh embedded default under
+// dir (data and config folders, a free dev-server port) and stops its dev
+// server, which outlives `run`, when the test ends.
+func useEmbeddedDefault(t *testing.T, dir string) {
+	t.Helper()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
+	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
+	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+}
+
 func freePort(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,6 +72,14 @@ merge: true
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The summary names the HTML report, which exists.
+	if _, rest, ok := strings.Cut(out.String(), "              report "); !ok {
+		t.Errorf("no report line:\n%s", out.String())
+	} else if page, _, _ := strings.Cut(rest, " "); !strings.HasSuffix(page, "report.html") {
+		t.Errorf("report line names %q", page)
+	} else if _, err := os.Stat(page); err != nil {
+		t.Errorf("the HTML report: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "data", "loraflow", "temporal.db")); err != nil {
 		t.Errorf("no SQLite database under the data dir: %v", err)
 	}
@@ -86,11 +106,7 @@ merge: true
 func TestCommandsAfterRun(t *testing.T) {
 	testmodel.RequireTemporalCLI(t)
 	ws := testmodel.NewWorkspace(t, 100)
-	t.Setenv("XDG_DATA_HOME", filepath.Join(ws.Dir, "data"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(ws.Dir, "config"))
-	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
-	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
-	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+	useEmbeddedDefault(t, ws.Dir)
 	specPath := ws.WriteSpec(t, `name: after
 base_model: base
 dataset: {files: [data.jsonl], format: text}

@@ -102,10 +102,11 @@ func runTrain(cmd *cobra.Command, snapshot, base, specPath, out, checkpoints, re
 			_ = artifact.WriteFileAtomic(progressFile, b)
 		}
 	}
-	// The trainer measures its own energy and reports it in its result:
-	// the worker attests that, not its own waiting.
+	// The trainer measures its own energy, over every run that resumed
+	// from these checkpoints, and reports it in its result: the worker
+	// attests that, not its own waiting.
 	var res pipeline.TrainResult
-	usage, err := pipeline.Measure(cmd.Context(), pipeline.MeterOptions(s.Carbon, "", 0), "TrainLoRA", func() (err error) {
+	usage, err := pipeline.Measure(cmd.Context(), pipeline.MeterOptions(s.Carbon, "", 0), "TrainLoRA", filepath.Join(checkpoints, "energy.json"), func() (err error) {
 		res, err = pipeline.TrainAdapter(cmd.Context(), *s, snapshot, tmp, checkpoints, progress)
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/loraflow/loraflow/activities"
 	"github.com/loraflow/loraflow/internal/digestfmt"
+	"github.com/loraflow/loraflow/pipeline"
 	"github.com/loraflow/loraflow/workflows"
 )
 
@@ -134,7 +136,7 @@ func describe(s runSnapshot, smoothedLoss float64) string {
 		d += fmt.Sprintf(" (attempt %d: %s)", s.attempt, firstLine(s.failure))
 	}
 	if s.training() {
-		d += fmt.Sprintf(" loss %.4f %.0f tok/s", smoothedLoss, s.train.TokensPerSec)
+		d += fmt.Sprintf(" smoothed loss %.4f %.0f tok/s", smoothedLoss, s.train.TokensPerSec)
 	}
 	return d
 }
@@ -285,7 +287,7 @@ func (l *lineView) update(s runSnapshot) {
 	if s.training() {
 		if tenth := 10 * s.train.Step / s.train.TotalSteps; tenth > l.lastTenth {
 			l.lastTenth = tenth
-			fmt.Fprintf(l.out, "%s   step %d/%d loss %.4f lr %.2e %.0f tokens/s\n", now,
+			fmt.Fprintf(l.out, "%s   step %d/%d smoothed loss %.4f lr %.2e %.0f tokens/s\n", now,
 				s.train.Step, s.train.TotalSteps, loss, s.train.LearningRate, s.train.TokensPerSec)
 		}
 	}
@@ -336,7 +338,8 @@ func printSummary(out io.Writer, r *workflows.Result) {
 			fmt.Fprintf(out, ", accuracy %.3f -> %.3f", e.Base.Accuracy, e.Adapter.Accuracy)
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintf(out, "              report %s (loss curve, rank spectra; suggested rank %d)\n", strings.TrimPrefix(e.Report.URI, "file://"), e.SuggestedRank)
+		fmt.Fprintf(out, "              report %s (open in a browser: held-out metrics, loss curve, rank spectra; suggested rank %d)\n",
+			filepath.Join(strings.TrimPrefix(e.Report.URI, "file://"), pipeline.ReportHTMLFile), e.SuggestedRank)
 		switch {
 		case e.ChampionComparable:
 			fmt.Fprintf(out, "              champion v%s held-out loss %.4f\n", e.ChampionVersion, e.Champion.Loss)

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -76,9 +74,9 @@ func TestLinesWithoutATerminal(t *testing.T) {
 	got := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d `).ReplaceAllString(out.String(), "")
 	want := `PrepareData
 PrepareData  done in 1.2s
-TrainLoRA loss 2.5000 5000 tok/s
-  step 5/20 loss 2.5000 lr 0.00e+00 5000 tokens/s
-  step 18/20 loss 2.1100 lr 0.00e+00 5000 tokens/s
+TrainLoRA smoothed loss 2.5000 5000 tok/s
+  step 5/20 smoothed loss 2.5000 lr 0.00e+00 5000 tokens/s
+  step 18/20 smoothed loss 2.1100 lr 0.00e+00 5000 tokens/s
 TrainLoRA    done in 1.2s
 Evaluate
 Evaluate     done in 1.2s
@@ -98,10 +96,7 @@ Evaluate     done in 1.2s
 func TestFailurePrintedOnce(t *testing.T) {
 	testmodel.RequireTemporalCLI(t)
 	ws := testmodel.NewWorkspace(t, 60)
-	t.Setenv("XDG_DATA_HOME", filepath.Join(ws.Dir, "data"))
-	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
-	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
-	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+	useEmbeddedDefault(t, ws.Dir)
 	specPath := ws.WriteSpec(t, `name: fail
 base_model: base
 dataset: {files: [data.jsonl], format: text}
@@ -128,10 +123,7 @@ training: {steps: 4, batch_size: 4, seq_len: 32, learning_rate: 0.01, seed: 1}
 func TestCancelSaysWhereTrainingStopped(t *testing.T) {
 	testmodel.RequireTemporalCLI(t)
 	ws := testmodel.NewWorkspace(t, 100)
-	t.Setenv("XDG_DATA_HOME", filepath.Join(ws.Dir, "data"))
-	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
-	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
-	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+	useEmbeddedDefault(t, ws.Dir)
 	specPath := ws.WriteSpec(t, `name: long
 base_model: base
 dataset: {files: [data.jsonl], format: text}
@@ -187,10 +179,7 @@ timeouts: {heartbeat: 3s}
 func TestRunInATerminal(t *testing.T) {
 	testmodel.RequireTemporalCLI(t)
 	ws := testmodel.NewWorkspace(t, 60)
-	t.Setenv("XDG_DATA_HOME", filepath.Join(ws.Dir, "data"))
-	t.Setenv("LORAFLOW_TEMPORAL_ADDRESS", "")
-	t.Setenv("LORAFLOW_DEV_PORT", fmt.Sprint(freePort(t)))
-	t.Cleanup(func() { _, _ = runCLI(t, "dev", "stop") })
+	useEmbeddedDefault(t, ws.Dir)
 	specPath := ws.WriteSpec(t, `name: tty
 base_model: base
 dataset: {files: [data.jsonl], format: text}

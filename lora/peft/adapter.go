@@ -12,6 +12,7 @@ import (
 
 	"github.com/loraflow/loraflow/internal/atomicfile"
 
+	"github.com/loraflow/loraflow/internal/safeio"
 	"github.com/loraflow/loraflow/lora/safetensors"
 )
 
@@ -213,9 +214,14 @@ func (a *Adapter) Save(dir string) error {
 	return writeFileAtomic(filepath.Join(dir, ConfigFile), cfg)
 }
 
+// MaxConfigBytes bounds adapter_config.json (PEFT's are about 1 KB; a
+// rank_pattern for every layer of a large model stays far below it). A
+// larger file, or one that is not a regular file, is refused unread.
+const MaxConfigBytes = 4 << 20
+
 // Load reads an adapter folder.
 func Load(dir string) (*Adapter, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	raw, err := safeio.ReadFile(filepath.Join(dir, ConfigFile), MaxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("peft: %w", err)
 	}

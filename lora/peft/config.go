@@ -130,13 +130,23 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// PEFT's LoraConfig defaults (peft/tuners/lora/config.py: r: int = 8,
+// lora_alpha: int = 8, bias = "none", init_lora_weights = True), in one
+// place: DefaultConfig, Normalize and the spec's defaults (spec's
+// applyDefaults, which keeps lora_alpha at 2r instead) use these.
+const (
+	DefaultR               = 8
+	DefaultLoraAlpha       = 8
+	DefaultBias            = "none"
+	DefaultInitLoraWeights = "true"
+)
+
 // DefaultConfig returns PEFT's LoraConfig defaults for a causal language model
 // (r 8, alpha 8, no dropout, bias none, init true) with the given targets.
 func DefaultConfig(targets ...string) Config {
-	return Config{
-		PeftType: "LORA", TaskType: "CAUSAL_LM", R: 8, LoraAlpha: 8, Bias: "none",
-		TargetModules: TargetModules{List: targets}, InitLoraWeights: "true",
-	}
+	c := Config{TaskType: "CAUSAL_LM", TargetModules: TargetModules{List: targets}}
+	c.Normalize()
+	return c
 }
 
 // Normalize fills PEFT's defaults into empty fields.
@@ -145,16 +155,16 @@ func (c *Config) Normalize() {
 		c.PeftType = "LORA"
 	}
 	if c.Bias == "" {
-		c.Bias = "none"
+		c.Bias = DefaultBias
 	}
 	if c.InitLoraWeights == "" {
-		c.InitLoraWeights = "true"
+		c.InitLoraWeights = DefaultInitLoraWeights
 	}
 	if c.R == 0 {
-		c.R = 8
+		c.R = DefaultR
 	}
 	if c.LoraAlpha == 0 {
-		c.LoraAlpha = 8
+		c.LoraAlpha = DefaultLoraAlpha
 	}
 }
 

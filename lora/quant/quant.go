@@ -268,23 +268,58 @@ func (t *Tensor) Dequantize(lo, hi int, dst []float32) {
 				out[j] = float32(int8(c)) / 127 * am
 			}
 		default:
-			code := t.Type.code()
+			lut := pairLUT(t.Type)
+			data := t.Data
+
 			j := 0
 			k := i
 			if k%2 == 1 { // a low nibble first
-				out[0] = code[t.Data[k/2]&0xf] * am
+				out[0] = lut[data[k/2]][1] * am
 				j, k = 1, k+1
 			}
-			for ; k+1 < end; k, j = k+2, j+2 {
-				by := t.Data[k/2]
-				out[j] = code[by>>4] * am
-				out[j+1] = code[by&0xf] * am
-			}
+			pairs := (end - k) / 2
+			decode4(out[j:j+2*pairs], data[k/2:k/2+pairs], t.Type.code(), am)
+			j, k = j+2*pairs, k+2*pairs
 			if k < end { // a high nibble last
-				out[j] = code[t.Data[k/2]>>4] * am
+				out[j] = lut[data[k/2]][0] * am
 			}
 		}
 		i = end
+	}
+}
+
+// The two values each byte of 4-bit codes decodes to (high nibble first).
+var nf4Pairs, fp4Pairs = makePairs(&NF4Code), makePairs(&FP4Code)
+
+func makePairs(code *[16]float32) *[256][2]float32 {
+	var l [256][2]float32
+	for b := range l {
+		l[b] = [2]float32{code[b>>4], code[b&0xf]}
+	}
+	return &l
+}
+
+func pairLUT(t Type) *[256][2]float32 {
+	if t == FP4 {
+		return fp4Pairs
+	}
+	return nf4Pairs
+}
+
+// useAsm is false in tests of the portable decoder.
+var useAsm = true
+
+// decode4Go decodes whole bytes: len(dst) = 2·len(src).
+func decode4Go(dst []float32, src []byte, code *[16]float32, am float32) {
+	lut := nf4Pairs
+	if code == &FP4Code {
+		lut = fp4Pairs
+	}
+	dst = dst[:2*len(src)]
+	for p, by := range src {
+		v := &lut[by]
+		dst[2*p] = v[0] * am
+		dst[2*p+1] = v[1] * am
 	}
 }
 

@@ -239,3 +239,34 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("an infinite weight was quantized")
 	}
 }
+
+// The assembly decoder (where the CPU has it) and the portable one agree
+// bit for bit on every range.
+func TestDecodePaths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	w := make([]float32, 64*9+13)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	for _, typ := range []Type{NF4, FP4} {
+		q, err := Quantize(w, Config{Type: typ, BlockSize: 64, DoubleQuant: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			lo := rng.IntN(len(w))
+			hi := lo + rng.IntN(len(w)-lo+1)
+			a := make([]float32, hi-lo)
+			b := make([]float32, hi-lo)
+			q.Dequantize(lo, hi, a)
+			useAsm = false
+			q.Dequantize(lo, hi, b)
+			useAsm = true
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("%s [%d,%d): element %d: %v (default path), %v (Go)", typ, lo, hi, lo+i, a[i], b[i])
+				}
+			}
+		}
+	}
+}

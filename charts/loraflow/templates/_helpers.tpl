@@ -117,7 +117,8 @@ seccompProfile:
 {{/* Volumes for the Temporal client (TLS) and /tmp. */}}
 {{- define "loraflow.clientVolumes" -}}
 - name: tmp
-  emptyDir: {}
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- if .Values.temporal.tls.enabled }}
 - name: temporal-tls
   secret:
@@ -293,11 +294,18 @@ spec:
           {{- end }}
           envFrom:
             {{- include "loraflow.envFrom" $root | nindent 12 }}
-          {{- if or .gpu $cfg.extraEnv }}
+          {{- if or .gpu $cfg.extraEnv $root.Values.signing.passwordKey }}
           env:
             {{- if .gpu }}
             - name: LORAFLOW_WORKER_ROLE
               value: train
+            {{- end }}
+            {{- with $root.Values.signing.passwordKey }}
+            - name: COSIGN_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $root.Values.signing.existingSecret }}
+                  key: {{ . }}
             {{- end }}
             {{- with $cfg.extraEnv }}
             {{- toYaml . | nindent 12 }}
@@ -398,4 +406,34 @@ spec:
           type: Utilization
           averageUtilization: {{ $as.targetMemoryUtilizationPercentage }}
     {{- end }}
+{{- end }}
+
+{{/* One KEDA ScaledObject on the group's task queue backlog; same dict as
+loraflow.workerDeployment. The main group polls workflow and activity tasks,
+the GPU group activity tasks (TrainLoRA) only. */}}
+{{- define "loraflow.workerScaledObject" -}}
+{{- $root := .root }}
+{{- $as := .cfg.autoscaling }}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "loraflow.fullname" $root }}-{{ .group }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "loraflow.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .group }}
+spec:
+  scaleTargetRef:
+    name: {{ include "loraflow.fullname" $root }}-{{ .group }}
+  minReplicaCount: {{ $as.minReplicas }}
+  maxReplicaCount: {{ $as.maxReplicas }}
+  triggers:
+    - type: temporal
+      metadata:
+        endpoint: {{ $root.Values.temporal.address | quote }}
+        namespace: {{ $root.Values.temporal.namespace | quote }}
+        taskQueue: {{ ternary $root.Values.gpuWorkers.taskQueue $root.Values.temporal.taskQueue (eq .group "gpu-worker") | quote }}
+        queueTypes: {{ ternary "activity" "workflow,activity" (eq .group "gpu-worker") | quote }}
+        targetQueueSize: {{ $as.targetQueueSize | quote }}
+        activationTargetQueueSize: "0"
 {{- end }}

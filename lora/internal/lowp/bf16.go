@@ -3,6 +3,7 @@ package lowp
 import (
 	"fmt"
 	"math"
+	"os"
 	"sync"
 )
 
@@ -13,6 +14,16 @@ const (
 )
 
 var forced string
+
+// LORAFLOW_LOWP forces a path at start-up (avx512bf16 or go), as Force does:
+// for benchmarks and figures of the BF16 arithmetic on CPUs without it.
+func init() {
+	if v := os.Getenv("LORAFLOW_LOWP"); v != "" {
+		if err := Force(v); err != nil {
+			panic(fmt.Sprintf("LORAFLOW_LOWP=%s: %v", v, err))
+		}
+	}
+}
 
 // Accelerated reports whether this CPU runs the AVX512_BF16 kernels.
 func Accelerated() bool { return hasBF16 }
@@ -149,6 +160,20 @@ func store(c []float32, idx int, alpha, v, beta float32) {
 	}
 }
 
+// start checks a product's arguments and does the products with nothing
+// to sum (k = 0: y = beta·y); it reports whether the kernels have work.
+func start(name string, m, n, k int, x []float32, ldx, xCols int, w []uint16, ldw, wRows, wCols int, y []float32, ldy int, beta float32) bool {
+	check(name, m, n, k, x, ldx, xCols, w, ldw, wRows, wCols, y, ldy)
+	if m == 0 || n == 0 {
+		return false
+	}
+	if k == 0 {
+		scaleOnly(m, n, beta, y, ldy)
+		return false
+	}
+	return true
+}
+
 // scaleOnly is the product with k = 0: y = beta·y.
 func scaleOnly(m, n int, beta float32, y []float32, ldy int) {
 	for i := 0; i < m; i++ {
@@ -162,12 +187,7 @@ func scaleOnly(m, n int, beta float32, y []float32, ldy int) {
 // ldx), W BF16 bits [n, k] (ldw), y [m, n] (ldy); k must be even. x is
 // rounded to BF16; the sums are float32.
 func MulNT(m, n, k int, alpha float32, x []float32, ldx int, w []uint16, ldw int, beta float32, y []float32, ldy int, par Parallel) {
-	check("MulNT", m, n, k, x, ldx, k, w, ldw, n, k, y, ldy)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		scaleOnly(m, n, beta, y, ldy)
+	if !start("MulNT", m, n, k, x, ldx, k, w, ldw, n, k, y, ldy, beta) {
 		return
 	}
 	kp := k / 2
@@ -235,12 +255,7 @@ var rowsOrder = func() (o [nr]int) {
 // bits [k, n] (ldw), y [m, n] (ldy); k must be even. x is rounded to BF16;
 // the sums are float32.
 func MulNN(m, n, k int, alpha float32, x []float32, ldx int, w []uint16, ldw int, beta float32, y []float32, ldy int, par Parallel) {
-	check("MulNN", m, n, k, x, ldx, k, w, ldw, k, n, y, ldy)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		scaleOnly(m, n, beta, y, ldy)
+	if !start("MulNN", m, n, k, x, ldx, k, w, ldw, k, n, y, ldy, beta) {
 		return
 	}
 	kp := k / 2
