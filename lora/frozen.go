@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/loraflow/loraflow/lora/quant"
@@ -120,6 +121,22 @@ func (o LoadOptions) lowFromValues(name string, shape []int, v []float32) (lowWe
 		return newBF16Weight(v, shape[1]), true, nil
 	}
 	return nil, false, nil
+}
+
+// transients tracks the float32 tensors a loader reads only to convert
+// them: before the next large one is read, the garbage collector runs, so
+// that loading tensor by tensor peaks at the storage plus one float32
+// tensor, not at the collector's default of twice the live heap. The
+// weights hold no pointers, so a collection costs little.
+type transients struct{ pending bool }
+
+// next is called before a float32 tensor of n values is read for
+// conversion.
+func (t *transients) next(n int) {
+	if t.pending {
+		runtime.GC()
+	}
+	t.pending = n >= 1<<22 // 16 MiB
 }
 
 // lowWeight is the storage of a frozen weight [rows, cols] held in fewer
@@ -281,10 +298,12 @@ func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	src := randomSource(cfg, seed)
+	var tr transients
 	low := func(name string, shape []int) (lowWeight, bool, error) {
 		if !o.quantizes(name, shape) && !(o.Precision == PrecisionBF16 && keepsLow(name, shape)) {
 			return nil, false, nil
 		}
+		tr.next(shape[0] * shape[1])
 		v, err := src(name, shape)
 		if err != nil {
 			return nil, false, err
@@ -325,6 +344,7 @@ type halfReader interface {
 func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, bool), dir string) lowSource {
 	hr, _ := r.(halfReader)
 	bf := o.Precision == PrecisionBF16
+	var tr transients
 	return func(name string, shape []int) (lowWeight, bool, error) {
 		if !keepsLow(name, shape) {
 			return nil, false, nil
@@ -342,6 +362,7 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 		}
 		switch {
 		case o.quantizes(name, shape) && info.DType.IsFloat():
+			tr.next(info.NumElements())
 			v, err := r.Float32(actual)
 			if err != nil {
 				return fail(err)
@@ -358,6 +379,7 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 			hr.Release(actual)
 			return &halfWeight{bits: bits, cols: shape[1], bf16: info.DType == safetensors.BF16, native: bf}, true, nil
 		case bf && info.DType.IsFloat():
+			tr.next(info.NumElements())
 			v, err := r.Float32(actual)
 			if err != nil {
 				return fail(err)
