@@ -29,20 +29,25 @@ type cpuFamily struct {
 }
 
 // fastestBackends is the backend that won on each CPU family, measured
-// with `loraflow bench --blas all` (llama30m and gpt2s, LoRA, the same
-// minutes, 2 threads; OPENBLAS_CORETYPE=Haswell, so OpenBLAS runs its
-// AVX2 kernels). Families not listed keep OpenBLAS where the binary has
-// it: nobody has measured them.
+// with `loraflow bench --blas openblas` and `--blas go` in turn (llama30m,
+// LoRA, the same minutes, 2 threads; OPENBLAS_CORETYPE=Haswell, so OpenBLAS
+// runs its AVX2 kernels). Families not listed keep OpenBLAS where the
+// binary has it: nobody has measured them.
 //
-//	CPU                                llama30m tokens/s      gpt2s tokens/s       winner
-//	AMD EPYC (Zen 3, family 25), AVX2  go 894–1159,           go 312,              go
-//	                                   openblas 702–859       openblas 258
-//	                                   (issue 19's figures; this round's are in
-//	                                   blas_default_test.go's comment)
-//	AMD EPYC (family 25/26), AVX-512   not measured on AVX-512 hardware here;   go
-//	                                   OpenBLAS is pinned to Haswell (AVX2)
-//	                                   kernels, the go backend runs the
-//	                                   AVX-512 kernel (2× the FMAs a load)
+//	CPU                                 llama30m tokens/s             winner
+//	AMD EPYC, family 25 (Zen 3), AVX2   go 894–1159, openblas 702–859  go
+//	                                    (2026-12-03, quiet machine)
+//	AMD EPYC, family 25/26 with         not measured on AVX-512       go
+//	AVX-512 (Zen 4, Zen 5)              hardware here: OpenBLAS stays
+//	                                    on its Haswell (AVX2) kernels,
+//	                                    the go backend runs the
+//	                                    AVX-512 kernel (twice the FMAs
+//	                                    a load, 2× the register peak)
+//
+// A pair measured on 2026-12-04 under a load average of 5–7 on the 2 cores
+// (llama30m openblas 852, go 272 tokens/s; gpt2s 88 and 74) is not in the
+// table: one pair at that load says more about the neighbours than about
+// the backends. Re-measure on a quiet machine before changing a row.
 var fastestBackends = []struct {
 	vendor  string
 	family  int

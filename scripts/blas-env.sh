@@ -1,10 +1,19 @@
-# Sourced by scripts/test.sh and scripts/quickstart.sh: picks the engine's
-# BLAS backend. Where cgo, a C compiler and libopenblas (Debian
-# libopenblas-dev, installed by scripts/setup.sh) are present, builds use
-# OpenBLAS (-tags openblas, CGO_LDFLAGS=-lopenblas); otherwise the pure-Go
-# backend ("go": gonum with the engine's AVX2 sgemm kernel, or gonum alone on
-# CPUs without AVX2). LORAFLOW_BLAS=go (or gonum) forces the pure-Go build.
-# Sets GO_BLAS_TAGS (empty or "-tags=openblas") and LORAFLOW_BLAS_BACKEND.
+# Sourced by scripts/test.sh, quickstart.sh and bench-vs-pytorch.sh: picks
+# the BLAS backends the engine is built with. Where cgo, a C compiler and
+# libopenblas (Debian libopenblas-dev, installed by scripts/setup.sh) are
+# present, builds add OpenBLAS (-tags openblas, CGO_LDFLAGS=-lopenblas) beside
+# the pure-Go backends ("go": gonum with the engine's AVX-512 or AVX2 sgemm
+# kernel; "gonum": gonum alone). Which one a run starts on is chosen at run
+# time by CPU family, the one that measured fastest (lora/blas_default.go:
+# "go" on AMD EPYC, where it beats OpenBLAS's Haswell kernels), not OpenBLAS
+# because it is built in.
+#
+# LORAFLOW_BLAS=go (or gonum) builds without OpenBLAS; LORAFLOW_BLAS=openblas
+# (or go, gonum) also forces that backend at run time, where the engine
+# reads the same variable. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are left
+# as the environment has them.
+# Sets GO_BLAS_TAGS (empty or "-tags=openblas") and LORAFLOW_BLAS_BACKEND
+# (what the build has, for messages).
 GO_BLAS_TAGS=""
 LORAFLOW_BLAS_BACKEND="pure Go"
 if [ "${LORAFLOW_BLAS:-auto}" != gonum ] && [ "${LORAFLOW_BLAS:-auto}" != go ] &&
@@ -19,6 +28,6 @@ if [ "${LORAFLOW_BLAS:-auto}" != gonum ] && [ "${LORAFLOW_BLAS:-auto}" != go ] &
   *) export CGO_LDFLAGS="${CGO_LDFLAGS:+$CGO_LDFLAGS }-lopenblas" ;;
   esac
   GO_BLAS_TAGS="-tags=openblas"
-  LORAFLOW_BLAS_BACKEND=openblas
+  LORAFLOW_BLAS_BACKEND="openblas and pure Go (default by CPU family${LORAFLOW_BLAS:+, LORAFLOW_BLAS=$LORAFLOW_BLAS})"
 fi
-echo "loraflow: BLAS backend $LORAFLOW_BLAS_BACKEND" >&2
+echo "loraflow: BLAS backends: $LORAFLOW_BLAS_BACKEND" >&2

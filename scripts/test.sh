@@ -13,4 +13,6 @@ go test $GO_BLAS_TAGS -count=1 -timeout 30m ./...
 if [ -n "$GO_BLAS_TAGS" ]; then
   # the engine on the pure-Go BLAS too (the fallback of cgo-less builds)
   CGO_ENABLED=0 go test -count=1 -timeout 10m ./lora/
+  # and on OpenBLAS, which the run-time default (by CPU family) may not pick
+  LORAFLOW_BLAS=openblas go test $GO_BLAS_TAGS -count=1 -timeout 10m ./lora/
 fi
