@@ -44,7 +44,7 @@ func BenchmarkFamilyLoRAStep(b *testing.B) {
 			w := Workload{Name: fx.Name, Model: cfg, Batch: 1, SeqLen: 256, Rank: 16, Alpha: 32, Targets: targets}
 			var res BenchResult
 			for i := 0; i < b.N; i++ {
-				res, err = RunBenchmark(context.Background(), w, 3, false, false)
+				res, err = RunBenchmark(context.Background(), w, 2, false, false)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/loraflow/loraflow/lora/quant"
@@ -120,6 +121,22 @@ func (o LoadOptions) lowFromValues(name string, shape []int, v []float32) (lowWe
 		return newBF16Weight(v, shape[1]), true, nil
 	}
 	return nil, false, nil
+}
+
+// transients tracks the float32 tensors a loader reads only to convert
+// them: before the next large one is read, the garbage collector runs, so
+// that loading tensor by tensor peaks at the storage plus one float32
+// tensor, not at the collector's default of twice the live heap. The
+// weights hold no pointers, so a collection costs little.
+type transients struct{ pending bool }
+
+// next is called before a float32 tensor of n values is read for
+// conversion.
+func (t *transients) next(n int) {
+	if t.pending {
+		runtime.GC()
+	}
+	t.pending = n >= 1<<22 // 16 MiB
 }
 
 // lowWeight is the storage of a frozen weight [rows, cols] held in fewer
@@ -281,10 +298,12 @@ func NewModelWith(cfg ModelConfig, seed int64, o LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	src := randomSource(cfg, seed)
+	var tr transients
 	low := func(name string, shape []int) (lowWeight, bool, error) {
 		if !o.quantizes(name, shape) && !(o.Precision == PrecisionBF16 && keepsLow(name, shape)) {
 			return nil, false, nil
 		}
+		tr.next(shape[0] * shape[1])
 		v, err := src(name, shape)
 		if err != nil {
 			return nil, false, err
@@ -325,6 +344,7 @@ type halfReader interface {
 func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, bool), dir string) lowSource {
 	hr, _ := r.(halfReader)
 	bf := o.Precision == PrecisionBF16
+	var tr transients
 	return func(name string, shape []int) (lowWeight, bool, error) {
 		if !keepsLow(name, shape) {
 			return nil, false, nil
@@ -342,6 +362,7 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 		}
 		switch {
 		case o.quantizes(name, shape) && info.DType.IsFloat():
+			tr.next(info.NumElements())
 			v, err := r.Float32(actual)
 			if err != nil {
 				return fail(err)
@@ -358,6 +379,7 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 			hr.Release(actual)
 			return &halfWeight{bits: bits, cols: shape[1], bf16: info.DType == safetensors.BF16, native: bf}, true, nil
 		case bf && info.DType.IsFloat():
+			tr.next(info.NumElements())
 			v, err := r.Float32(actual)
 			if err != nil {
 				return fail(err)
@@ -381,15 +403,21 @@ func newBF16Weight(v []float32, cols int) *halfWeight {
 }
 
 // lowTileElems is the size of the float32 tile a product decodes at a time
-// (256 KiB: the tile and the kernel's packed panels stay in L2).
-const lowTileElems = 64 << 10
+// (4 MiB): large enough that the float32 kernel's packing of the other
+// operand, repeated once per tile, stays a small part of the work even for
+// the output head's 128k rows.
+var lowTileElems = 1 << 20 // a variable for the tiling tests
 
 // lowMul computes y = x·Wᵀ (nt) or y = x·W (+ beta·y) for the frozen weight
 // p stored [R, C] in low precision: x is [n, C] (nt) or [n, R], y [n, R] or
-// [n, C]. The weight is decoded tile by tile — blocks of rows (nt) or of
-// columns — each tile multiplied as soon as it is decoded, the tiles spread
-// over the goroutines. Every element of y is one product over the whole of
-// K, so the result does not depend on the tiling or the thread count.
+// [n, C]. The weight is decoded tile by tile into a float32 buffer and each
+// tile multiplied as soon as it is decoded, so no full-precision copy of
+// the weight exists:
+//   - x·Wᵀ: tiles of whole rows of W (columns of y), spread over the
+//     goroutines; every element of y is one product over the whole of K;
+//   - x·W: tiles of whole rows of W (a block of K), one after another, each
+//     added into y by the (parallel) float32 product; the blocks have fixed
+//     boundaries, so the result does not depend on the thread count.
 func lowMul[T float](p *param[T], nt bool, n int, x []T, ldx int, beta T, y []T, ldy int) {
 	R, C := p.shape[0], p.shape[1]
 	if n == 0 {
@@ -400,44 +428,62 @@ func lowMul[T float](p *param[T], nt bool, n int, x []T, ldx int, beta T, y []T,
 			return
 		}
 	}
-	outer, k := R, C // tiles over the rows of W
-	if !nt {
-		outer, k = C, R // over its columns
-	}
-	tile := max(16, lowTileElems/k/16*16)
-	tile = min(tile, outer)
-	tiles := (outer + tile - 1) / tile
+	rows := min(R, max(16, lowTileElems/C/16*16)) // rows of W a tile
+	tiles := (R + rows - 1) / rows
 	pool32, pool := scratchPool[float32](), scratchPool[T]()
-	concurrentGEMMs(func() {
-		parallelFor(tiles, 1, func(lo, hi int) {
-			buf := pool32.get(tile * k)
-			defer pool32.put(buf)
-			for t := lo; t < hi; t++ {
-				o0 := t * tile
-				o1 := min(outer, o0+tile)
-				w := o1 - o0
-				d := buf[:w*k]
-				if nt {
-					p.lp.decode(o0, o1, 0, C, d)
-				} else {
-					p.lp.decode(0, R, o0, o1, d)
+	// decode writes rows r0..r1 of W as T into a pooled buffer, decoding in
+	// parallel chunks of rows.
+	decode := func(r0, r1 int, par bool) []T {
+		d := pool32.get((r1 - r0) * C)
+		if par {
+			parallelFor(r1-r0, max(1, 4096/C), func(lo, hi int) {
+				p.lp.decode(r0+lo, r0+hi, 0, C, d[lo*C:hi*C])
+			})
+		} else {
+			p.lp.decode(r0, r1, 0, C, d)
+		}
+		if wt, ok := any(d).([]T); ok {
+			return wt
+		}
+		wt := pool.get(len(d))
+		for i, v := range d {
+			wt[i] = T(v)
+		}
+		pool32.put(d)
+		return wt
+	}
+	release := func(wt []T) {
+		if d, ok := any(wt).([]float32); ok {
+			pool32.put(d)
+		} else {
+			pool.put(wt)
+		}
+	}
+	if nt {
+		concurrentGEMMs(func() {
+			parallelFor(tiles, 1, func(lo, hi int) {
+				for t := lo; t < hi; t++ {
+					o0 := t * rows
+					o1 := min(R, o0+rows)
+					wt := decode(o0, o1, false)
+					// y[:, o0:o1] = x·W[o0:o1, :]ᵀ
+					gemm1(false, true, n, o1-o0, C, 1, x, ldx, wt, C, beta, y[o0:], ldy)
+					release(wt)
 				}
-				wt, ok := any(d).([]T)
-				if !ok {
-					wt = pool.get(len(d))
-					for i, v := range d {
-						wt[i] = T(v)
-					}
-				}
-				if nt { // y[:, o0:o1] = x·W[o0:o1, :]ᵀ
-					gemm1(false, true, n, w, C, 1, x, ldx, wt, C, beta, y[o0:], ldy)
-				} else { // y[:, o0:o1] = x·W[:, o0:o1]
-					gemm1(false, false, n, w, R, 1, x, ldx, wt, w, beta, y[o0:], ldy)
-				}
-				if !ok {
-					pool.put(wt)
-				}
-			}
+			})
 		})
-	})
+		return
+	}
+	for t := 0; t < tiles; t++ {
+		k0 := t * rows
+		k1 := min(R, k0+rows)
+		wt := decode(k0, k1, true)
+		b := beta
+		if t > 0 {
+			b = 1
+		}
+		// y (+)= x[:, k0:k1]·W[k0:k1, :]
+		gemm(false, false, n, C, k1-k0, 1, x[k0:], ldx, wt, C, b, y, ldy)
+		release(wt)
+	}
 }

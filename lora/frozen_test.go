@@ -3,6 +3,7 @@ package lora
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -269,4 +270,53 @@ func TestBF16Precision(t *testing.T) {
 		t.Errorf("held-out loss bf16 %v vs fp32 %v (%.2f%%)", e2.Loss, e1.Loss, 100*d)
 	}
 	t.Logf("loss fp32 %.5f bf16 %.5f", e1.Loss, e2.Loss)
+}
+
+// lowMul against the dense product of the decoded weight, with tiles small
+// enough that both products run over many tiles (rows of W for x·Wᵀ,
+// blocks of K for x·W), for float32 and float64 and beta 0 and 1.
+func TestLowMulTiles(t *testing.T) {
+	defer func(v int) { lowTileElems = v }(lowTileElems)
+	lowTileElems = 16 * 24
+	rng := rand.New(rand.NewPCG(4, 4))
+	const R, C, n = 150, 24, 7
+	v := make([]float32, R*C)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	w := newBF16Weight(v, C)
+	w.native = false
+	p32 := &param[float32]{name: "w", shape: []int{R, C}, lp: w}
+	p64 := &param[float64]{name: "w", shape: []int{R, C}, lp: w}
+	dense := p32.values()
+	for _, nt := range []bool{true, false} {
+		k, out := R, C
+		if nt {
+			k, out = C, R
+		}
+		x := make([]float32, n*k)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		for _, beta := range []float32{0, 1} {
+			y0 := make([]float32, n*out)
+			for i := range y0 {
+				y0[i] = float32(rng.NormFloat64())
+			}
+			want := append([]float32(nil), y0...)
+			gemm(false, nt, n, out, k, 1, x, k, dense, C, beta, want, out)
+			got := append([]float32(nil), y0...)
+			lowMul(p32, nt, n, x, k, beta, got, out)
+			got64 := fromFloat32[float64](y0)
+			lowMul(p64, nt, n, fromFloat32[float64](x), k, float64(beta), got64, out)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("nt=%v beta=%v: float32 y[%d] = %v, want %v", nt, beta, i, got[i], want[i])
+				}
+				if d := math.Abs(got64[i] - float64(want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("nt=%v beta=%v: float64 y[%d] = %v, want %v", nt, beta, i, got64[i], want[i])
+				}
+			}
+		}
+	}
 }

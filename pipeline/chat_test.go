@@ -46,17 +46,8 @@ func TestChatSequenceAssistantOnlyLoss(t *testing.T) {
 		t.Fatalf("%d flags for %d tokens, PromptLen %d", len(sq.Loss), len(sq.Tokens), sq.PromptLen)
 	}
 	var turns []string
-	var cur []int
-	for i, id := range sq.Tokens {
-		if sq.Loss[i] {
-			cur = append(cur, id)
-		} else if cur != nil {
-			turns = append(turns, tok.Decode(cur))
-			cur = nil
-		}
-	}
-	if cur != nil {
-		turns = append(turns, tok.Decode(cur))
+	for _, ids := range (chattemplate.Tokens{IDs: sq.Tokens, Loss: sq.Loss}).Turns() {
+		turns = append(turns, tok.Decode(ids))
 	}
 	if got := strings.Join(turns, "|"); got != "Hello!<|im_end|>\n|See you.<|im_end|>\n" {
 		t.Errorf("loss on %q", turns)

@@ -192,21 +192,14 @@ func firstRune(s string) (rune, int) {
 	return 0, 0
 }
 
-// flagged returns the text of each run of flagged tokens.
-func flagged(toks []string, ids []int, loss []bool) []string {
+// flagged returns the text of each flagged turn.
+func flagged(toks []string, res Tokens) []string {
 	var out []string
-	var b strings.Builder
-	for i, id := range ids {
-		if loss[i] {
+	for _, ids := range res.Turns() {
+		var b strings.Builder
+		for _, id := range ids {
 			b.WriteString(toks[id])
-			continue
 		}
-		if b.Len() > 0 {
-			out = append(out, b.String())
-			b.Reset()
-		}
-	}
-	if b.Len() > 0 {
 		out = append(out, b.String())
 	}
 	return out
@@ -233,7 +226,7 @@ func TestFamilyTemplates(t *testing.T) {
 			t.Errorf("%s: Tokenize: %v", c.file, err)
 			continue
 		}
-		if f := flagged(enc.toks, res.IDs, res.Loss); strings.Join(f, "|") != strings.Join(c.assistant, "|") {
+		if f := flagged(enc.toks, res); strings.Join(f, "|") != strings.Join(c.assistant, "|") {
 			t.Errorf("%s: assistant turns %q, want %q", c.file, f, c.assistant)
 		}
 	}
@@ -321,17 +314,8 @@ func TestTokenizeLlama3(t *testing.T) {
 		t.Fatalf("decode %q", tok.Decode(res.IDs))
 	}
 	var turns []string
-	var cur []int
-	for i, id := range res.IDs {
-		if res.Loss[i] {
-			cur = append(cur, id)
-		} else if cur != nil {
-			turns = append(turns, tok.Decode(cur))
-			cur = nil
-		}
-	}
-	if cur != nil {
-		turns = append(turns, tok.Decode(cur))
+	for _, ids := range res.Turns() {
+		turns = append(turns, tok.Decode(ids))
 	}
 	if strings.Join(turns, "|") != "4.<|eot_id|>|6.<|eot_id|>" {
 		t.Errorf("assistant tokens decode to %q", turns)

@@ -101,6 +101,23 @@ func (t *Template) Tokenize(enc Encoder, msgs []Message) (Tokens, error) {
 	return Tokens{Text: full, IDs: ids, Loss: loss}, nil
 }
 
+// Turns returns the flagged tokens, one slice per run (per assistant turn).
+func (r Tokens) Turns() [][]int {
+	var out [][]int
+	start := -1
+	for i := 0; i <= len(r.IDs); i++ {
+		in := i < len(r.IDs) && r.Loss[i]
+		switch {
+		case in && start < 0:
+			start = i
+		case !in && start >= 0:
+			out = append(out, r.IDs[start:i])
+			start = -1
+		}
+	}
+	return out
+}
+
 func commonPrefix(a, b string) int {
 	n := min(len(a), len(b))
 	for i := 0; i < n; i++ {

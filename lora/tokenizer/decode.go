@@ -41,6 +41,11 @@ func parseDecoder(raw json.RawMessage, byteLevel bool) (decoder, error) {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
+	if g := growth(d, func(d decoderJSON) (string, *patternJSON, *string, []decoderJSON) {
+		return d.Type, d.Pattern, d.Content, d.Decoders
+	}); g > maxGrowth {
+		return nil, fmt.Errorf("decoder: its Replace steps can grow text %g times: %w (at most %d)", g, ErrLimit, maxGrowth)
+	}
 	f, err := buildDecoder(d, 0)
 	if err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)

@@ -69,6 +69,11 @@ func FuzzParseEncode(f *testing.F) {
 	f.Add([]byte(`{"model":{"type":"BPE","vocab":{},"merges":[]}}`), "x")
 	f.Add([]byte(`{}`), "")
 	f.Add(byteComplete(f), "héllo wörld  123\n")
+	for _, name := range []string{"llama-spm", "gemma-4", "falcon"} { // SentencePiece-style, Punctuation and Split steps
+		if raw, err := os.ReadFile(fixturePath(name)); err == nil {
+			f.Add(raw, "Hello wörld  123\n")
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte, text string) {
 		tok, err := Parse(data)
 		if err != nil {
@@ -102,8 +107,18 @@ func mentionsAdded(tok *Tokenizer, text string) bool {
 }
 
 // complete reports whether every one of the 256 byte-level symbols is in the
-// vocabulary, the condition for a lossless round trip.
+// vocabulary of a byte-level tokenizer with a lossless pipeline (no
+// normalizer, a known pre-tokenizer layout: a Split that removes text, or
+// Lowercase, is not lossless), the condition for a lossless round trip.
 func complete(tok *Tokenizer) bool {
+	switch tok.PreTokenizer() {
+	case PreTokenizerGPT2, PreTokenizerLlama3, PreTokenizerQwen2:
+	default:
+		return false
+	}
+	if !tok.ByteLevel() || tok.normalize != nil {
+		return false
+	}
 	for b := 0; b < 256; b++ {
 		if _, ok := tok.TokenID(string(byteToRune[b])); !ok {
 			return false

@@ -260,7 +260,7 @@ func prune(t *Tokenizer, full []byte, inputs []string) ([]byte, error) {
 		}
 	}
 	for _, in := range inputs {
-		t.eachAdded(in, t.addedByFirst, func(i int) string { return t.added[i].Content }, func(seg string, at, idx int) {
+		t.eachAdded(in, &t.addedByFirst, func(i int) string { return t.added[i].Content }, func(seg string, at, idx int) {
 			if idx >= 0 || seg == "" {
 				return
 			}

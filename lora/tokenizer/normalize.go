@@ -36,7 +36,41 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
+	if g := growth(n, func(n normalizerJSON) (string, *patternJSON, *string, []normalizerJSON) {
+		return n.Type, n.Pattern, n.Content, n.Normalizers
+	}); g > maxGrowth {
+		return nil, fmt.Errorf("normalizer: its Replace steps can grow text %g times: %w (at most %d)", g, ErrLimit, maxGrowth)
+	}
 	return buildNormalizer(n, 0)
+}
+
+// maxGrowth bounds how many times the Replace steps of a normalizer or a
+// decoder may lengthen a text (the families' Replace(" ", "▁") triples it):
+// a Sequence of Replace("a", "aa") steps would otherwise double it each time.
+const maxGrowth = 64
+
+// growth is the product of the Replace steps' worst-case length factors
+// over a tree of components (a normalizer's or a decoder's).
+func growth[T any](root T, step func(T) (typ string, p *patternJSON, content *string, children []T)) float64 {
+	g := 1.0
+	var walk func(T)
+	walk = func(n T) {
+		typ, p, content, children := step(n)
+		if typ == "Replace" && content != nil && p != nil {
+			min := 1 // a regex match is at least one byte (empty matches are skipped)
+			if p.String != nil && len(*p.String) > 0 {
+				min = len(*p.String)
+			}
+			g *= max(1, float64(len(*content))/float64(min))
+		}
+		for _, c := range children {
+			if g <= maxGrowth {
+				walk(c)
+			}
+		}
+	}
+	walk(root)
+	return g
 }
 
 func buildNormalizer(n normalizerJSON, depth int) (normalizer, error) {

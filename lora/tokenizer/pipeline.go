@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -58,6 +59,13 @@ func (m literalMatcher) matches(s string, emit func(int, int)) {
 // has none). Matching is over runes, invalid bytes seen as U+FFFD.
 type regexpMatcher struct{ re *regexp2.Regexp }
 
+// RegexpTimeout bounds one regexp2 match. A backtracking engine can take
+// exponential time on a hostile pattern (such as (a+)+$); a match that runs
+// out of time ends the matching of that piece, whose rest is then left
+// unmatched (one piece, for Isolated). The families' patterns take
+// microseconds.
+var RegexpTimeout = 2 * time.Second
+
 func newRegexpMatcher(pattern string) (regexpMatcher, error) {
 	if len(pattern) > maxPattern {
 		return regexpMatcher{}, fmt.Errorf("regex of %d bytes (at most %d)", len(pattern), maxPattern)
@@ -66,6 +74,7 @@ func newRegexpMatcher(pattern string) (regexpMatcher, error) {
 	if err != nil {
 		return regexpMatcher{}, fmt.Errorf("regex %q: %w", pattern, err)
 	}
+	re.MatchTimeout = RegexpTimeout
 	return regexpMatcher{re}, nil
 }
 

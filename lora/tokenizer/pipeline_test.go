@@ -2,9 +2,11 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func preTokenize(t *testing.T, cfg, text string) []string {
@@ -179,6 +181,55 @@ func TestRejectsBadComponents(t *testing.T) {
 		r := strings.NewReplacer("NORM", c[0], "PRE", c[1], "DEC", c[2], "BF", "true")
 		if _, err := Parse([]byte(r.Replace(spmJSON))); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Hostile components: Replace steps that would grow the text without bound
+// are refused; a catastrophic regex runs out of RegexpTimeout instead of
+// hanging Encode, and the text is still all there.
+func TestHostileComponents(t *testing.T) {
+	base := strings.Replace(tinyJSON, "MERGES", `["a b"]`, 1)
+	bomb := `{"type":"Sequence","normalizers":[` + strings.TrimSuffix(strings.Repeat(`{"type":"Replace","pattern":{"String":"a"},"content":"aaaa"},`, 30), ",") + `]}`
+	if _, err := Parse([]byte(strings.Replace(base, `"normalizer": null`, `"normalizer": `+bomb, 1))); !errors.Is(err, ErrLimit) {
+		t.Errorf("Replace bomb in the normalizer: %v", err)
+	}
+	dec := strings.ReplaceAll(strings.ReplaceAll(bomb, `"normalizers"`, `"decoders"`), "aaaa", "aaaaaaaa")
+	if _, err := Parse([]byte(strings.Replace(base, `"decoder": {"type": "ByteLevel"}`, `"decoder": `+dec, 1))); !errors.Is(err, ErrLimit) {
+		t.Errorf("Replace bomb in the decoder: %v", err)
+	}
+	defer func(d time.Duration) { RegexpTimeout = d }(RegexpTimeout)
+	RegexpTimeout = 20 * time.Millisecond
+	pre := `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(a+)+$"},"behavior":"Isolated"},{"type":"ByteLevel","use_regex":false}]}`
+	tok, err := Parse([]byte(strings.Replace(base, `{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}`, pre, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("a", 64) + "b" // no match: (a+)+ backtracks over every split of the a run
+	if got := tok.Decode(tok.Encode(text)); got != text {
+		t.Errorf("after a timed-out match: %q", got)
+	}
+}
+
+// Added tokens with normalized=true are found in the normalized text by
+// their normalized content; the others only in the raw text
+// (AddedVocabulary in tokenizers/src/tokenizer/added_vocabulary.rs).
+func TestNormalizedAddedTokens(t *testing.T) {
+	js := strings.NewReplacer("NORM", `{"type":"Lowercase"}`, "PRE", "null", "DEC", "null", "BF", "true").Replace(spmJSON)
+	js = strings.Replace(js, `{"id": 9, "content": "<|user|>", "rstrip": true, "special": true}`,
+		`{"id": 9, "content": "<|USER|>", "normalized": true, "special": true}, {"id": 11, "content": "HI", "normalized": false}`, 1)
+	tok, err := Parse([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string][]int{
+		"<|user|>hi": {9, 7}, // "<|USER|>" normalizes to "<|user|>": found after normalization
+		"<|UsEr|>":   {9},
+		"HI":         {11}, // raw match before normalization
+		"Hi":         {7},  // not the raw token: lowercased, then BPE
+	} {
+		if got := tok.Encode(in); !sameIDs(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -44,8 +44,8 @@ type Tokenizer struct {
 	added          []AddedToken
 	addedByContent map[string]int // content -> index in added
 	addedByID      map[int]int    // id -> index in added
-	addedByFirst   map[byte][]int // first byte -> indexes in added, longest first (raw matching)
-	normByFirst    map[byte][]int // the same for normalized added tokens, by normalized content
+	addedByFirst   byFirst        // first byte -> indexes in added, longest first (raw matching)
+	normByFirst    byFirst        // the same for normalized added tokens, by normalized content
 	normContent    []string       // normalized content of each added token ("" when not normalized)
 	idToToken      map[int]string // token of each vocab id (byte-level spelling when byte-level)
 	vocabSize      int
@@ -230,7 +230,7 @@ func build(vocab map[string]int, merges [][2]string, added []AddedToken, pre pre
 		m.unkID, m.unkToken = id, *opt.unkToken
 	}
 	t := &Tokenizer{model: m, pre: pre, normalize: norm, idToToken: make(map[int]string, len(vocab)),
-		addedByContent: map[string]int{}, addedByID: map[int]int{}, addedByFirst: map[byte][]int{}, normByFirst: map[byte][]int{}}
+		addedByContent: map[string]int{}, addedByID: map[int]int{}}
 	for tok, id := range vocab {
 		if id < 0 {
 			return nil, fmt.Errorf("model.vocab[%q] = %d: negative id", tok, id)
@@ -282,16 +282,16 @@ func build(vocab map[string]int, merges [][2]string, added []AddedToken, pre pre
 				return nil, fmt.Errorf("added_tokens %q: empty after normalization", at.Content)
 			}
 			t.normContent[i] = c
-			t.normByFirst[c[0]] = append(t.normByFirst[c[0]], i)
+			t.normByFirst.add(c[0], i)
 			continue
 		}
-		t.addedByFirst[at.Content[0]] = append(t.addedByFirst[at.Content[0]], i)
+		t.addedByFirst.add(at.Content[0], i)
 	}
 	for _, tbl := range []struct {
-		idx     map[byte][]int
+		idx     *byFirst
 		content func(int) string
-	}{{t.addedByFirst, func(i int) string { return t.added[i].Content }}, {t.normByFirst, func(i int) string { return t.normContent[i] }}} {
-		for _, idx := range tbl.idx {
+	}{{&t.addedByFirst, func(i int) string { return t.added[i].Content }}, {&t.normByFirst, func(i int) string { return t.normContent[i] }}} {
+		for _, idx := range tbl.idx.lists {
 			sort.Slice(idx, func(a, b int) bool {
 				ca, cb := tbl.content(idx[a]), tbl.content(idx[b])
 				if len(ca) != len(cb) {
@@ -358,7 +358,7 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 // post-processor's template is not applied).
 func (t *Tokenizer) Encode(text string) []int {
 	ids := make([]int, 0, len(text)/3+1)
-	t.eachAdded(text, t.addedByFirst, func(i int) string { return t.added[i].Content }, func(seg string, at int, idx int) {
+	t.eachAdded(text, &t.addedByFirst, func(i int) string { return t.added[i].Content }, func(seg string, at int, idx int) {
 		if idx >= 0 {
 			ids = append(ids, t.added[idx].ID)
 			return
@@ -371,7 +371,7 @@ func (t *Tokenizer) Encode(text string) []int {
 // eachAdded cuts text at the added tokens of table, calling f with each
 // stretch of other text (idx -1) or each token (its index), in order; at is
 // the byte offset of the stretch.
-func (t *Tokenizer) eachAdded(text string, table map[byte][]int, content func(int) string, f func(seg string, at, idx int)) {
+func (t *Tokenizer) eachAdded(text string, table *byFirst, content func(int) string, f func(seg string, at, idx int)) {
 	start := 0
 	for start < len(text) {
 		s, e, idx := nextAdded(text, start, table, content, t.added)
@@ -395,10 +395,10 @@ func (t *Tokenizer) encodeSegment(ids []int, seg string, first bool) []int {
 		return t.encodeNormalized(ids, seg, first)
 	}
 	seg = t.normalize(seg)
-	if len(t.normByFirst) == 0 {
+	if t.normByFirst.n == 0 {
 		return t.encodeNormalized(ids, seg, first)
 	}
-	t.eachAdded(seg, t.normByFirst, func(i int) string { return t.normContent[i] }, func(s string, at, idx int) {
+	t.eachAdded(seg, &t.normByFirst, func(i int) string { return t.normContent[i] }, func(s string, at, idx int) {
 		if idx >= 0 {
 			ids = append(ids, t.added[idx].ID)
 			return
@@ -419,12 +419,12 @@ func (t *Tokenizer) encodeNormalized(ids []int, text string, first bool) []int {
 // nextAdded finds the leftmost added token of table at or after from,
 // returning the span it consumes (widened by lstrip/rstrip) and its index,
 // or idx -1.
-func nextAdded(text string, from int, table map[byte][]int, content func(int) string, added []AddedToken) (s, e, idx int) {
-	if len(table) == 0 {
+func nextAdded(text string, from int, table *byFirst, content func(int) string, added []AddedToken) (s, e, idx int) {
+	if table.n == 0 {
 		return 0, 0, -1
 	}
 	for i := from; i < len(text); i++ {
-		cands := table[text[i]]
+		cands := table.lists[text[i]]
 		for _, c := range cands {
 			at := added[c]
 			tok := content(c)
@@ -459,6 +459,14 @@ func nextAdded(text string, from int, table map[byte][]int, content func(int) st
 	}
 	return 0, 0, -1
 }
+
+// byFirst indexes added tokens by their first byte.
+type byFirst struct {
+	lists [256][]int
+	n     int
+}
+
+func (b *byFirst) add(c byte, i int) { b.lists[c] = append(b.lists[c], i); b.n++ }
 
 func isWordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
 

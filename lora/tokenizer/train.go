@@ -43,16 +43,16 @@ func Train(corpus []string, vocabSize int, specialTokens []string) (*Tokenizer, 
 	}
 
 	// Count pre-tokens; special tokens in the corpus are cut out, as Encode does.
-	specials := &Tokenizer{addedByContent: map[string]int{}, addedByFirst: map[byte][]int{}}
+	specials := &Tokenizer{addedByContent: map[string]int{}}
 	for i, at := range added {
 		specials.added = append(specials.added, at)
 		specials.addedByContent[at.Content] = i
-		specials.addedByFirst[at.Content[0]] = append(specials.addedByFirst[at.Content[0]], i)
+		specials.addedByFirst.add(at.Content[0], i)
 	}
 	counts := make(map[string]int)
 	for _, doc := range corpus {
 		for start := 0; start < len(doc); {
-			s, e, idx := nextAdded(doc, start, specials.addedByFirst, func(i int) string { return specials.added[i].Content }, specials.added)
+			s, e, idx := nextAdded(doc, start, &specials.addedByFirst, func(i int) string { return specials.added[i].Content }, specials.added)
 			if idx < 0 {
 				s, e = len(doc), len(doc)
 			}
