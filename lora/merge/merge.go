@@ -580,4 +580,3 @@ func listFiles(dir string, modified map[string][]*tensorPlan) ([]FileReport, err
 	})
 	return out, err
 }
-
