@@ -6,12 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/loraflow/loraflow/artifact"
 	"github.com/loraflow/loraflow/dataset"
-	"github.com/loraflow/loraflow/internal/testmodel"
 	"github.com/loraflow/loraflow/lora"
 	"github.com/loraflow/loraflow/lora/peft"
-	"github.com/loraflow/loraflow/spec"
 )
 
 // TestHeldOutDuringTraining: with evaluation.every_steps the held-out split
@@ -20,31 +17,8 @@ import (
 // the same weights, the same data).
 func TestHeldOutDuringTraining(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base")
-	if err := testmodel.Llama(base, testmodel.Corpus(120), 300, 1); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data.jsonl")
-	if err := testmodel.WriteTextJSONL(data, testmodel.Corpus(60)); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spec.Parse([]byte(`
-name: tiny
-base_model: base
-dataset: {files: [data.jsonl], format: text}
-lora: {r: 2, target_modules: [q_proj, v_proj]}
-training: {steps: 6, batch_size: 4, seq_len: 32, seed: 1, learning_rate: 0.01, checkpoint_every: 4}
-evaluation: {every_steps: 2}
-`), "tiny.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp.BaseModel, sp.Dataset.Files = base, []string{data}
-	store, err := artifact.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, sp, store := tinyRun(t, `training: {steps: 6, batch_size: 4, seq_len: 32, seed: 1, learning_rate: 0.01, checkpoint_every: 4}
+evaluation: {every_steps: 2}`)
 	prep, err := PrepareData(ctx, store, PrepareDataInput{Spec: *sp}, StepOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +36,7 @@ evaluation: {every_steps: 2}
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadBase(base)
+	b, err := LoadBase(sp.BaseModel)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,30 +18,7 @@ import (
 // the registry.
 func TestStepsRunWithoutTemporal(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	base := filepath.Join(dir, "base")
-	if err := testmodel.Llama(base, testmodel.Corpus(120), 300, 1); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data.jsonl")
-	if err := testmodel.WriteTextJSONL(data, testmodel.Corpus(60)); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spec.Parse([]byte(`
-name: tiny
-base_model: base
-dataset: {files: [data.jsonl], format: text}
-lora: {r: 2, target_modules: [q_proj, v_proj]}
-training: {steps: 4, batch_size: 4, seq_len: 32, seed: 1, checkpoint_every: 2}
-`), "tiny.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp.BaseModel, sp.Dataset.Files = base, []string{data}
-	store, err := artifact.Open(filepath.Join(dir, "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, sp, store := tinyRun(t, `training: {steps: 4, batch_size: 4, seq_len: 32, seed: 1, checkpoint_every: 2}`)
 	priv, pub, err := provenance.GenerateKey(filepath.Join(dir, "keys"), provenance.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +99,35 @@ training: {steps: 4, batch_size: 4, seq_len: 32, seed: 1, checkpoint_every: 2}
 	if ver.Tags[registry.TagAdapterDigest] != adapterAtt.Artifact.SHA256 || ver.Tags[registry.TagMergedDigest] != mergedAtt.Artifact.SHA256 {
 		t.Fatalf("registry tags %v; attested adapter %s, merged %s", ver.Tags, adapterAtt.Artifact.SHA256, mergedAtt.Artifact.SHA256)
 	}
+}
+
+// tinyRun makes, in a temporary folder, a tiny Llama base, a text dataset,
+// a store, and the spec of a run on them; training (and any further spec
+// lines) completes the spec.
+func tinyRun(t *testing.T, training string) (dir string, sp *spec.Spec, store *artifact.Store) {
+	t.Helper()
+	dir = t.TempDir()
+	base := filepath.Join(dir, "base")
+	if err := testmodel.Llama(base, testmodel.Corpus(120), 300, 1); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data.jsonl")
+	if err := testmodel.WriteTextJSONL(data, testmodel.Corpus(60)); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spec.Parse([]byte(`
+name: tiny
+base_model: base
+dataset: {files: [data.jsonl], format: text}
+lora: {r: 2, target_modules: [q_proj, v_proj]}
+`+training+"\n"), "tiny.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.BaseModel, sp.Dataset.Files = base, []string{data}
+	store, err = artifact.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, sp, store
 }
