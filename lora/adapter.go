@@ -76,6 +76,14 @@ func initLoRA[T float](n *net[T], cfg peft.Config, seed int64, loraPlusRatio flo
 	if cfg.TargetModules.IsEmpty() {
 		return nil, inputErr(KindTargetModuleNotFound, "target_modules is empty; linear layers: %s", moduleList(n))
 	}
+	// A layer index the model lacks would otherwise surface as "matches no
+	// linear layer": name the field and the model's layer range instead.
+	for _, li := range cfg.LayersToTransform {
+		if li < 0 || li >= n.cfg.Layers {
+			return nil, inputErr(KindBadConfig, "layers_to_transform %v: layer %d does not exist; the model has %d layers (0–%d)",
+				[]int(cfg.LayersToTransform), li, n.cfg.Layers, n.cfg.Layers-1)
+		}
+	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x1a7a))
 	var out []trainable[T]
 	matched := 0

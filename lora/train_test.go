@@ -98,6 +98,14 @@ func TestBadInput(t *testing.T) {
 	if !errors.As(err, &ie) || ie.Kind != KindTargetModuleNotFound || !strings.Contains(err.Error(), "down_proj [24→16] ×2") {
 		t.Fatalf("no target: %v", err)
 	}
+	// A layer the model lacks names layers_to_transform and the model's
+	// layers (BadConfig), not "matches no linear layer".
+	pc = llamaLoRAConfig("q_proj")
+	pc.LayersToTransform = peft.IntList{0, 99}
+	_, _, err = Train(ctx, m, pc, TrainConfig{Steps: 1}, data, nil)
+	if !errors.As(err, &ie) || ie.Kind != KindBadConfig || !strings.Contains(err.Error(), "layers_to_transform [0 99]: layer 99 does not exist; the model has 2 layers") {
+		t.Fatalf("layer 99: %v", err)
+	}
 	_, _, err = Train(ctx, m, llamaLoRAConfig("q_proj"), TrainConfig{Steps: 1}, []Sequence{{Tokens: []int{1, 99}}}, nil)
 	if !errors.As(err, &ie) || ie.Kind != KindBadData {
 		t.Fatalf("token out of range: %v", err)
