@@ -144,7 +144,11 @@ timeouts: {heartbeat: 3s}
 	for {
 		got, _ := runCLI(t, "status", "long-1")
 		if m := regexp.MustCompile(`training: step (\d+)/`).FindStringSubmatch(got); m != nil && len(m[1]) >= 2 {
-			break // past a checkpoint or two
+			// past a checkpoint or two; then let the run's own follower
+			// (it polls every 0.5 s) see a heartbeat too before the cancel
+			// removes the pending activity.
+			time.Sleep(1500 * time.Millisecond)
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("training did not get going:\n%s", got)
@@ -184,8 +188,8 @@ func TestRunInATerminal(t *testing.T) {
 base_model: base
 dataset: {files: [data.jsonl], format: text}
 lora: {r: 2, target_modules: [q_proj]}
-training: {steps: 600, batch_size: 2, seq_len: 16, learning_rate: 0.01, seed: 1}
-timeouts: {heartbeat: 1s} # heartbeats reach the server every 0.8 s
+training: {steps: 3000, batch_size: 2, seq_len: 16, learning_rate: 0.01, seed: 1}
+timeouts: {heartbeat: 1s} # heartbeats reach the server every 0.8 s; 3000 steps take seconds even on a quiet machine (600 took 0.9 s: no heartbeat, no bar)
 `)
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -214,7 +218,7 @@ timeouts: {heartbeat: 1s} # heartbeats reach the server every 0.8 s
 	if runErr != nil {
 		t.Fatalf("run: %v\n%q", runErr, got)
 	}
-	for _, want := range []string{"100%", "(600/600)", "✓ PrepareData", "✓ TrainLoRA", "✓ Publish", "Pipeline published"} {
+	for _, want := range []string{"100%", "(3000/3000)", "✓ PrepareData", "✓ TrainLoRA", "✓ Publish", "Pipeline published"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("terminal output lacks %q:\n%q", want, got)
 		}
