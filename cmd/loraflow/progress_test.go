@@ -142,7 +142,15 @@ timeouts: {heartbeat: 3s}
 	}()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		got, _ := runCLI(t, "status", "long-1")
+		select {
+		case r := <-done: // the run ended before training got going: say why
+			t.Fatalf("run ended early: %v\n%s", r.err, r.out)
+		default:
+		}
+		got, statusErr := runCLI(t, "status", "long-1")
+		if statusErr != nil {
+			got += "\n(status: " + statusErr.Error() + ")"
+		}
 		if m := regexp.MustCompile(`training: step (\d+)/`).FindStringSubmatch(got); m != nil && len(m[1]) >= 2 {
 			// past a checkpoint or two; then let the run's own follower
 			// (it polls every 0.5 s) see a heartbeat too before the cancel
