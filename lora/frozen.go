@@ -360,15 +360,21 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 		fail := func(err error) (lowWeight, bool, error) {
 			return nil, false, &InputError{Kind: KindCorruptCheckpoint, Msg: fmt.Sprintf("%s: tensor %q", dir, actual), Err: err}
 		}
-		switch {
-		case o.quantizes(name, shape) && info.DType.IsFloat():
+		// readFloat32 reads the tensor widened to float32 (the tracker
+		// collecting the previous one first) and releases the file's pages.
+		readFloat32 := func() ([]float32, error) {
 			tr.next(info.NumElements())
 			v, err := r.Float32(actual)
+			if err == nil && hr != nil {
+				hr.Release(actual)
+			}
+			return v, err
+		}
+		switch {
+		case o.quantizes(name, shape) && info.DType.IsFloat():
+			v, err := readFloat32()
 			if err != nil {
 				return fail(err)
-			}
-			if hr != nil {
-				hr.Release(actual)
 			}
 			return o.lowFromValues(name, shape, v)
 		case hr != nil && (info.DType == safetensors.BF16 || (info.DType == safetensors.F16 && !bf)):
@@ -379,13 +385,9 @@ func checkpointLow(r tensorReader, o LoadOptions, resolve func(string) (string, 
 			hr.Release(actual)
 			return &halfWeight{bits: bits, cols: shape[1], bf16: info.DType == safetensors.BF16, native: bf}, true, nil
 		case bf && info.DType.IsFloat():
-			tr.next(info.NumElements())
-			v, err := r.Float32(actual)
+			v, err := readFloat32()
 			if err != nil {
 				return fail(err)
-			}
-			if hr != nil {
-				hr.Release(actual)
 			}
 			return newBF16Weight(v, shape[1]), true, nil
 		}
